@@ -1,0 +1,66 @@
+// Package testenv finds the artefacts that tests need (models, ONNX Runtime, Node 22,
+// fauxqs, face-api, the shared datasets). `make test` fetches them and exports their
+// paths with FACEFLEET_REQUIRE_DEPS=1, which turns a missing artefact into a failure
+// instead of a skip, so CI cannot pass by skipping.
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// Root is the repository root (found from this file's location).
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+func required() bool { return os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" }
+
+// Path returns the value of env var name, or def (relative to the repo root) when
+// unset, if it exists; otherwise the test is skipped, or failed under
+// FACEFLEET_REQUIRE_DEPS=1. hint says how to get it (e.g. "run make deps").
+func Path(t testing.TB, name, def, hint string) string {
+	t.Helper()
+	p := os.Getenv(name)
+	if p == "" && def != "" {
+		p = filepath.Join(Root(), def)
+	}
+	if p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if required() {
+		t.Fatalf("%s not found (%q): %s", name, p, hint)
+	}
+	t.Skipf("skipping: %s not found (%q): %s", name, p, hint)
+	return ""
+}
+
+// Models is the directory holding the converted .onnx files.
+func Models(t testing.TB) string {
+	return Path(t, "FACEFLEET_MODELS", "build/models", "run `make models`")
+}
+
+// ORTLib is the ONNX Runtime shared library.
+func ORTLib(t testing.TB) string {
+	return Path(t, "FACEFLEET_ORT_LIB", "build/lib/libonnxruntime.so.1", "run `make deps`")
+}
+
+// Shared is ../shared/datasets beside the project; tests skip (never fail) when it
+// is absent, because it is not part of the repository.
+func Shared(t testing.TB, sub string) string {
+	t.Helper()
+	base := os.Getenv("FACEFLEET_SHARED")
+	if base == "" {
+		base = filepath.Join(Root(), "..", "shared")
+	}
+	p := filepath.Join(base, "datasets", sub)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("skipping: shared dataset %s is absent (set FACEFLEET_SHARED or place ../shared beside the project)", p)
+	}
+	return p
+}
