@@ -1,0 +1,40 @@
+package scalerfn
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigFromEnv(t *testing.T) {
+	good := map[string]string{
+		EnvQueueURL:         "https://sqs.us-east-1.amazonaws.com/123456789012/facefleet-requests",
+		EnvLaunchTemplateID: "lt-0123456789abcdef0",
+		EnvTagKey:           "facefleet-app",
+		EnvTagValue:         "facefleet",
+	}
+	c, err := ConfigFromEnv(env(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxInstances != 20 || c.Interval != 5*time.Second || c.Margin != 3*time.Second || c.Namespace != "Facefleet" {
+		t.Errorf("defaults = %+v", c)
+	}
+	good[EnvMaxInstances], good[EnvInterval], good[EnvMargin], good[EnvNamespace] = "7", "250ms", "1s", "X/Y"
+	c, err = ConfigFromEnv(env(good))
+	if err != nil || c.MaxInstances != 7 || c.Interval != 250*time.Millisecond || c.Margin != time.Second || c.Namespace != "X/Y" {
+		t.Errorf("got %+v, %v", c, err)
+	}
+
+	_, err = ConfigFromEnv(env(map[string]string{EnvQueueURL: "facefleet-requests", EnvMaxInstances: "0", EnvInterval: "5"}))
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{EnvQueueURL, EnvLaunchTemplateID, EnvTagKey, EnvTagValue, EnvMaxInstances, EnvInterval} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+}

@@ -1,0 +1,235 @@
+// Package scalerfn is the scaler Lambda's handler: it runs the same
+// scaling.Controller as local mode, driven by EventBridge's 1-minute schedule, by a
+// CloudWatch alarm whose actions invoke the function directly, or by a hand-made
+// invoke. Within one invocation it re-evaluates every Interval until shortly before
+// the deadline, so a burst is seen in seconds rather than at the next schedule.
+package scalerfn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/facefleet/facefleet/scaling"
+)
+
+// Controller is the part of scaling.Controller the handler uses.
+type Controller interface {
+	Step(ctx context.Context, now time.Time) (scaling.Decision, error)
+}
+
+// Datum is one metric sample.
+type Datum struct {
+	Name  string
+	Value float64
+	Time  time.Time
+}
+
+// Metrics publishes samples (CloudWatch PutMetricData in the Lambda).
+type Metrics interface {
+	Put(ctx context.Context, data []Datum) error
+}
+
+// Clock is the time source; tests inject a fake so nothing sleeps.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits d or until ctx is done (returning ctx's error).
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+// Metric names published each step.
+const (
+	MetricBacklog = "Backlog" // visible messages on the request queue
+	MetricDesired = "DesiredInstances"
+	MetricRunning = "RunningInstances"
+)
+
+// Defaults for Options.
+const (
+	DefaultInterval = 5 * time.Second
+	DefaultMargin   = 3 * time.Second
+	// DefaultFlushTimeout bounds the final PutMetricData.
+	DefaultFlushTimeout = 2 * time.Second
+)
+
+// Options configure the handler.
+type Options struct {
+	Controller Controller // required
+	Metrics    Metrics    // nil: no metrics
+	Clock      Clock      // nil: wall clock
+	Logger     *slog.Logger
+	// Interval between controller steps within one invocation.
+	Interval time.Duration
+	// Margin is kept free before the invocation's deadline for the metrics flush
+	// and the response.
+	Margin time.Duration
+	// FlushTimeout bounds the metrics flush at the end of an invocation.
+	FlushTimeout time.Duration
+}
+
+// Handler handles invocations. Safe for sequential use (Lambda delivers one event
+// at a time per execution environment).
+type Handler struct {
+	ctrl     Controller
+	metrics  Metrics
+	clock    Clock
+	log      *slog.Logger
+	interval time.Duration
+	margin   time.Duration
+	flush    time.Duration
+}
+
+// New validates opts.
+func New(opts Options) (*Handler, error) {
+	if opts.Controller == nil {
+		return nil, errors.New("scalerfn: Options.Controller is required")
+	}
+	h := &Handler{ctrl: opts.Controller, metrics: opts.Metrics, clock: opts.Clock, log: opts.Logger,
+		interval: opts.Interval, margin: opts.Margin, flush: opts.FlushTimeout}
+	if h.clock == nil {
+		h.clock = wallClock{}
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.interval == 0 {
+		h.interval = DefaultInterval
+	}
+	if h.margin == 0 {
+		h.margin = DefaultMargin
+	}
+	if h.flush == 0 {
+		h.flush = DefaultFlushTimeout
+	}
+	if h.interval < 0 || h.margin < 0 || h.flush < 0 {
+		return nil, fmt.Errorf("scalerfn: negative Interval %v, Margin %v or FlushTimeout %v", h.interval, h.margin, h.flush)
+	}
+	return h, nil
+}
+
+// Result is the invocation's answer (the Lambda response body).
+type Result struct {
+	Trigger Trigger `json:"trigger"`
+	// Alarm and AlarmState are set for alarm invokes.
+	Alarm      string `json:"alarm,omitempty"`
+	AlarmState string `json:"alarm_state,omitempty"`
+	// Steps counts controller steps; Failed those that returned an error (no
+	// action is taken on a failed step).
+	Steps  int `json:"steps"`
+	Failed int `json:"failed"`
+	// Started and Stopped sum the decisions' Start and Stop over the steps.
+	Started int `json:"started"`
+	Stopped int `json:"stopped"`
+	// Last is the last successful decision.
+	Last       *scaling.Decision `json:"last,omitempty"`
+	LastError  string            `json:"last_error,omitempty"`
+	MetricsErr string            `json:"metrics_error,omitempty"`
+}
+
+// ErrAllStepsFailed is returned (wrapping the last step's error) when no step of an
+// invocation succeeded, so Lambda's Errors metric shows a scaler that cannot see
+// its queue or fleet.
+var ErrAllStepsFailed = errors.New("scalerfn: every controller step failed")
+
+// Invoke is the Lambda handler: lambda.Start(h.Invoke).
+func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Result, err error) {
+	ev, err := ParseEvent(payload)
+	if err != nil {
+		h.log.ErrorContext(ctx, "scaler: rejected event", "err", err, "bytes", len(payload))
+		return Result{}, err
+	}
+	res = Result{Trigger: ev.Trigger}
+	if ev.Alarm != nil {
+		res.Alarm, res.AlarmState = ev.Alarm.AlarmData.AlarmName, ev.Alarm.AlarmData.State.Value
+	}
+	h.log.InfoContext(ctx, "scaler: invoked", "trigger", ev.Trigger, "loop", ev.Loop, "alarm", res.Alarm, "alarm_state", res.AlarmState)
+
+	// Without a deadline (a direct call outside Lambda) only one step runs.
+	stopAt := h.clock.Now()
+	if dl, ok := ctx.Deadline(); ok && ev.Loop {
+		stopAt = dl.Add(-h.margin)
+	}
+	var (
+		samples []Datum
+		lastErr error
+	)
+	for {
+		now := h.clock.Now()
+		d, serr := h.step(ctx, now)
+		res.Steps++
+		if serr != nil {
+			res.Failed++
+			lastErr = serr
+			res.LastError = serr.Error()
+			h.log.ErrorContext(ctx, "scaler: step failed; no action taken", "step", res.Steps, "err", serr)
+		} else {
+			dc := d
+			res.Last = &dc
+			res.Started += d.Start
+			res.Stopped += d.Stop
+			samples = append(samples,
+				Datum{Name: MetricBacklog, Value: float64(d.Observation.Visible), Time: now},
+				Datum{Name: MetricDesired, Value: float64(d.Desired), Time: now},
+				Datum{Name: MetricRunning, Value: float64(d.Observation.Running), Time: now})
+			h.log.InfoContext(ctx, "scaler: step", "step", res.Steps, "visible", d.Observation.Visible,
+				"in_flight", d.Observation.InFlight, "running", d.Observation.Running, "pending", d.Observation.Pending,
+				"stopped", d.Observation.Stopped, "desired", d.Desired, "start", d.Start, "stop", d.Stop, "reason", d.Reason)
+		}
+		if !ev.Loop || ctx.Err() != nil || now.Add(h.interval).After(stopAt) {
+			break
+		}
+		if err := h.clock.Sleep(ctx, h.interval); err != nil {
+			break
+		}
+	}
+	if err := h.publish(ctx, samples); err != nil {
+		res.MetricsErr = err.Error()
+		h.log.WarnContext(ctx, "scaler: metrics not published", "err", err)
+	}
+	h.log.InfoContext(ctx, "scaler: done", "steps", res.Steps, "failed", res.Failed, "started", res.Started, "stopped", res.Stopped)
+	if res.Failed == res.Steps {
+		return res, fmt.Errorf("%w (%d of %d): %w", ErrAllStepsFailed, res.Failed, res.Steps, lastErr)
+	}
+	return res, nil
+}
+
+// step runs one controller step, turning a panic into an error so one bad step
+// never takes the runtime down.
+func (h *Handler) step(ctx context.Context, now time.Time) (d scaling.Decision, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("scalerfn: controller panicked: %v", r)
+		}
+	}()
+	return h.ctrl.Step(ctx, now)
+}
+
+// publish sends the invocation's samples in one batch: one PutMetricData per
+// invocation instead of one per step keeps the request charge ~12x lower.
+func (h *Handler) publish(ctx context.Context, samples []Datum) error {
+	if h.metrics == nil || len(samples) == 0 {
+		return nil
+	}
+	// The invocation context may be nearly spent; the margin was kept for this.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.flush)
+	defer cancel()
+	return h.metrics.Put(fctx, samples)
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+func (wallClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
