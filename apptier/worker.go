@@ -1,0 +1,417 @@
+// Package apptier is the app-tier worker: it long-polls the request queue, fetches
+// the named image from the input store, runs the engine, writes the result to the
+// output store, answers on the response queue and only then deletes the request.
+//
+// Failure handling (see docs/architecture.md):
+//   - permanent errors (not our message, input vanished or replaced, bad image)
+//     are answered with an error and the request is deleted;
+//   - transient errors (store, queue, engine) leave the request undeleted; its
+//     visibility is shortened to a backoff so it is retried soon, and after the
+//     queue's maximum receive count it lands in the dead-letter queue, which the
+//     web tier watches;
+//   - a panic while analysing is treated as transient, so a poison image that
+//     crashes the engine ends in the dead-letter queue instead of looping forever.
+package apptier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/internal/blob"
+	"github.com/facefleet/facefleet/internal/protocol"
+	"github.com/facefleet/facefleet/internal/queue"
+)
+
+// Analyzer is the engine as the worker uses it (*engine.Engine in production).
+type Analyzer interface {
+	Analyze(ctx context.Context, img []byte) (*engine.Result, error)
+}
+
+// Matcher names faces against one version of the enrolled gallery.
+type Matcher interface {
+	// Label fills Subject and Distance of res's faces and returns the course
+	// answer for the largest face: a subject, engine.Unknown or engine.NoFace.
+	Label(res *engine.Result) string
+}
+
+// GalleryLoader decodes the stored gallery object; data is nil when no gallery is
+// stored yet (every face is then Unknown).
+type GalleryLoader func(data []byte) (Matcher, error)
+
+// Options configure a Worker. Zero durations take the defaults noted.
+type Options struct {
+	ID        string
+	Requests  queue.Queue
+	Responses queue.Queue
+	Inputs    blob.Store
+	Outputs   blob.Store
+	Analyzer  Analyzer
+
+	// Gallery holds the gallery object GalleryKey; LoadGallery decodes it.
+	Gallery     blob.Store
+	GalleryKey  string
+	LoadGallery GalleryLoader
+	// GalleryCheckEvery bounds how often the worker asks the store whether the
+	// gallery changed (default 2 s). A request carrying a newer gallery ETag
+	// forces a check.
+	GalleryCheckEvery time.Duration
+
+	// WaitTime is the long-poll wait per receive (default 5 s, at most 20 s).
+	WaitTime time.Duration
+	// IdleTimeout: Run returns nil after this long without work (0: never).
+	IdleTimeout time.Duration
+	// VisibilityTimeout is the queue's visibility timeout; while an image is being
+	// processed the worker extends it every half of it (default 30 s).
+	VisibilityTimeout time.Duration
+	// RetryBackoff is the first retry delay after a transient error; it doubles per
+	// receive up to VisibilityTimeout (default 1 s).
+	RetryBackoff time.Duration
+	Logger       *slog.Logger
+}
+
+// Worker processes requests one at a time. It is not safe for concurrent Run calls;
+// run one Worker per instance.
+type Worker struct {
+	o   Options
+	log *slog.Logger
+
+	matcher     Matcher
+	galleryETag string
+	checked     time.Time
+	loaded      bool
+}
+
+// New checks the options and returns a worker.
+func New(o Options) (*Worker, error) {
+	switch {
+	case o.Requests == nil || o.Responses == nil:
+		return nil, errors.New("apptier: Requests and Responses queues are required")
+	case o.Inputs == nil || o.Outputs == nil:
+		return nil, errors.New("apptier: Inputs and Outputs stores are required")
+	case o.Analyzer == nil:
+		return nil, errors.New("apptier: an Analyzer (the engine) is required")
+	case o.LoadGallery == nil:
+		return nil, errors.New("apptier: LoadGallery is required")
+	}
+	if o.Gallery == nil {
+		o.Gallery = o.Outputs
+	}
+	if o.GalleryKey == "" {
+		o.GalleryKey = "gallery/gallery.json"
+	}
+	if o.GalleryCheckEvery <= 0 {
+		o.GalleryCheckEvery = 2 * time.Second
+	}
+	if o.WaitTime <= 0 {
+		o.WaitTime = 5 * time.Second
+	}
+	if o.WaitTime > 20*time.Second {
+		o.WaitTime = 20 * time.Second
+	}
+	if o.VisibilityTimeout <= 0 {
+		o.VisibilityTimeout = 30 * time.Second
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Worker{o: o, log: o.Logger.With("worker", o.ID)}, nil
+}
+
+// Run processes requests until ctx is cancelled (it then finishes the current image
+// and returns nil: a drain) or until IdleTimeout passes without work (returns nil:
+// the instance stops itself). It returns an error only when it cannot go on.
+func (w *Worker) Run(ctx context.Context) error {
+	lastWork := time.Now()
+	failures := 0
+	for {
+		if ctx.Err() != nil {
+			w.log.Info("worker drained")
+			return nil
+		}
+		wait := w.o.WaitTime
+		if w.o.IdleTimeout > 0 {
+			left := w.o.IdleTimeout - time.Since(lastWork)
+			if left <= 0 {
+				w.log.Info("worker idle, stopping", "idle_timeout", w.o.IdleTimeout)
+				return nil
+			}
+			wait = min(wait, left)
+		}
+		msgs, err := w.o.Requests.Receive(ctx, queue.ReceiveOptions{MaxMessages: 1, WaitTime: wait})
+		if err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			failures++
+			w.log.Warn("receive failed", "err", err, "consecutive", failures)
+			sleep(ctx, min(time.Duration(failures)*200*time.Millisecond, 5*time.Second))
+			continue
+		}
+		failures = 0
+		for _, m := range msgs {
+			// The image in hand is finished even when a drain was asked for.
+			w.Handle(context.WithoutCancel(ctx), m)
+			lastWork = time.Now()
+		}
+	}
+}
+
+// Handle processes one received message (exported for tests and for callers that
+// receive themselves).
+func (w *Worker) Handle(ctx context.Context, m queue.Message) {
+	received := time.Now()
+	log := w.log.With("msg", m.ID, "receive", m.ReceiveCount)
+	req, err := protocol.DecodeRequest(m.Body)
+	if err != nil {
+		// Not our message: nobody can be waiting for it by an ID we know, so it
+		// is dropped rather than retried into the dead-letter queue.
+		log.Warn("dropping undecodable request", "err", err)
+		w.delete(ctx, log, m)
+		return
+	}
+	log = log.With("id", req.ID, "key", req.Key)
+
+	stop := w.extendVisibility(ctx, log, m.ReceiptHandle)
+	defer stop()
+
+	resp, err := w.process(ctx, req, received)
+	var perm *protocol.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &perm):
+		resp = protocol.Response{ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key), Error: perm, Timings: resp.Timings}
+		log.Info("permanent failure, answering with an error", "code", perm.Code, "err", perm.Message)
+	default:
+		w.backoff(ctx, log, m, err)
+		return
+	}
+	resp.V, resp.Worker = protocol.Version, w.o.ID
+	body, err := protocol.EncodeResponse(resp)
+	if err != nil {
+		resp = protocol.Response{V: protocol.Version, ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key), Worker: w.o.ID,
+			Error: &protocol.Error{Code: protocol.CodeFailed, Message: err.Error()}}
+		body, _ = protocol.EncodeResponse(resp)
+	}
+	if _, err := w.o.Responses.Send(ctx, body); err != nil {
+		w.backoff(ctx, log, m, fmt.Errorf("send response: %w", err))
+		return
+	}
+	stop()
+	w.delete(ctx, log, m)
+	log.Debug("answered", "name", resp.Name, "queued_ms", resp.Timings.QueuedMS, "inference_ms", resp.Timings.InferenceMS)
+}
+
+// process does the work; a *protocol.Error is permanent, any other error transient.
+func (w *Worker) process(ctx context.Context, req protocol.Request, received time.Time) (protocol.Response, error) {
+	resp := protocol.Response{ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key)}
+	if !req.SentAt.IsZero() {
+		resp.Timings.QueuedMS = ms(received.Sub(req.SentAt))
+	}
+	t0 := time.Now()
+	data, attrs, err := w.o.Inputs.Get(ctx, req.Key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return resp, &protocol.Error{Code: protocol.CodeInputMissing, Message: fmt.Sprintf("input %q is gone from the input store", req.Key)}
+	}
+	if err != nil {
+		return resp, fmt.Errorf("fetch input %q: %w", req.Key, err)
+	}
+	if attrs.ETag != req.ETag {
+		return resp, &protocol.Error{Code: protocol.CodeSuperseded, Message: fmt.Sprintf("input %q was replaced by another upload with the same name (etag %s, request was for %s); upload again", req.Key, attrs.ETag, req.ETag)}
+	}
+	resp.Timings.FetchMS = ms(time.Since(t0))
+
+	m, err := w.gallery(ctx, req.Gallery)
+	if err != nil {
+		return resp, err
+	}
+	t1 := time.Now()
+	res, err := w.analyze(ctx, data)
+	resp.Timings.InferenceMS = ms(time.Since(t1))
+	if engine.IsImageError(err) {
+		perr := &protocol.Error{Code: protocol.CodeBadImage, Message: err.Error()}
+		w.record(ctx, resp.Stem, req, protocol.Response{ID: req.ID, Key: req.Key, Stem: resp.Stem, Error: perr})
+		return resp, perr
+	}
+	if err != nil {
+		return resp, fmt.Errorf("analyze %q: %w", req.Key, err)
+	}
+	resp.Name = m.Label(res)
+	resp.Width, resp.Height = res.Width, res.Height
+	resp.Faces = make([]protocol.Face, 0, len(res.Faces))
+	for _, f := range res.Faces {
+		resp.Faces = append(resp.Faces, protocol.Face{
+			Box:     protocol.Box{X: f.Box.X, Y: f.Box.Y, W: f.Box.W, H: f.Box.H},
+			Subject: f.Subject, Distance: f.Distance, Score: f.Score,
+		})
+	}
+	if req.Kind == protocol.Describe {
+		big := Largest(res.Faces)
+		if big == nil || len(big.Descriptor) == 0 {
+			return resp, &protocol.Error{Code: protocol.CodeNoFace, Message: fmt.Sprintf("no face found in %q to enroll", req.Key)}
+		}
+		resp.Descriptor = big.Descriptor
+		return resp, nil
+	}
+	t2 := time.Now()
+	if _, err := w.o.Outputs.Put(ctx, resp.Stem, []byte(resp.Name), "text/plain; charset=utf-8"); err != nil {
+		return resp, fmt.Errorf("store result %q: %w", resp.Stem, err)
+	}
+	if err := w.record(ctx, resp.Stem, req, resp); err != nil {
+		return resp, err
+	}
+	resp.Timings.StoreMS = ms(time.Since(t2))
+	return resp, nil
+}
+
+// Record is the JSON written to results/<stem>.json in the output store.
+type Record struct {
+	Request  protocol.Request  `json:"request"`
+	Response protocol.Response `json:"response"`
+	Done     time.Time         `json:"done"`
+}
+
+// ResultKey is where the JSON record for stem lives in the output store.
+func ResultKey(stem string) string { return "results/" + stem + ".json" }
+
+func (w *Worker) record(ctx context.Context, stem string, req protocol.Request, resp protocol.Response) error {
+	b, err := json.Marshal(Record{Request: req, Response: resp, Done: time.Now().UTC()})
+	if err != nil {
+		return fmt.Errorf("encode record: %w", err)
+	}
+	if _, err := w.o.Outputs.Put(ctx, ResultKey(stem), b, "application/json"); err != nil {
+		return fmt.Errorf("store record %q: %w", ResultKey(stem), err)
+	}
+	return nil
+}
+
+// analyze runs the engine, turning a panic into a (transient) error.
+func (w *Worker) analyze(ctx context.Context, data []byte) (res *engine.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("engine panicked", "panic", p, "stack", string(debug.Stack()))
+			res, err = nil, fmt.Errorf("engine panicked: %v", p)
+		}
+	}()
+	res, err = w.o.Analyzer.Analyze(ctx, data)
+	if err == nil && res == nil {
+		err = errors.New("engine returned no result")
+	}
+	return res, err
+}
+
+// gallery returns the matcher for the current gallery, reloading it when its ETag
+// changed (checked at most every GalleryCheckEvery, or at once when hint names a
+// version we do not hold).
+func (w *Worker) gallery(ctx context.Context, hint string) (Matcher, error) {
+	if w.loaded && (hint == "" || hint == w.galleryETag) && time.Since(w.checked) < w.o.GalleryCheckEvery {
+		return w.matcher, nil
+	}
+	attrs, err := w.o.Gallery.Head(ctx, w.o.GalleryKey)
+	switch {
+	case errors.Is(err, blob.ErrNotFound):
+		if !w.loaded || w.galleryETag != "" {
+			m, err := w.o.LoadGallery(nil)
+			if err != nil {
+				return nil, fmt.Errorf("empty gallery: %w", err)
+			}
+			w.matcher, w.galleryETag, w.loaded = m, "", true
+		}
+		w.checked = time.Now()
+		return w.matcher, nil
+	case err != nil:
+		if w.loaded {
+			// Keep answering with the version we have; the store may be back soon.
+			w.log.Warn("gallery check failed, using the loaded version", "err", err)
+			return w.matcher, nil
+		}
+		return nil, fmt.Errorf("gallery %q: %w", w.o.GalleryKey, err)
+	}
+	if w.loaded && attrs.ETag == w.galleryETag {
+		w.checked = time.Now()
+		return w.matcher, nil
+	}
+	data, attrs, err := w.o.Gallery.Get(ctx, w.o.GalleryKey)
+	if err != nil {
+		return nil, fmt.Errorf("load gallery %q: %w", w.o.GalleryKey, err)
+	}
+	m, err := w.o.LoadGallery(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode gallery %q (etag %s): %w", w.o.GalleryKey, attrs.ETag, err)
+	}
+	w.log.Info("gallery loaded", "etag", attrs.ETag, "bytes", len(data))
+	w.matcher, w.galleryETag, w.checked, w.loaded = m, attrs.ETag, time.Now(), true
+	return m, nil
+}
+
+// extendVisibility keeps the message invisible while it is being processed.
+func (w *Worker) extendVisibility(ctx context.Context, log *slog.Logger, handle string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(w.o.VisibilityTimeout / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := w.o.Requests.ChangeVisibility(ctx, handle, w.o.VisibilityTimeout); err != nil && ctx.Err() == nil {
+					log.Warn("extending visibility failed", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-finished }
+}
+
+func (w *Worker) backoff(ctx context.Context, log *slog.Logger, m queue.Message, cause error) {
+	d := w.o.RetryBackoff
+	for i := 1; i < m.ReceiveCount && d < w.o.VisibilityTimeout; i++ {
+		d *= 2
+	}
+	d = min(d, w.o.VisibilityTimeout)
+	log.Warn("transient failure, leaving the request for redelivery", "err", cause, "retry_in", d)
+	if err := w.o.Requests.ChangeVisibility(ctx, m.ReceiptHandle, d); err != nil {
+		log.Warn("could not shorten visibility; the request returns after the visibility timeout", "err", err)
+	}
+}
+
+func (w *Worker) delete(ctx context.Context, log *slog.Logger, m queue.Message) {
+	if err := w.o.Requests.Delete(ctx, m.ReceiptHandle); err != nil {
+		// The receipt expired: another worker may answer again; the web tier
+		// drops the duplicate.
+		log.Warn("delete request failed", "err", err)
+	}
+}
+
+// Largest returns the face with the largest box, or nil.
+func Largest(faces []engine.Face) *engine.Face {
+	var best *engine.Face
+	for i := range faces {
+		if best == nil || faces[i].Box.W*faces[i].Box.H > best.Box.W*best.Box.H {
+			best = &faces[i]
+		}
+	}
+	return best
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

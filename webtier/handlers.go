@@ -1,0 +1,513 @@
+package webtier
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/gif" // decoders for DecodeConfig: the formats the engine reads
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	_ "golang.org/x/image/bmp"
+	_ "golang.org/x/image/webp"
+
+	"github.com/facefleet/facefleet/internal/blob"
+	"github.com/facefleet/facefleet/internal/fleet"
+	"github.com/facefleet/facefleet/internal/protocol"
+	"github.com/facefleet/facefleet/internal/queue"
+)
+
+// httpError is an error with the status to answer.
+type httpError struct {
+	status     int
+	code       string
+	msg        string
+	retryAfter time.Duration
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errf(status int, code, format string, a ...any) *httpError {
+	return &httpError{status: status, code: code, msg: fmt.Sprintf(format, a...)}
+}
+
+func (s *Server) routes() {
+	a := s.app
+	a.Use(func(c *fiber.Ctx) error {
+		start := time.Now()
+		err := c.Next()
+		status := c.Response().StatusCode()
+		if err != nil {
+			var he *httpError
+			var fe *fiber.Error
+			switch {
+			case errors.As(err, &he):
+				status = he.status
+			case errors.As(err, &fe):
+				status = fe.Code
+			default:
+				status = fiber.StatusInternalServerError
+			}
+		}
+		route := c.Route().Path
+		s.m.http.inc(c.Method() + " " + route + " " + strconv.Itoa(status))
+		if route == "/" && c.Method() == fiber.MethodPost || strings.HasPrefix(route, "/v1/recognize") {
+			s.m.latency.observe(time.Since(start).Seconds())
+		}
+		return err
+	})
+	a.Get("/", s.page)
+	a.Post("/", s.classify)
+	a.Post("/v1/recognize", s.recognize)
+	a.Put("/v1/subjects/:name/faces", s.enroll)
+	a.Post("/v1/subjects/:name/faces", s.enroll)
+	a.Get("/v1/subjects", s.subjects)
+	a.Delete("/v1/subjects/:name", s.deleteSubject)
+	a.Get("/v1/status", s.status)
+	a.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok\n") })
+	a.Get("/metrics", s.metrics)
+}
+
+// errorHandler answers JSON on /v1 routes and plain text elsewhere (the course's
+// generator prints the body).
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	he := &httpError{status: fiber.StatusInternalServerError, code: "internal", msg: err.Error()}
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &he):
+	case errors.As(err, &fe):
+		he = &httpError{status: fe.Code, code: strings.ToLower(strings.ReplaceAll(http.StatusText(fe.Code), " ", "_")), msg: fe.Message}
+		if fe.Code == fiber.StatusRequestEntityTooLarge {
+			he.msg = fmt.Sprintf("request body is over the %d-byte limit", s.o.Limits.MaxBodyBytes)
+		}
+	}
+	if he.status >= 500 && he.status != fiber.StatusServiceUnavailable && he.status != fiber.StatusGatewayTimeout {
+		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", he.status, "err", he.msg)
+	}
+	if he.retryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((he.retryAfter+time.Second-1)/time.Second)))
+	}
+	c.Status(he.status)
+	if strings.HasPrefix(c.Path(), "/v1/") {
+		return c.JSON(fiber.Map{"error": fiber.Map{"code": he.code, "message": he.msg}})
+	}
+	return c.SendString(he.msg + "\n")
+}
+
+// upload is a checked image from a multipart field.
+type upload struct {
+	name string
+	data []byte
+	mime string
+}
+
+var imageTypes = map[string]bool{"image/jpeg": true, "image/png": true, "image/gif": true, "image/webp": true, "image/bmp": true}
+
+// readImage reads and checks the multipart field.
+func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
+	fh, err := c.FormFile(field)
+	if err != nil {
+		if errors.Is(err, fiber.ErrRequestEntityTooLarge) {
+			return nil, err
+		}
+		if errors.Is(err, http.ErrMissingFile) || errors.Is(err, multipart.ErrMessageTooLarge) || strings.Contains(err.Error(), "no multipart") || strings.Contains(err.Error(), "boundary") || errors.Is(err, fiber.ErrUnprocessableEntity) {
+			return nil, errf(fiber.StatusBadRequest, "missing_file", "send the image as multipart/form-data field %q", field)
+		}
+		return nil, errf(fiber.StatusBadRequest, "missing_file", "send the image as multipart/form-data field %q (%v)", field, err)
+	}
+	name := strings.Clone(fh.Filename)
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:] // browsers on Windows may send a full path
+	}
+	if err := protocol.ValidKey(name); err != nil {
+		return nil, errf(fiber.StatusBadRequest, "bad_filename", "field %q: file name %q: %v", field, fh.Filename, err)
+	}
+	if fh.Size > int64(s.o.Limits.MaxBodyBytes) {
+		return nil, errf(fiber.StatusRequestEntityTooLarge, "too_large", "file is %d bytes, over the %d-byte limit", fh.Size, s.o.Limits.MaxBodyBytes)
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return nil, errf(fiber.StatusBadRequest, "bad_upload", "cannot read field %q: %v", field, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, int64(s.o.Limits.MaxBodyBytes)+1))
+	if err != nil {
+		return nil, errf(fiber.StatusBadRequest, "bad_upload", "cannot read field %q: %v", field, err)
+	}
+	if len(data) == 0 {
+		return nil, errf(fiber.StatusBadRequest, "empty_file", "field %q holds an empty file", field)
+	}
+	mime := http.DetectContentType(data)
+	if !imageTypes[mime] {
+		return nil, errf(fiber.StatusUnsupportedMediaType, "not_an_image", "%q is not an image (looks like %s); send JPEG, PNG, GIF, WebP or BMP", name, mime)
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q cannot be decoded as %s: %v", name, mime, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q declares an empty %dx%d image", name, cfg.Width, cfg.Height)
+	}
+	if px := cfg.Width * cfg.Height; px > s.o.Limits.MaxPixels || px/cfg.Width != cfg.Height {
+		return nil, errf(fiber.StatusRequestEntityTooLarge, "too_many_pixels", "%q is %dx%d pixels, over the %d-pixel limit", name, cfg.Width, cfg.Height, s.o.Limits.MaxPixels)
+	}
+	return &upload{name: name, data: data, mime: mime}, nil
+}
+
+// answer is a response plus the web tier's own timing.
+type answer struct {
+	protocol.Response
+	total time.Duration
+}
+
+// roundTrip stores the image, sends the request and waits for its answer.
+func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind protocol.Kind) (*answer, error) {
+	start := time.Now()
+	id, ch, ok := s.register()
+	if !ok {
+		s.m.rejected.Add(1)
+		he := errf(fiber.StatusServiceUnavailable, "busy", "%d requests are already waiting; retry later", s.o.Limits.MaxPending)
+		he.retryAfter = s.o.Limits.RetryAfter
+		return nil, he
+	}
+	etag, err := s.o.Inputs.Put(ctx, key, up.data, up.mime)
+	if err != nil {
+		s.forget(id, true)
+		return nil, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot store %q in the input store: %v", key, err)
+	}
+	s.galleryMu.Lock()
+	gtag := s.galleryETag
+	s.galleryMu.Unlock()
+	body, err := protocol.EncodeRequest(protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: gtag, SentAt: time.Now().UTC()})
+	if err != nil {
+		s.forget(id, true)
+		return nil, errf(fiber.StatusBadRequest, "bad_request", "%v", err)
+	}
+	if _, err := s.o.Requests.Send(ctx, body); err != nil {
+		s.forget(id, true)
+		if errors.Is(err, queue.ErrTooLarge) {
+			return nil, errf(fiber.StatusBadRequest, "bad_request", "request message too large (shorten the file name): %v", err)
+		}
+		return nil, errf(fiber.StatusServiceUnavailable, "queue_unavailable", "cannot enqueue %q: %v", key, err)
+	}
+	if s.o.Nudge != nil {
+		s.o.Nudge()
+	}
+	t := time.NewTimer(s.o.Limits.RequestTimeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		a := &answer{Response: r, total: time.Since(start)}
+		if r.Error != nil {
+			return a, responseError(r.Error)
+		}
+		return a, nil
+	case <-t.C:
+		s.forget(id, true)
+		s.m.timeouts.Add(1)
+		return nil, errf(fiber.StatusGatewayTimeout, "timeout", "no answer for %q within %s; the request stays queued and its result will land in the output store", key, s.o.Limits.RequestTimeout)
+	case <-ctx.Done():
+		s.forget(id, true)
+		return nil, errf(fiber.StatusServiceUnavailable, "shutting_down", "the web tier is shutting down")
+	}
+}
+
+// responseError maps a worker's permanent error to an HTTP status.
+func responseError(e *protocol.Error) *httpError {
+	status := fiber.StatusInternalServerError
+	switch e.Code {
+	case protocol.CodeBadImage, protocol.CodeNoFace:
+		status = fiber.StatusUnprocessableEntity
+	case protocol.CodeSuperseded:
+		status = fiber.StatusConflict
+	case protocol.CodeFailed:
+		status = fiber.StatusBadGateway
+	}
+	return &httpError{status: status, code: e.Code, msg: e.Message}
+}
+
+// classify is the course contract: POST / with inputFile -> "<stem>:<name>".
+func (s *Server) classify(c *fiber.Ctx) error {
+	up, err := s.readImage(c, "inputFile")
+	if err != nil {
+		return err
+	}
+	a, err := s.roundTrip(c.UserContext(), up, up.name, protocol.Classify)
+	if err != nil {
+		return err
+	}
+	s.observe(a)
+	c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+	return c.SendString(a.Stem + ":" + a.Name)
+}
+
+// RecognizeResult is the JSON of POST /v1/recognize.
+type RecognizeResult struct {
+	ID     string          `json:"id"`
+	Key    string          `json:"key"`
+	Name   string          `json:"name"`
+	Width  int             `json:"width"`
+	Height int             `json:"height"`
+	Faces  []protocol.Face `json:"faces"`
+	// Timings in milliseconds: queued and inference as the worker measured them,
+	// total as the web tier did, overhead = total - queued - inference.
+	Timings struct {
+		QueuedMS    float64 `json:"queued_ms"`
+		InferenceMS float64 `json:"inference_ms"`
+		TotalMS     float64 `json:"total_ms"`
+		OverheadMS  float64 `json:"overhead_ms"`
+	} `json:"timings"`
+	Worker string `json:"worker,omitempty"`
+}
+
+func (s *Server) recognize(c *fiber.Ctx) error {
+	up, err := s.readImage(c, "image")
+	if err != nil {
+		return err
+	}
+	a, err := s.roundTrip(c.UserContext(), up, up.name, protocol.Recognize)
+	if err != nil {
+		return err
+	}
+	s.observe(a)
+	out := RecognizeResult{ID: a.ID, Key: a.Key, Name: a.Name, Width: a.Width, Height: a.Height, Faces: a.Faces, Worker: a.Worker}
+	if out.Faces == nil {
+		out.Faces = []protocol.Face{}
+	}
+	out.Timings.QueuedMS = a.Timings.QueuedMS
+	out.Timings.InferenceMS = a.Timings.InferenceMS
+	out.Timings.TotalMS = float64(a.total.Microseconds()) / 1000
+	out.Timings.OverheadMS = out.Timings.TotalMS - a.Timings.QueuedMS - a.Timings.InferenceMS
+	return c.JSON(out)
+}
+
+func (s *Server) observe(a *answer) {
+	over := a.total.Seconds() - (a.Timings.QueuedMS+a.Timings.InferenceMS)/1000
+	s.m.overhead.observe(max(over, 0))
+}
+
+// validSubject checks an enrollment name.
+func validSubject(name string) error {
+	switch {
+	case name == "" || len(name) > 64:
+		return errors.New("subject names are 1..64 bytes")
+	case !utf8.ValidString(name):
+		return errors.New("subject name is not UTF-8")
+	case name == "Unknown" || name == "NoFace":
+		return fmt.Errorf("%q is reserved", name)
+	case strings.ContainsAny(name, "/\\:"):
+		return errors.New("subject names may not contain / \\ or :")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("subject name contains a control character")
+		}
+	}
+	return nil
+}
+
+func (s *Server) subjectParam(c *fiber.Ctx) (string, error) {
+	name, err := urlUnescape(c.Params("name"))
+	if err == nil {
+		err = validSubject(name)
+	}
+	if err != nil {
+		return "", errf(fiber.StatusBadRequest, "bad_subject", "subject %q: %v", c.Params("name"), err)
+	}
+	return name, nil
+}
+
+// enroll describes the largest face of the upload in the app tier and adds it to
+// the gallery object; workers pick the new version up by its ETag.
+func (s *Server) enroll(c *fiber.Ctx) error {
+	if s.o.Codec == nil {
+		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+	}
+	name, err := s.subjectParam(c)
+	if err != nil {
+		return err
+	}
+	up, err := s.readImage(c, "image")
+	if err != nil {
+		return err
+	}
+	var b [6]byte
+	_, _ = randRead(b[:])
+	key := fmt.Sprintf("enroll-%x-%s", b, up.name)
+	if len(key) > 200 {
+		key = key[:200]
+	}
+	ctx := c.UserContext()
+	a, err := s.roundTrip(ctx, up, key, protocol.Describe)
+	if derr := s.o.Inputs.Delete(ctx, key); derr != nil {
+		s.log.Warn("could not delete an enrollment upload", "key", key, "err", derr)
+	}
+	if err != nil {
+		return err
+	}
+	faces, err := s.editGallery(ctx, func(g Gallery) (int, error) {
+		if err := g.Add(name, a.Descriptor); err != nil {
+			return 0, errf(fiber.StatusUnprocessableEntity, "bad_descriptor", "cannot enroll: %v", err)
+		}
+		for _, sub := range g.Subjects() {
+			if sub.Name == name {
+				return sub.Faces, nil
+			}
+		}
+		return 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	box := protocol.Box{}
+	if f := largest(a.Faces); f != nil {
+		box = f.Box
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"subject": name, "faces": faces, "box": box})
+}
+
+func largest(fs []protocol.Face) *protocol.Face {
+	var best *protocol.Face
+	for i := range fs {
+		if best == nil || fs[i].Box.W*fs[i].Box.H > best.Box.W*best.Box.H {
+			best = &fs[i]
+		}
+	}
+	return best
+}
+
+// editGallery is a read-modify-write of the gallery object, serialised within this
+// web tier (enrollment is rare; run one web tier for enrollment).
+func (s *Server) editGallery(ctx context.Context, edit func(Gallery) (int, error)) (int, error) {
+	s.galleryMu.Lock()
+	defer s.galleryMu.Unlock()
+	g, err := s.loadGallery(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := edit(g)
+	if err != nil {
+		return 0, err
+	}
+	data, err := g.Marshal()
+	if err != nil {
+		return 0, fmt.Errorf("encode gallery: %w", err)
+	}
+	etag, err := s.o.Gallery.Put(ctx, s.o.GalleryKey, data, "application/json")
+	if err != nil {
+		return 0, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot store the gallery: %v", err)
+	}
+	s.galleryETag = etag
+	return n, nil
+}
+
+// loadGallery reads the stored gallery; the caller holds galleryMu.
+func (s *Server) loadGallery(ctx context.Context) (Gallery, error) {
+	data, attrs, err := s.o.Gallery.Get(ctx, s.o.GalleryKey)
+	switch {
+	case errors.Is(err, blob.ErrNotFound):
+		data, attrs = nil, blob.Attributes{}
+	case err != nil:
+		return nil, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot read the gallery: %v", err)
+	}
+	g, err := s.o.Codec(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode gallery %q: %w", s.o.GalleryKey, err)
+	}
+	s.galleryETag = attrs.ETag
+	return g, nil
+}
+
+func (s *Server) subjects(c *fiber.Ctx) error {
+	if s.o.Codec == nil {
+		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+	}
+	s.galleryMu.Lock()
+	g, err := s.loadGallery(c.UserContext())
+	s.galleryMu.Unlock()
+	if err != nil {
+		return err
+	}
+	subs := g.Subjects()
+	if subs == nil {
+		subs = []Subject{}
+	}
+	return c.JSON(fiber.Map{"subjects": subs})
+}
+
+func (s *Server) deleteSubject(c *fiber.Ctx) error {
+	if s.o.Codec == nil {
+		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+	}
+	name, err := s.subjectParam(c)
+	if err != nil {
+		return err
+	}
+	_, err = s.editGallery(c.UserContext(), func(g Gallery) (int, error) {
+		if !g.Remove(name) {
+			return 0, errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", name)
+		}
+		return 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// Status is the JSON of GET /v1/status.
+type Status struct {
+	Queues    map[string]*queue.Counts `json:"queues"`
+	Instances map[fleet.State]int      `json:"instances,omitempty"`
+	Decisions any                      `json:"decisions,omitempty"`
+	Pending   int                      `json:"pending"`
+	Errors    []string                 `json:"errors,omitempty"`
+}
+
+func (s *Server) collectStatus(ctx context.Context) Status {
+	st := Status{Queues: map[string]*queue.Counts{}}
+	for name, q := range map[string]queue.Queue{"requests": s.o.Requests, "responses": s.o.Responses, "dead_letter": s.o.RequestDLQ} {
+		if q == nil {
+			continue
+		}
+		n, err := q.Counts(ctx)
+		if err != nil {
+			st.Errors = append(st.Errors, fmt.Sprintf("%s queue: %v", name, err))
+			continue
+		}
+		st.Queues[name] = &n
+	}
+	if s.o.Fleet != nil {
+		insts, err := s.o.Fleet.List(ctx)
+		if err != nil {
+			st.Errors = append(st.Errors, fmt.Sprintf("fleet: %v", err))
+		} else {
+			st.Instances = fleet.CountByState(insts)
+		}
+	}
+	if s.o.Decisions != nil {
+		d := s.o.Decisions()
+		if len(d) > 10 {
+			d = d[len(d)-10:]
+		}
+		st.Decisions = d
+	}
+	s.mu.Lock()
+	st.Pending = len(s.pending)
+	s.mu.Unlock()
+	return st
+}
+
+func (s *Server) status(c *fiber.Ctx) error {
+	return c.JSON(s.collectStatus(c.UserContext()))
+}

@@ -1,0 +1,364 @@
+// Package webtier is the HTTP front of facefleet (Fiber v2). An upload is stored in
+// the input store under its file name, a small request naming the object's key and
+// ETag goes on the request queue, and the caller waits until the one response
+// dispatcher of this web tier routes the matching answer back by request ID.
+//
+// The dispatcher deletes every response it receives: answers for callers that gave
+// up (late), second answers (duplicate, after a redelivery) and answers for IDs this
+// web tier never issued (foreign) are logged and counted, never delivered to anyone
+// else. It also drains the request dead-letter queue: a request that failed too
+// often is recorded in the output store under failed/<stem>.json and its caller gets
+// a 502 at once instead of waiting for the timeout. One web tier owns one response
+// queue: run a second web tier with its own response queue.
+package webtier
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/facefleet/facefleet/internal/blob"
+	"github.com/facefleet/facefleet/internal/fleet"
+	"github.com/facefleet/facefleet/internal/protocol"
+	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/scaling"
+)
+
+// Gallery is the enrolled gallery as the web tier edits it.
+type Gallery interface {
+	Add(subject string, descriptor []float32) error
+	// Remove deletes every face of subject and reports whether it existed.
+	Remove(subject string) bool
+	Subjects() []Subject
+	Marshal() ([]byte, error)
+}
+
+// Subject is one enrolled person.
+type Subject struct {
+	Name  string `json:"name"`
+	Faces int    `json:"faces"`
+}
+
+// GalleryCodec decodes a stored gallery; data nil means "none stored yet".
+type GalleryCodec func(data []byte) (Gallery, error)
+
+// Limits bound what a caller may ask; every one answers with a clear status.
+type Limits struct {
+	// MaxBodyBytes is the largest request body (413). Default 10 MiB.
+	MaxBodyBytes int
+	// MaxPixels is the largest width*height an upload may declare (413).
+	// Default 40 megapixels.
+	MaxPixels int
+	// MaxPending is how many uploads may wait for an answer at once (503 with
+	// Retry-After beyond it). Default 2000.
+	MaxPending int
+	// RequestTimeout is how long a caller waits for an answer (504). Default 60 s.
+	RequestTimeout time.Duration
+	// RetryAfter is the Retry-After sent with 503. Default 1 s.
+	RetryAfter time.Duration
+}
+
+func (l *Limits) defaults() {
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = 10 << 20
+	}
+	if l.MaxPixels <= 0 {
+		l.MaxPixels = 40_000_000
+	}
+	if l.MaxPending <= 0 {
+		l.MaxPending = 2000
+	}
+	if l.RequestTimeout <= 0 {
+		l.RequestTimeout = 60 * time.Second
+	}
+	if l.RetryAfter <= 0 {
+		l.RetryAfter = time.Second
+	}
+}
+
+// Options configure a Server.
+type Options struct {
+	Requests   queue.Queue
+	Responses  queue.Queue
+	RequestDLQ queue.Queue // optional but strongly advised
+	Inputs     blob.Store
+	Outputs    blob.Store
+
+	// Gallery holds the gallery object GalleryKey (default: Outputs,
+	// "gallery/gallery.json"); Codec decodes it. Without Codec the subject
+	// endpoints answer 501.
+	Gallery    blob.Store
+	GalleryKey string
+	Codec      GalleryCodec
+
+	Limits Limits
+	// MaxReceives is the request queue's redrive count, quoted in the error a
+	// dead-lettered caller gets.
+	MaxReceives int
+	// PollWait is the dispatcher's long-poll wait (default 10 s, at most 20 s).
+	PollWait time.Duration
+
+	// Nudge is called after every request is sent (e.g. to start a worker at
+	// once when none runs). It must not block.
+	Nudge func()
+	// Fleet and Decisions feed /v1/status and /metrics; both optional.
+	Fleet     fleet.Fleet
+	Decisions func() []scaling.Decision
+	Logger    *slog.Logger
+}
+
+// Server is one web tier.
+type Server struct {
+	o   Options
+	log *slog.Logger
+	app *fiber.App
+	m   *metrics
+
+	mu      sync.Mutex
+	pending map[string]chan protocol.Response
+	// recent remembers IDs answered or abandoned, to tell late and duplicate
+	// answers from foreign ones.
+	recent map[string]recentID
+
+	galleryMu   sync.Mutex
+	galleryETag string // last gallery version this tier wrote or read
+}
+
+type recentID struct {
+	abandoned bool
+	at        time.Time
+}
+
+const recentTTL = 15 * time.Minute
+
+// New validates the options and builds the Fiber app.
+func New(o Options) (*Server, error) {
+	switch {
+	case o.Requests == nil || o.Responses == nil:
+		return nil, errors.New("webtier: Requests and Responses queues are required")
+	case o.Inputs == nil || o.Outputs == nil:
+		return nil, errors.New("webtier: Inputs and Outputs stores are required")
+	}
+	o.Limits.defaults()
+	if o.Gallery == nil {
+		o.Gallery = o.Outputs
+	}
+	if o.GalleryKey == "" {
+		o.GalleryKey = "gallery/gallery.json"
+	}
+	if o.PollWait <= 0 || o.PollWait > 20*time.Second {
+		o.PollWait = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Server{
+		o: o, log: o.Logger.With("component", "webtier"), m: newMetrics(),
+		pending: make(map[string]chan protocol.Response),
+		recent:  make(map[string]recentID),
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "facefleet",
+		BodyLimit:             o.Limits.MaxBodyBytes,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		ReadTimeout:           o.Limits.RequestTimeout,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+	})
+	s.routes()
+	return s, nil
+}
+
+// App is the Fiber application (for tests: app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve runs the dispatchers and serves HTTP on ln until ctx is cancelled, then
+// shuts down gracefully: no new connections, in-flight callers get their answers
+// or time out.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.RunDispatcher(ctx) })
+	if s.o.RequestDLQ != nil {
+		wg.Go(func() { s.RunDeadLetterWatcher(ctx) })
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		// Callers already waiting keep being served while we shut down: the
+		// dispatcher stops only after Fiber has finished its handlers.
+		shutCtx, c := context.WithTimeout(context.WithoutCancel(ctx), s.o.Limits.RequestTimeout+5*time.Second)
+		err = s.app.ShutdownWithContext(shutCtx)
+		c()
+	}
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// register reserves a slot for a caller, or reports that too many are waiting.
+func (s *Server) register() (string, chan protocol.Response, bool) {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	ch := make(chan protocol.Response, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) >= s.o.Limits.MaxPending {
+		return "", nil, false
+	}
+	s.pending[id] = ch
+	s.m.pending.Store(int64(len(s.pending)))
+	return id, ch, true
+}
+
+// forget removes a caller; abandoned marks a caller that gave up.
+func (s *Server) forget(id string, abandoned bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pending[id]; !ok {
+		return
+	}
+	delete(s.pending, id)
+	s.recent[id] = recentID{abandoned: abandoned, at: time.Now()}
+	s.m.pending.Store(int64(len(s.pending)))
+}
+
+// deliver routes r to its caller and classifies it for the log.
+func (s *Server) deliver(r protocol.Response) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.pending[r.ID]; ok {
+		ch <- r // buffered 1 and removed below: never blocks, never twice
+		delete(s.pending, r.ID)
+		s.recent[r.ID] = recentID{at: time.Now()}
+		s.m.pending.Store(int64(len(s.pending)))
+		return "delivered"
+	}
+	if rec, ok := s.recent[r.ID]; ok {
+		if rec.abandoned {
+			return "late"
+		}
+		return "duplicate"
+	}
+	return "foreign"
+}
+
+func (s *Server) pruneRecent(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, r := range s.recent {
+		if now.Sub(r.at) > recentTTL {
+			delete(s.recent, id)
+		}
+	}
+}
+
+// RunDispatcher receives responses until ctx is cancelled (Serve runs it).
+func (s *Server) RunDispatcher(ctx context.Context) {
+	s.poll(ctx, s.o.Responses, "responses", func(m queue.Message) {
+		r, err := protocol.DecodeResponse(m.Body)
+		outcome := "invalid"
+		if err == nil {
+			outcome = s.deliver(r)
+		}
+		s.m.responses.inc(outcome)
+		switch outcome {
+		case "delivered":
+		case "invalid":
+			s.log.Warn("dropping an undecodable response", "msg", m.ID, "err", err)
+		default:
+			s.log.Warn("dropping a response nobody waits for", "outcome", outcome, "id", r.ID, "key", r.Key, "worker", r.Worker)
+		}
+		if err := s.o.Responses.Delete(ctx, m.ReceiptHandle); err != nil {
+			s.log.Warn("delete response failed", "msg", m.ID, "err", err)
+		}
+	})
+}
+
+// FailureRecord is written to failed/<stem>.json for a dead-lettered request.
+type FailureRecord struct {
+	Request      protocol.Request `json:"request"`
+	Body         string           `json:"body,omitempty"`
+	ReceiveCount int              `json:"receive_count"`
+	Reason       string           `json:"reason"`
+	At           time.Time        `json:"at"`
+}
+
+// RunDeadLetterWatcher drains the request dead-letter queue until ctx is cancelled.
+func (s *Server) RunDeadLetterWatcher(ctx context.Context) {
+	s.poll(ctx, s.o.RequestDLQ, "dead-letter", func(m queue.Message) {
+		s.m.deadLetters.Add(1)
+		req, err := protocol.DecodeRequest(m.Body)
+		attempts := s.o.MaxReceives
+		if attempts <= 0 {
+			attempts = m.ReceiveCount
+		}
+		reason := fmt.Sprintf("processing failed after %d attempts; the request was moved to the dead-letter queue", attempts)
+		rec := FailureRecord{Request: req, ReceiveCount: m.ReceiveCount, Reason: reason, At: time.Now().UTC()}
+		key := "failed/" + m.ID + ".json"
+		if err != nil {
+			rec.Body, rec.Reason = m.Body, "undecodable request: "+err.Error()
+		} else {
+			key = "failed/" + protocol.Stem(req.Key) + ".json"
+		}
+		b, _ := json.Marshal(rec)
+		if _, perr := s.o.Outputs.Put(ctx, key, b, "application/json"); perr != nil {
+			// Keep the message: the failure must be recorded before it goes.
+			s.log.Error("cannot record a dead-lettered request; will retry", "msg", m.ID, "err", perr)
+			return
+		}
+		s.log.Error("request dead-lettered", "id", req.ID, "key", req.Key, "attempts", attempts, "record", key)
+		if err == nil {
+			s.deliver(protocol.Response{V: protocol.Version, ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key),
+				Error: &protocol.Error{Code: protocol.CodeFailed, Message: reason}})
+		}
+		if err := s.o.RequestDLQ.Delete(ctx, m.ReceiptHandle); err != nil {
+			s.log.Warn("delete dead-letter message failed", "msg", m.ID, "err", err)
+		}
+	})
+}
+
+func (s *Server) poll(ctx context.Context, q queue.Queue, name string, handle func(queue.Message)) {
+	failures := 0
+	lastPrune := time.Now()
+	for ctx.Err() == nil {
+		msgs, err := q.Receive(ctx, queue.ReceiveOptions{MaxMessages: 10, WaitTime: s.o.PollWait})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			s.log.Warn("receive failed", "queue", name, "err", err, "consecutive", failures)
+			t := time.NewTimer(min(time.Duration(failures)*200*time.Millisecond, 5*time.Second))
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		failures = 0
+		for _, m := range msgs {
+			handle(m)
+		}
+		if now := time.Now(); now.Sub(lastPrune) > time.Minute {
+			s.pruneRecent(now)
+			lastPrune = now
+		}
+	}
+}
