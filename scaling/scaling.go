@@ -21,7 +21,21 @@ type Observation struct {
 	Stopped  int `json:"stopped"`
 	// Max is the cap on pending+running instances.
 	Max int `json:"max"`
+	// Trigger says what asked for this evaluation (TriggerTick, TriggerNudge, ...).
+	Trigger string `json:"trigger,omitempty"`
+	// Nudge is true when the web tier has just enqueued a request while no worker
+	// ran: the approximate count may not show it yet, but the work is real.
+	Nudge bool `json:"nudge,omitempty"`
 }
+
+// Triggers: what asked the controller to evaluate. They are labels for logs and
+// for policies that treat a nudge as evidence of work.
+const (
+	TriggerTick     = "tick"     // a periodic timer (local ticker, EventBridge, in-invocation loop)
+	TriggerNudge    = "nudge"    // the web tier enqueued a request and saw no worker
+	TriggerAlarm    = "alarm"    // a CloudWatch alarm changed state
+	TriggerSchedule = "schedule" // the 1-minute EventBridge schedule
+)
 
 // Decision is what a policy wants. Start counts instances to bring up (started from
 // the stopped pool first, launched when the pool is short); Stop counts idle
@@ -33,6 +47,12 @@ type Decision struct {
 	Start       int         `json:"start"`
 	Stop        int         `json:"stop"`
 	Reason      string      `json:"reason"`
+	// Filled in by the Controller after acting: how many were started from the
+	// stopped pool and how many launched (Start is their sum once acted on), and
+	// the fleet error, if any, that made it do less than the policy asked.
+	Started  int    `json:"started,omitempty"`
+	Launched int    `json:"launched,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // Policy turns an observation into a decision. Implementations may keep state

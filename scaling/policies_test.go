@@ -1,0 +1,111 @@
+package scaling
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// step is one observation fed to a policy and the start/stop it must answer.
+type step struct {
+	at                         time.Duration
+	visible, inFlight          int
+	pending, running, stopping int
+	nudge                      bool
+	start, stop                int
+}
+
+func (s step) obs(max int) Observation {
+	return Observation{Now: t0.Add(s.at), Visible: s.visible, InFlight: s.inFlight,
+		Pending: s.pending, Running: s.running, Stopping: s.stopping, Max: max, Nudge: s.nudge}
+}
+
+// Table-driven, in the style of KEDA's scaler tests: each case is a policy and a
+// sequence of observations with the expected start/stop for each.
+func TestPolicies(t *testing.T) {
+	cases := []struct {
+		name   string
+		policy func() Policy
+		max    int
+		steps  []step
+	}{
+		{"seed starts visible-running ignoring pending", func() Policy { return NewSeed() }, 20, []step{
+			{visible: 5, start: 5},
+			{at: 60 * time.Second, visible: 5, pending: 5, start: 5}, // over-launch: pending not counted
+		}},
+		{"seed caps at 19", func() Policy { return NewSeed() }, 50, []step{{visible: 100, start: 19}}},
+		{"seed stops the surplus even when busy", func() Policy { return NewSeed() }, 20, []step{
+			{visible: 0, inFlight: 3, running: 3, stop: 3},
+		}},
+		{"facefleet sizes by work and counts pending", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+			{visible: 100, start: 1},              // 6 s of work < 20 s target: one instance
+			{visible: 1000, pending: 1, start: 2}, // 60 s of work: 3 in all, one already pending
+			{visible: 0, inFlight: 1000, running: 3},
+			{visible: 10000, running: 3, start: 12}, // capped at Max
+		}},
+		{"facefleet counts in-flight as work", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+			{visible: 0, inFlight: 700, start: 3},
+		}},
+		{"facefleet believes a nudge, even with a lagging count", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+			{nudge: true, start: 1},
+		}},
+		{"facefleet ignores a one-off +1 from zero", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+			{visible: 1},
+			{at: 5 * time.Second},
+			{at: 10 * time.Second, visible: 1},
+		}},
+		{"facefleet believes a +1 seen twice", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+			{visible: 1},
+			{at: 2 * time.Second, visible: 1},
+			{at: 5 * time.Second, visible: 1, start: 1},
+		}},
+		{"facefleet never stops, stopping instances are not capacity", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+			{running: 5},
+			{visible: 3, stopping: 2, start: 1},
+		}},
+		{"keda: ceil(backlog/5), polls every 30 s, cools down 300 s", func() Policy { return NewKEDA(KEDAOptions{}) }, 20, []step{
+			{visible: 12, inFlight: 0, start: 3},
+			{at: 10 * time.Second, visible: 40, running: 3}, // between polls
+			{at: 30 * time.Second, visible: 40, running: 3, start: 5},
+			{at: 60 * time.Second, visible: 1, running: 8},           // stabilised at 8
+			{at: 331 * time.Second, visible: 0, running: 8, stop: 7}, // window passed; keeps 1 until cooldown
+			{at: 361 * time.Second, visible: 0, running: 1, stop: 1}, // 300 s after last activity
+		}},
+		{"target-tracking waits for 3 delayed datapoints", func() Policy { return NewTargetTracking(TargetTrackingOptions{}) }, 20, []step{
+			{visible: 100},                       // no datapoint yet
+			{at: 60 * time.Second, visible: 100}, // 1st datapoint > target
+			{at: 120 * time.Second, visible: 100},
+			{at: 180 * time.Second, visible: 100, start: 10},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.policy()
+			for i, s := range tc.steps {
+				d := p.Decide(s.obs(tc.max))
+				if d.Start != s.start || d.Stop != s.stop {
+					t.Fatalf("step %d (%+v): got start %d stop %d (%s), want start %d stop %d",
+						i, s, d.Start, d.Stop, d.Reason, s.start, s.stop)
+				}
+				if d.Reason == "" {
+					t.Fatalf("step %d: empty reason", i)
+				}
+			}
+		})
+	}
+}
+
+func TestNewPolicy(t *testing.T) {
+	for _, n := range PolicyNames() {
+		p, err := NewPolicy(n)
+		if err != nil || p.Name() != n {
+			t.Fatalf("NewPolicy(%q) = %v, %v", n, p, err)
+		}
+	}
+	if _, err := NewPolicy("nope"); !errors.Is(err, ErrUnknownPolicy) {
+		t.Fatalf("err = %v", err)
+	}
+	if DefaultPolicy().Name() != NameFacefleet {
+		t.Fatal("default policy must be ours")
+	}
+}
