@@ -1,0 +1,302 @@
+package apptier_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/facefleet/facefleet/apptier"
+	"github.com/facefleet/facefleet/internal/protocol"
+	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/internal/queue/memqueue"
+)
+
+type rig struct {
+	req, resp, dlq *memqueue.Queue
+	in, out        *memBlob
+	eng            *fakeEngine
+	w              *apptier.Worker
+}
+
+func newRig(t *testing.T, mod func(*apptier.Options)) *rig {
+	t.Helper()
+	r := &rig{in: newMemBlob(), out: newMemBlob(), eng: &fakeEngine{block: make(chan struct{})}}
+	var err error
+	if r.dlq, err = memqueue.New(memqueue.Options{Name: "dlq"}); err != nil {
+		t.Fatal(err)
+	}
+	if r.req, err = memqueue.New(memqueue.Options{Name: "req", VisibilityTimeout: 2 * time.Second, DeadLetter: r.dlq, MaxReceiveCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if r.resp, err = memqueue.New(memqueue.Options{Name: "resp", MaxMessageSize: protocol.MaxResponseBytes}); err != nil {
+		t.Fatal(err)
+	}
+	o := apptier.Options{
+		ID: "w1", Requests: r.req, Responses: r.resp, Inputs: r.in, Outputs: r.out,
+		Analyzer: r.eng, LoadGallery: loadNameGallery,
+		WaitTime: 50 * time.Millisecond, IdleTimeout: 300 * time.Millisecond,
+		VisibilityTimeout: 2 * time.Second, RetryBackoff: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	if r.w, err = apptier.New(o); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// send uploads content under key and enqueues a request for it.
+func (r *rig) send(t *testing.T, id, key, content string, kind protocol.Kind) {
+	t.Helper()
+	ctx := context.Background()
+	etag, err := r.in.Put(ctx, key, []byte(content), "image/png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := protocol.EncodeRequest(protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, SentAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.req.Send(ctx, body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *rig) responses(t *testing.T) map[string]protocol.Response {
+	t.Helper()
+	out := map[string]protocol.Response{}
+	for {
+		msgs, err := r.resp.Receive(context.Background(), queue.ReceiveOptions{MaxMessages: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			return out
+		}
+		for _, m := range msgs {
+			resp, err := protocol.DecodeResponse(m.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, dup := out[resp.ID]; dup {
+				t.Errorf("two answers for %s", resp.ID)
+			}
+			out[resp.ID] = resp
+			_ = r.resp.Delete(context.Background(), m.ReceiptHandle)
+		}
+	}
+}
+
+func counts(t *testing.T, q queue.Queue) queue.Counts {
+	t.Helper()
+	n, err := q.Counts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func runUntilIdle(t *testing.T, w *apptier.Worker) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("worker did not stop itself when idle")
+	}
+}
+
+func TestWorkerAnswersStoresAndDeletes(t *testing.T) {
+	r := newRig(t, nil)
+	ctx := context.Background()
+	if _, err := r.out.Put(ctx, "gallery/gallery.json", []byte("amy"), "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	r.send(t, "a", "test_00.jpg", "face", protocol.Classify)
+	r.send(t, "b", "empty.png", "noface", protocol.Recognize)
+	runUntilIdle(t, r.w)
+
+	got := r.responses(t)
+	if a := got["a"]; a.Name != "amy" || a.Stem != "test_00" || len(a.Faces) != 2 || a.Faces[1].Subject != "amy" || a.Error != nil || a.Worker != "w1" {
+		t.Fatalf("answer a = %+v", a)
+	}
+	if b := got["b"]; b.Name != "NoFace" || len(b.Faces) != 0 || b.Error != nil {
+		t.Fatalf("answer b = %+v", b)
+	}
+	data, _, err := r.out.Get(ctx, "test_00")
+	if err != nil || string(data) != "amy" {
+		t.Fatalf("output test_00 = %q, %v", data, err)
+	}
+	data, _, err = r.out.Get(ctx, apptier.ResultKey("test_00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec apptier.Record
+	if err := json.Unmarshal(data, &rec); err != nil || rec.Response.Name != "amy" || rec.Request.ID != "a" {
+		t.Fatalf("record = %+v, %v", rec, err)
+	}
+	if n := counts(t, r.req); n.Visible+n.InFlight != 0 {
+		t.Fatalf("request queue not empty: %+v", n)
+	}
+}
+
+func TestWorkerPermanentErrorsAreAnsweredAndDeleted(t *testing.T) {
+	r := newRig(t, nil)
+	ctx := context.Background()
+	r.send(t, "bad", "bad.jpg", "bad", protocol.Classify)
+	r.send(t, "gone", "gone.jpg", "face", protocol.Classify)
+	if err := r.in.Delete(ctx, "gone.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	r.send(t, "old", "same.jpg", "face", protocol.Classify)
+	if _, err := r.in.Put(ctx, "same.jpg", []byte("noface"), "image/png"); err != nil { // another upload reuses the name
+		t.Fatal(err)
+	}
+	r.send(t, "desc", "nobody.jpg", "noface", protocol.Describe)
+	if _, err := r.req.Send(ctx, "this is not our message"); err != nil {
+		t.Fatal(err)
+	}
+	runUntilIdle(t, r.w)
+
+	got := r.responses(t)
+	want := map[string]string{"bad": protocol.CodeBadImage, "gone": protocol.CodeInputMissing, "old": protocol.CodeSuperseded, "desc": protocol.CodeNoFace}
+	if len(got) != len(want) {
+		t.Fatalf("got %d answers, want %d: %+v", len(got), len(want), got)
+	}
+	for id, code := range want {
+		if e := got[id].Error; e == nil || e.Code != code || e.Message == "" {
+			t.Errorf("%s: error %+v, want code %s", id, e, code)
+		}
+	}
+	if _, _, err := r.out.Get(ctx, "same"); err == nil {
+		t.Error("a superseded request wrote a result")
+	}
+	if n, d := counts(t, r.req), counts(t, r.dlq); n.Visible+n.InFlight+d.Visible != 0 {
+		t.Fatalf("left behind: requests %+v, dlq %+v", n, d)
+	}
+}
+
+func TestWorkerDescribeReturnsLargestDescriptor(t *testing.T) {
+	r := newRig(t, nil)
+	r.send(t, "d", "amy1.png", "face", protocol.Describe)
+	runUntilIdle(t, r.w)
+	d := r.responses(t)["d"]
+	if d.Error != nil || len(d.Descriptor) != 2 || d.Descriptor[0] != 3 {
+		t.Fatalf("describe = %+v", d)
+	}
+	if _, _, err := r.out.Get(context.Background(), "amy1"); err == nil {
+		t.Error("describe wrote a classification result")
+	}
+}
+
+func TestWorkerTransientFailuresEndInDeadLetterQueue(t *testing.T) {
+	for _, content := range []string{"flaky", "panic"} {
+		t.Run(content, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.send(t, "p", "poison.jpg", content, protocol.Classify)
+			runUntilIdle(t, r.w)
+			if got := r.responses(t); len(got) != 0 {
+				t.Fatalf("answered a transient failure: %+v", got)
+			}
+			if c := r.eng.Calls(); c != 2 {
+				t.Fatalf("engine called %d times, want 2 (MaxReceiveCount)", c)
+			}
+			if n, d := counts(t, r.req), counts(t, r.dlq); n.Visible+n.InFlight != 0 || d.Visible != 1 {
+				t.Fatalf("requests %+v, dlq %+v; want the request in the dead-letter queue", n, d)
+			}
+		})
+	}
+}
+
+func TestWorkerExtendsVisibilityOfSlowImages(t *testing.T) {
+	r := newRig(t, func(o *apptier.Options) { o.VisibilityTimeout = 200 * time.Millisecond })
+	r.send(t, "s", "slow.jpg", "slow:700", protocol.Classify)
+	done := make(chan struct{})
+	go func() { defer close(done); runUntilIdle(t, r.w) }()
+	// While the worker holds it, nobody else may receive it.
+	deadline := time.Now().Add(600 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		msgs, err := r.req.Receive(context.Background(), queue.ReceiveOptions{WaitTime: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) > 0 {
+			t.Fatal("a request being processed became visible again: visibility was not extended")
+		}
+	}
+	<-done
+	if got := r.responses(t); len(got) != 1 || got["s"].Name != "Unknown" {
+		t.Fatalf("answers %+v", got)
+	}
+	if c := r.eng.Calls(); c != 1 {
+		t.Fatalf("engine called %d times", c)
+	}
+}
+
+func TestWorkerDrainsOnCancel(t *testing.T) {
+	r := newRig(t, func(o *apptier.Options) { o.IdleTimeout = 0 })
+	r.send(t, "x", "x.jpg", "block", protocol.Classify)
+	r.send(t, "y", "y.jpg", "face", protocol.Classify)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.w.Run(ctx) }()
+	for r.eng.Calls() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	close(r.eng.block)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	got := r.responses(t)
+	if len(got) != 1 || got["x"].Name != "Unknown" {
+		t.Fatalf("after drain got %+v; want only the image in hand answered", got)
+	}
+	if n := counts(t, r.req); n.Visible != 1 || n.InFlight != 0 {
+		t.Fatalf("request queue %+v; want the second request left visible", n)
+	}
+}
+
+func TestWorkerReloadsGalleryOnETagChange(t *testing.T) {
+	r := newRig(t, func(o *apptier.Options) { o.GalleryCheckEvery = time.Hour })
+	ctx := context.Background()
+	if _, err := r.out.Put(ctx, "gallery/gallery.json", []byte("amy"), "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	r.send(t, "1", "1.jpg", "face", protocol.Classify)
+	runUntilIdle(t, r.w)
+	etag, err := r.out.Put(ctx, "gallery/gallery.json", []byte("penny"), "application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without a hint the hour-long check interval keeps the loaded version ...
+	r.send(t, "2", "2.jpg", "face", protocol.Classify)
+	// ... and a request carrying the new ETag forces a reload.
+	in, err := r.in.Put(ctx, "3.jpg", []byte("face"), "image/png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := protocol.EncodeRequest(protocol.Request{ID: "3", Key: "3.jpg", ETag: in, Kind: protocol.Classify, Gallery: etag})
+	if _, err := r.req.Send(ctx, body); err != nil {
+		t.Fatal(err)
+	}
+	runUntilIdle(t, r.w)
+	got := r.responses(t)
+	if got["1"].Name != "amy" || got["2"].Name != "amy" || got["3"].Name != "penny" {
+		t.Fatalf("names %q %q %q; want amy amy penny", got["1"].Name, got["2"].Name, got["3"].Name)
+	}
+}
