@@ -1,0 +1,212 @@
+// Package s3blob is the blob port on Amazon S3 (aws-sdk-go-v2). It passes the
+// blobtest conformance suite against fauxqs on loopback.
+package s3blob
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/facefleet/facefleet/internal/blob"
+)
+
+// Options tune the adapter.
+type Options struct {
+	// MaxObjectBytes bounds what Get reads into memory (0: 64 MiB); a larger
+	// object is an error rather than an out-of-memory.
+	MaxObjectBytes int64
+}
+
+const defaultMaxObject = 64 << 20
+
+// Store is one bucket.
+type Store struct {
+	client *s3.Client
+	bucket string
+	max    int64
+}
+
+var _ blob.Store = (*Store)(nil)
+
+// New returns the store for bucket.
+func New(client *s3.Client, bucket string, opts ...Options) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("s3blob: nil S3 client")
+	}
+	if bucket == "" {
+		return nil, errors.New("s3blob: empty bucket name")
+	}
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.MaxObjectBytes < 0 {
+		return nil, fmt.Errorf("s3blob: MaxObjectBytes %d is negative", o.MaxObjectBytes)
+	}
+	if o.MaxObjectBytes == 0 {
+		o.MaxObjectBytes = defaultMaxObject
+	}
+	return &Store{client: client, bucket: bucket, max: o.MaxObjectBytes}, nil
+}
+
+// Bucket is the bucket's name.
+func (s *Store) Bucket() string { return s.bucket }
+
+func checkKey(key string) error {
+	if key == "" {
+		return errors.New("s3blob: empty key")
+	}
+	if len(key) > 1024 {
+		return fmt.Errorf("s3blob: key of %d bytes exceeds S3's 1024-byte limit", len(key))
+	}
+	return nil
+}
+
+// etag drops the quotes S3 puts around ETags, so values compare the same
+// whichever call returned them.
+func etag(p *string) string { return strings.Trim(aws.ToString(p), `"`) }
+
+// Put writes data under key.
+func (s *Store) Put(ctx context.Context, key string, data []byte, contentType string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(s.bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+	}
+	if contentType != "" {
+		in.ContentType = aws.String(contentType)
+	}
+	out, err := s.client.PutObject(ctx, in)
+	if err != nil {
+		return "", s.wrap("put", key, err)
+	}
+	return etag(out.ETag), nil
+}
+
+// Get returns the object's bytes and attributes.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, blob.Attributes, error) {
+	if err := checkKey(key); err != nil {
+		return nil, blob.Attributes{}, err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, blob.Attributes{}, s.wrap("get", key, err)
+	}
+	defer out.Body.Close()
+	if n := aws.ToInt64(out.ContentLength); n > s.max {
+		return nil, blob.Attributes{}, fmt.Errorf("s3blob: s3://%s/%s is %d bytes, over the %d-byte read limit", s.bucket, key, n, s.max)
+	}
+	data, err := io.ReadAll(io.LimitReader(out.Body, s.max+1))
+	if err != nil {
+		return nil, blob.Attributes{}, fmt.Errorf("s3blob: read s3://%s/%s: %w", s.bucket, key, err)
+	}
+	if int64(len(data)) > s.max {
+		return nil, blob.Attributes{}, fmt.Errorf("s3blob: s3://%s/%s exceeds the %d-byte read limit", s.bucket, key, s.max)
+	}
+	a := blob.Attributes{
+		Key:         key,
+		ContentType: aws.ToString(out.ContentType),
+		ETag:        etag(out.ETag),
+		Size:        int64(len(data)),
+		Modified:    aws.ToTime(out.LastModified),
+	}
+	return data, a, nil
+}
+
+// Head returns the object's attributes.
+func (s *Store) Head(ctx context.Context, key string) (blob.Attributes, error) {
+	if err := checkKey(key); err != nil {
+		return blob.Attributes{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return blob.Attributes{}, s.wrap("head", key, err)
+	}
+	return blob.Attributes{
+		Key:         key,
+		ContentType: aws.ToString(out.ContentType),
+		ETag:        etag(out.ETag),
+		Size:        aws.ToInt64(out.ContentLength),
+		Modified:    aws.ToTime(out.LastModified),
+	}, nil
+}
+
+// List returns the objects under prefix, sorted by key. ListObjectsV2 does not
+// report content types, so ContentType is empty in the results; Head an object
+// for it.
+func (s *Store) List(ctx context.Context, prefix string) ([]blob.Attributes, error) {
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket)}
+	if prefix != "" {
+		in.Prefix = aws.String(prefix)
+	}
+	var res []blob.Attributes
+	p := s3.NewListObjectsV2Paginator(s.client, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, s.wrap("list", prefix, err)
+		}
+		for _, o := range page.Contents {
+			res = append(res, blob.Attributes{
+				Key:      aws.ToString(o.Key),
+				ETag:     etag(o.ETag),
+				Size:     aws.ToInt64(o.Size),
+				Modified: aws.ToTime(o.LastModified),
+			})
+		}
+	}
+	sort.Slice(res, func(i, j int) bool { return res[i].Key < res[j].Key })
+	return res, nil
+}
+
+// Delete removes key (no error when it is absent, as in S3).
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		err = s.wrap("delete", key, err)
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// wrap maps a missing object (NoSuchKey on GET, a bare 404 on HEAD) onto
+// blob.ErrNotFound. A missing bucket is reported as itself: it is a
+// configuration error, not an absent object.
+func (s *Store) wrap(op, key string, err error) error {
+	var (
+		noKey    *types.NoSuchKey
+		notFound *types.NotFound
+	)
+	if errors.As(err, &noKey) || errors.As(err, &notFound) {
+		return fmt.Errorf("s3blob: %s s3://%s/%s: %w", op, s.bucket, key, blob.ErrNotFound)
+	}
+	var noBucket *types.NoSuchBucket
+	if errors.As(err, &noBucket) {
+		return fmt.Errorf("s3blob: %s s3://%s/%s: bucket %q does not exist: %w", op, s.bucket, key, s.bucket, err)
+	}
+	var re *smithyhttp.ResponseError
+	if op == "head" && errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+		return fmt.Errorf("s3blob: %s s3://%s/%s: %w", op, s.bucket, key, blob.ErrNotFound)
+	}
+	return fmt.Errorf("s3blob: %s s3://%s/%s: %w", op, s.bucket, key, err)
+}

@@ -1,0 +1,153 @@
+package sqsqueue_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/facefleet/facefleet/internal/awstest"
+	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
+)
+
+var faux *awstest.Server
+
+func TestMain(m *testing.M) { os.Exit(awstest.Main(m, &faux)) }
+
+func newQueue(t *testing.T, spec awstest.QueueSpec) (*sqsqueue.Queue, awstest.Queue) {
+	t.Helper()
+	s := awstest.Need(t, faux)
+	ctx := context.Background()
+	c, err := s.Clients(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Name == "" {
+		spec.Name = awstest.Unique(t, "q")
+	}
+	created, err := awstest.CreateQueue(ctx, c.SQS(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := sqsqueue.New(c.SQS(), created.URL, sqsqueue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, created
+}
+
+func TestRoundTrip(t *testing.T) {
+	q, _ := newQueue(t, awstest.QueueSpec{VisibilityTimeout: 30 * time.Second})
+	ctx := context.Background()
+	before := time.Now().Add(-2 * time.Second)
+	id, err := q.Send(ctx, `{"hello":"world"}`)
+	if err != nil || id == "" {
+		t.Fatalf("Send = %q, %v", id, err)
+	}
+	msgs, err := q.Receive(ctx, queue.ReceiveOptions{MaxMessages: 10, WaitTime: time.Second})
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("Receive = %v, %v; want 1 message", msgs, err)
+	}
+	m := msgs[0]
+	if m.ID != id || m.Body != `{"hello":"world"}` || m.ReceiveCount != 1 || m.SentAt.Before(before) || m.SentAt.After(time.Now().Add(2*time.Second)) {
+		t.Fatalf("message = %+v; want id %s, count 1, sent about now", m, id)
+	}
+	c, err := q.Counts(ctx)
+	if err != nil || c.InFlight != 1 || c.Visible != 0 {
+		t.Fatalf("Counts = %+v, %v; want 1 in flight", c, err)
+	}
+	if err := q.ChangeVisibility(ctx, m.ReceiptHandle, 0); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err = q.Receive(ctx, queue.ReceiveOptions{WaitTime: 2 * time.Second})
+	if err != nil || len(msgs) != 1 || msgs[0].ReceiveCount != 2 {
+		t.Fatalf("second Receive = %+v, %v; want the message again with count 2", msgs, err)
+	}
+	if err := q.Delete(ctx, msgs[0].ReceiptHandle); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Delete(ctx, msgs[0].ReceiptHandle); err != nil {
+		t.Fatalf("deleting twice: %v; want nil as in SQS", err)
+	}
+	c, err = q.Counts(ctx)
+	if err != nil || c != (queue.Counts{}) {
+		t.Fatalf("Counts after delete = %+v, %v; want zero", c, err)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	q, _ := newQueue(t, awstest.QueueSpec{MaxMessageBytes: 1024})
+	_, err := q.Send(context.Background(), strings.Repeat("x", 1025))
+	if !errors.Is(err, queue.ErrTooLarge) {
+		t.Fatalf("Send(1025 bytes) = %v; want ErrTooLarge", err)
+	}
+}
+
+func TestInvalidReceipt(t *testing.T) {
+	q, _ := newQueue(t, awstest.QueueSpec{})
+	err := q.ChangeVisibility(context.Background(), "not-a-receipt-handle", time.Second)
+	if !errors.Is(err, queue.ErrInvalidReceipt) {
+		t.Fatalf("ChangeVisibility(bogus) = %v; want ErrInvalidReceipt", err)
+	}
+}
+
+func TestLongPollWakes(t *testing.T) {
+	q, _ := newQueue(t, awstest.QueueSpec{})
+	ctx := context.Background()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_, _ = q.Send(ctx, "late")
+	}()
+	start := time.Now()
+	msgs, err := q.Receive(ctx, queue.ReceiveOptions{WaitTime: 10 * time.Second})
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("Receive = %v, %v", msgs, err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("long poll returned after %v; want soon after the send", el)
+	}
+}
+
+func TestRedriveToDLQ(t *testing.T) {
+	q, created := newQueue(t, awstest.QueueSpec{MaxReceives: 2})
+	ctx := context.Background()
+	c, _ := faux.Clients(ctx)
+	dlq, err := sqsqueue.New(c.SQS(), created.DLQURL, sqsqueue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Send(ctx, "poison"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		msgs, err := q.Receive(ctx, queue.ReceiveOptions{WaitTime: time.Second, VisibilityTimeout: time.Second})
+		if err != nil || len(msgs) != 1 || msgs[0].ReceiveCount != i {
+			t.Fatalf("receive %d = %+v, %v", i, msgs, err)
+		}
+		time.Sleep(1100 * time.Millisecond)
+	}
+	msgs, err := q.Receive(ctx, queue.ReceiveOptions{WaitTime: time.Second})
+	if err != nil || len(msgs) != 0 {
+		t.Fatalf("third receive = %+v, %v; want nothing (moved to the DLQ)", msgs, err)
+	}
+	msgs, err = dlq.Receive(ctx, queue.ReceiveOptions{WaitTime: time.Second})
+	if err != nil || len(msgs) != 1 || msgs[0].Body != "poison" {
+		t.Fatalf("DLQ receive = %+v, %v; want the poison message", msgs, err)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	q, _ := newQueue(t, awstest.QueueSpec{})
+	ctx := context.Background()
+	for _, o := range []queue.ReceiveOptions{{MaxMessages: 11}, {MaxMessages: -1}, {WaitTime: 21 * time.Second}} {
+		if _, err := q.Receive(ctx, o); err == nil {
+			t.Errorf("Receive(%+v) = nil error; want a range error", o)
+		}
+	}
+	if _, err := sqsqueue.New(nil, "u", sqsqueue.Options{}); err == nil {
+		t.Error("New(nil client) succeeded")
+	}
+}
