@@ -1,0 +1,148 @@
+package gallery
+
+import (
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/facefleet/facefleet/engine"
+)
+
+// vec is a descriptor with value v at index i and 0 elsewhere, so distances are easy
+// to compute by hand.
+func vec(i int, v float32) []float32 {
+	d := make([]float32, DescriptorLen)
+	d[i] = v
+	return d
+}
+
+func TestMatchNearestAndThreshold(t *testing.T) {
+	g := New()
+	if err := g.Add("amy", vec(0, 1), vec(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Add("bob", vec(2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := g.Match(vec(0, 1), 0); n != engine.Unknown {
+		// vec(0,1) is at distance 0 from amy: must be amy; this guards the branch below.
+		if n != "amy" {
+			t.Fatalf("got %q", n)
+		}
+	}
+	q := vec(1, 0.8) // 0.2 from amy's second, sqrt(0.64+1) from bob
+	if n, d := g.Match(q, 0); n != "amy" || math.Abs(d-0.2) > 1e-6 {
+		t.Fatalf("got %q %v, want amy 0.2", n, d)
+	}
+	far := vec(5, 1) // sqrt(2) from everyone
+	if n, d := g.Match(far, 0); n != engine.Unknown || math.Abs(d-math.Sqrt2) > 1e-6 {
+		t.Fatalf("got %q %v, want Unknown", n, d)
+	}
+	if n, _ := g.Match(far, 1.5); n == engine.Unknown {
+		t.Fatal("a looser threshold should name someone")
+	}
+	if n, _ := New().Match(q, 0); n != engine.Unknown {
+		t.Fatalf("empty gallery: got %q", n)
+	}
+	if !g.Remove("amy") || g.Remove("amy") {
+		t.Fatal("Remove should report presence once")
+	}
+	if n, _ := g.Match(q, 0); n != engine.Unknown {
+		t.Fatalf("after removal got %q", n)
+	}
+}
+
+func TestAddRejectsBadInput(t *testing.T) {
+	g := New()
+	for _, c := range []struct {
+		name string
+		d    []float32
+	}{
+		{"", vec(0, 1)},
+		{engine.Unknown, vec(0, 1)},
+		{"x", make([]float32, 5)},
+		{"x", vec(3, float32(math.NaN()))},
+	} {
+		if err := g.Add(c.name, c.d); err == nil {
+			t.Errorf("Add(%q, len %d) accepted", c.name, len(c.d))
+		}
+	}
+	if g.Len() != 0 {
+		t.Fatal("rejected adds changed the gallery")
+	}
+}
+
+func TestMarshalRoundTripAndVersions(t *testing.T) {
+	g := New()
+	d := vec(7, 0.123456789)
+	d[8] = -1.5e-7
+	if err := g.Add("penny", d); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Add("amy", vec(1, 1), vec(2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	data, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := Unmarshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs := g2.Subjects()
+	if len(subs) != 2 || subs[0].Name != "amy" || len(subs[0].Descriptors) != 2 || subs[1].Name != "penny" {
+		t.Fatalf("round trip: %+v", subs)
+	}
+	for i := range d {
+		if subs[1].Descriptors[0][i] != d[i] {
+			t.Fatalf("value %d: %v != %v (float32 must survive exactly)", i, subs[1].Descriptors[0][i], d[i])
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "g.json")
+	if err := g.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if g3, err := Load(path); err != nil || g3.Len() != 2 {
+		t.Fatalf("load: %v", err)
+	}
+
+	for _, c := range []struct{ data, want string }{
+		{`{"version": 2, "subjects": []}`, "unsupported format version 2"},
+		{`{"subjects": []}`, "no version"},
+		{`not json`, "invalid JSON"},
+		{`{"version": 1, "subjects": [{"name": "x", "descriptors": [[1,2]]}]}`, "has 2 values"},
+	} {
+		_, err := Unmarshal([]byte(c.data))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Unmarshal(%s): got %v, want an error containing %q", c.data, err, c.want)
+		}
+	}
+}
+
+func TestAnswerUsesLargestFace(t *testing.T) {
+	g := New()
+	g.Add("amy", vec(0, 1))
+	g.Add("bob", vec(1, 1))
+	res := &engine.Result{Faces: []engine.Face{
+		{Box: engine.Box{W: 10, H: 10}, Descriptor: vec(1, 1)},  // bob, small
+		{Box: engine.Box{W: 40, H: 50}, Descriptor: vec(0, 0.9)}, // amy, largest
+		{Box: engine.Box{W: 30, H: 30}, Descriptor: vec(1, 1)},
+	}}
+	name, face := Answer(res, g, 0)
+	if name != "amy" || face == nil || face.Subject != "amy" || face.Box.W != 40 || math.Abs(face.Distance-0.1) > 1e-6 {
+		t.Fatalf("got %q %+v", name, face)
+	}
+	if res.Faces[1].Subject != "" {
+		t.Fatal("Answer must not modify the result")
+	}
+	res.Faces[1].Descriptor = vec(9, 1)
+	if name, _ := Answer(res, g, 0); name != engine.Unknown {
+		t.Fatalf("largest face unmatched: got %q", name)
+	}
+	if name, face := Answer(&engine.Result{}, g, 0); name != engine.NoFace || face != nil {
+		t.Fatalf("no face: got %q", name)
+	}
+}
