@@ -25,11 +25,8 @@ func TestMatchNearestAndThreshold(t *testing.T) {
 	if err := g.Add("bob", vec(2, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := g.Match(vec(0, 1), 0); n != engine.Unknown {
-		// vec(0,1) is at distance 0 from amy: must be amy; this guards the branch below.
-		if n != "amy" {
-			t.Fatalf("got %q", n)
-		}
+	if n, d := g.Match(vec(0, 1), 0); n != "amy" || d != 0 {
+		t.Fatalf("exact match: got %q %v", n, d)
 	}
 	q := vec(1, 0.8) // 0.2 from amy's second, sqrt(0.64+1) from bob
 	if n, d := g.Match(q, 0); n != "amy" || math.Abs(d-0.2) > 1e-6 {
@@ -127,7 +124,7 @@ func TestAnswerUsesLargestFace(t *testing.T) {
 	g.Add("amy", vec(0, 1))
 	g.Add("bob", vec(1, 1))
 	res := &engine.Result{Faces: []engine.Face{
-		{Box: engine.Box{W: 10, H: 10}, Descriptor: vec(1, 1)},  // bob, small
+		{Box: engine.Box{W: 10, H: 10}, Descriptor: vec(1, 1)},   // bob, small
 		{Box: engine.Box{W: 40, H: 50}, Descriptor: vec(0, 0.9)}, // amy, largest
 		{Box: engine.Box{W: 30, H: 30}, Descriptor: vec(1, 1)},
 	}}
