@@ -60,4 +60,10 @@ var (
 	ErrInvalidReceipt = errors.New("queue: receipt handle is invalid or expired")
 	// ErrTooLarge: the body exceeds the queue's maximum message size.
 	ErrTooLarge = errors.New("queue: message body exceeds the maximum message size")
+	// ErrInvalidBody: the body is empty or holds characters SQS rejects (allowed:
+	// #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF, valid UTF-8).
+	ErrInvalidBody = errors.New("queue: message body is empty or has characters SQS does not allow")
+	// ErrInvalidArgument: a parameter is out of SQS's range (MaxMessages 0..10,
+	// WaitTime 0..20 s, visibility 0..12 h, negative durations).
+	ErrInvalidArgument = errors.New("queue: parameter out of range")
 )
