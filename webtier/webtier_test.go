@@ -1,0 +1,435 @@
+package webtier_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/facefleet/facefleet/internal/protocol"
+	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/internal/queue/memqueue"
+	"github.com/facefleet/facefleet/webtier"
+)
+
+// pngBytes is a real (tiny) PNG whose first pixel encodes tag, so different
+// uploads differ.
+func pngBytes(t testing.TB, w, h int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, w, h))); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func multipartBody(t testing.TB, field, filename string, data []byte) (*bytes.Buffer, string) {
+	t.Helper()
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	if field != "" {
+		fw, err := mw.CreateFormFile(field, filename)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write(data)
+	} else {
+		mw.WriteField("other", "x")
+	}
+	mw.Close()
+	return &b, mw.FormDataContentType()
+}
+
+// mapCodec is a gallery double: subject -> number of faces.
+type mapGallery map[string]int
+
+func (g mapGallery) Add(s string, d []float32) error {
+	if len(d) == 0 {
+		return fmt.Errorf("empty descriptor")
+	}
+	g[s]++
+	return nil
+}
+func (g mapGallery) Remove(s string) bool { _, ok := g[s]; delete(g, s); return ok }
+func (g mapGallery) Subjects() []webtier.Subject {
+	var out []webtier.Subject
+	for k, v := range g {
+		out = append(out, webtier.Subject{Name: k, Faces: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+func (g mapGallery) Marshal() ([]byte, error) { return json.Marshal(map[string]int(g)) }
+
+func mapCodec(data []byte) (webtier.Gallery, error) {
+	g := mapGallery{}
+	if data == nil {
+		return g, nil
+	}
+	return g, json.Unmarshal(data, &g)
+}
+
+type env struct {
+	t              *testing.T
+	req, resp, dlq *memqueue.Queue
+	in, out        *memBlob
+	s              *webtier.Server
+	url            string
+	nudges         int
+	mu             sync.Mutex
+	// script decides how the fake app tier treats a request; nil answers
+	// "<name from key prefix>".
+	script func(e *env, r protocol.Request, m queue.Message)
+}
+
+func newEnv(t *testing.T, lim webtier.Limits) *env {
+	t.Helper()
+	e := &env{t: t, in: newMemBlob(), out: newMemBlob()}
+	var err error
+	e.dlq, _ = memqueue.New(memqueue.Options{Name: "dlq"})
+	e.req, err = memqueue.New(memqueue.Options{Name: "req", DeadLetter: e.dlq, MaxReceiveCount: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.resp, _ = memqueue.New(memqueue.Options{Name: "resp", MaxMessageSize: protocol.MaxResponseBytes})
+	if lim.RequestTimeout == 0 {
+		lim.RequestTimeout = 5 * time.Second
+	}
+	e.s, err = webtier.New(webtier.Options{
+		Requests: e.req, Responses: e.resp, RequestDLQ: e.dlq, Inputs: e.in, Outputs: e.out,
+		Codec: mapCodec, Limits: lim, MaxReceives: 3, PollWait: 100 * time.Millisecond,
+		Nudge:  func() { e.mu.Lock(); e.nudges++; e.mu.Unlock() },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.url = "http://" + ln.Addr().String()
+	wg.Go(func() {
+		if err := e.s.Serve(ctx, ln); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	wg.Go(func() { e.appTier(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return e
+}
+
+// appTier is a fake worker: it answers each request with the key's prefix
+// before "_" as the name, unless script says otherwise.
+func (e *env) appTier(ctx context.Context) {
+	for ctx.Err() == nil {
+		msgs, err := e.req.Receive(ctx, queue.ReceiveOptions{WaitTime: 100 * time.Millisecond})
+		if err != nil {
+			continue
+		}
+		for _, m := range msgs {
+			r, err := protocol.DecodeRequest(m.Body)
+			if err != nil {
+				e.t.Errorf("web tier sent an invalid request: %v", err)
+				continue
+			}
+			if e.script != nil {
+				e.script(e, r, m)
+				continue
+			}
+			e.answer(r, strings.SplitN(r.Key, "_", 2)[0])
+			e.req.Delete(ctx, m.ReceiptHandle)
+		}
+	}
+}
+
+func (e *env) answer(r protocol.Request, name string) {
+	resp := protocol.Response{ID: r.ID, Key: r.Key, Stem: protocol.Stem(r.Key), Name: name,
+		Faces:   []protocol.Face{{Box: protocol.Box{X: 1, Y: 2, W: 3, H: 4}, Subject: name, Distance: 0.3, Score: 0.9}},
+		Timings: protocol.Timings{QueuedMS: 1, InferenceMS: 2}}
+	if r.Kind == protocol.Describe {
+		resp.Descriptor = []float32{1, 2, 3}
+	}
+	body, err := protocol.EncodeResponse(resp)
+	if err != nil {
+		e.t.Error(err)
+	}
+	e.resp.Send(context.Background(), body)
+}
+
+func (e *env) do(method, path, field, filename string, data []byte) (int, string, http.Header) {
+	e.t.Helper()
+	var req *http.Request
+	if field == "-" {
+		req, _ = http.NewRequest(method, e.url+path, nil)
+	} else {
+		body, ct := multipartBody(e.t, field, filename, data)
+		req, _ = http.NewRequest(method, e.url+path, body)
+		req.Header.Set("Content-Type", ct)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), res.Header
+}
+
+func TestClassifyCourseContract(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			name := []string{"amy", "penny", "howard"}[i%3]
+			file := fmt.Sprintf("%s_%02d.png", name, i)
+			code, body, h := e.do("POST", "/", "inputFile", file, pngBytes(t, 8, 8))
+			if want := fmt.Sprintf("%s_%02d:%s", name, i, name); code != 200 || body != want {
+				t.Errorf("POST / %s = %d %q, want 200 %q", file, code, body, want)
+			}
+			if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+				t.Errorf("content type %q", ct)
+			}
+		})
+	}
+	wg.Wait()
+	e.mu.Lock()
+	if e.nudges != 30 {
+		t.Errorf("nudged %d times, want 30", e.nudges)
+	}
+	e.mu.Unlock()
+	// The input store holds the upload under its file name.
+	if _, _, err := e.in.Get(context.Background(), "amy_00.png"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecognizeJSON(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	code, body, _ := e.do("POST", "/v1/recognize", "image", "leonard_1.png", pngBytes(t, 8, 8))
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var r webtier.RecognizeResult
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.ID == "" || r.Name != "leonard" || len(r.Faces) != 1 || r.Faces[0].Box.W != 3 || r.Faces[0].Subject != "leonard" ||
+		r.Timings.QueuedMS != 1 || r.Timings.InferenceMS != 2 || r.Timings.TotalMS <= 0 {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	e := newEnv(t, webtier.Limits{MaxBodyBytes: 64 << 10, MaxPixels: 100 * 100})
+	cases := []struct {
+		name, field, file string
+		data              []byte
+		code              int
+		msg               string
+	}{
+		{"too large", "inputFile", "big.png", bytes.Repeat([]byte{0x89}, 100<<10), 413, "limit"},
+		{"not an image", "inputFile", "notes.png", []byte("hello, I am text"), 415, "not an image"},
+		{"missing field", "", "", nil, 400, "inputFile"},
+		{"wrong field", "image", "a.png", pngBytes(t, 8, 8), 400, "inputFile"},
+		{"empty", "inputFile", "a.png", nil, 400, "empty"},
+		{"undecodable", "inputFile", "broken.png", append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{7}, 50)...), 422, "cannot be decoded"},
+		{"too many pixels", "inputFile", "huge.png", pngBytes(t, 200, 200), 413, "pixel"},
+	}
+	for _, c := range cases {
+		code, body, _ := e.do("POST", "/", c.field, c.file, c.data)
+		if code != c.code || !strings.Contains(body, c.msg) {
+			t.Errorf("%s: %d %q, want %d containing %q", c.name, code, body, c.code, c.msg)
+		}
+	}
+	// On /v1 the error is JSON.
+	code, body, _ := e.do("POST", "/v1/recognize", "image", "notes.png", []byte("plain text"))
+	var je struct{ Error protocol.Error }
+	if code != 415 || json.Unmarshal([]byte(body), &je) != nil || je.Error.Code != "not_an_image" {
+		t.Errorf("/v1/recognize text: %d %s", code, body)
+	}
+	// None of them reached the queue.
+	if n, _ := e.req.Counts(context.Background()); n.Visible+n.InFlight != 0 {
+		t.Errorf("rejected uploads were queued: %+v", n)
+	}
+}
+
+func TestTimeoutAndMaxPending(t *testing.T) {
+	e := newEnv(t, webtier.Limits{MaxPending: 2, RequestTimeout: 300 * time.Millisecond, RetryAfter: 3 * time.Second})
+	e.script = func(*env, protocol.Request, queue.Message) {} // a stuck app tier
+	var wg sync.WaitGroup
+	codes := make(chan int, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			code, _, _ := e.do("POST", "/", "inputFile", fmt.Sprintf("x_%d.png", i), pngBytes(t, 8, 8))
+			codes <- code
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	code, body, h := e.do("POST", "/", "inputFile", "third.png", pngBytes(t, 8, 8))
+	if code != 503 || h.Get("Retry-After") != "3" || !strings.Contains(body, "retry") {
+		t.Errorf("third request: %d %q Retry-After=%q, want 503 with Retry-After 3", code, body, h.Get("Retry-After"))
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 504 {
+			t.Errorf("stuck request answered %d, want 504", c)
+		}
+	}
+}
+
+func TestDeadLetteredRequestFailsPromptly(t *testing.T) {
+	e := newEnv(t, webtier.Limits{RequestTimeout: 20 * time.Second})
+	e.script = func(e *env, r protocol.Request, m queue.Message) {
+		// A worker that always crashes: never answers, the message comes back.
+		e.req.ChangeVisibility(context.Background(), m.ReceiptHandle, 0)
+	}
+	start := time.Now()
+	code, body, _ := e.do("POST", "/", "inputFile", "poison.png", pngBytes(t, 8, 8))
+	if code != 502 || !strings.Contains(body, "after 3 attempts") {
+		t.Fatalf("poison: %d %q, want 502 naming 3 attempts", code, body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("dead-lettered caller waited %s", d)
+	}
+	data, _, err := e.out.Get(context.Background(), "failed/poison.json")
+	if err != nil || !strings.Contains(string(data), "poison.png") {
+		t.Fatalf("failure record %q, %v", data, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for name, q := range map[string]*memqueue.Queue{"req": e.req, "dlq": e.dlq, "resp": e.resp} {
+		if n, _ := q.Counts(context.Background()); n.Visible+n.InFlight != 0 {
+			t.Errorf("%s queue left with %+v", name, n)
+		}
+	}
+}
+
+func TestWorkerErrorsMapToStatus(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	e.script = func(e *env, r protocol.Request, m queue.Message) {
+		code := strings.SplitN(r.Key, ".", 2)[0]
+		body, _ := protocol.EncodeResponse(protocol.Response{ID: r.ID, Key: r.Key, Error: &protocol.Error{Code: code, Message: "because " + code}})
+		e.resp.Send(context.Background(), body)
+		e.req.Delete(context.Background(), m.ReceiptHandle)
+	}
+	for code, status := range map[string]int{protocol.CodeBadImage: 422, protocol.CodeSuperseded: 409, protocol.CodeInputMissing: 500} {
+		got, body, _ := e.do("POST", "/", "inputFile", code+".png", pngBytes(t, 8, 8))
+		if got != status || !strings.Contains(body, "because "+code) {
+			t.Errorf("%s: %d %q, want %d", code, got, body, status)
+		}
+	}
+}
+
+func TestDuplicateLateAndForeignAnswersNeverMisroute(t *testing.T) {
+	e := newEnv(t, webtier.Limits{RequestTimeout: 400 * time.Millisecond})
+	e.script = func(e *env, r protocol.Request, m queue.Message) {
+		switch {
+		case strings.HasPrefix(r.Key, "late_"):
+			go func() { time.Sleep(600 * time.Millisecond); e.answer(r, "late") }()
+		default:
+			// A foreign answer (an ID this web tier never issued) and a
+			// duplicate answer surround the real one.
+			foreign := r
+			foreign.ID = "not-ours-" + r.ID
+			e.answer(foreign, "intruder")
+			e.answer(r, strings.SplitN(r.Key, "_", 2)[0])
+			e.answer(r, "duplicate")
+		}
+		e.req.Delete(context.Background(), m.ReceiptHandle)
+	}
+	if code, body, _ := e.do("POST", "/", "inputFile", "late_1.png", pngBytes(t, 8, 8)); code != 504 {
+		t.Fatalf("late: %d %q", code, body)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			name := []string{"amy", "penny"}[i%2]
+			code, body, _ := e.do("POST", "/", "inputFile", fmt.Sprintf("%s_%d.png", name, i), pngBytes(t, 8, 8))
+			if want := fmt.Sprintf("%s_%d:%s", name, i, name); code != 200 || body != want {
+				t.Errorf("got %d %q, want %q", code, body, want)
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(500 * time.Millisecond) // the late answer arrives
+	_, metrics, _ := e.do("GET", "/metrics", "-", "", nil)
+	for _, want := range []string{
+		`facefleet_responses_total{outcome="delivered"} 20`,
+		`facefleet_responses_total{outcome="duplicate"} 20`,
+		`facefleet_responses_total{outcome="foreign"} 20`,
+		`facefleet_responses_total{outcome="late"} 1`,
+		`facefleet_timeouts_total 1`,
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+	if n, _ := e.resp.Counts(context.Background()); n.Visible+n.InFlight != 0 {
+		t.Errorf("response queue left with %+v", n)
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	for _, m := range []string{"PUT", "POST"} {
+		code, body, _ := e.do(m, "/v1/subjects/amy/faces", "image", "amy1.png", pngBytes(t, 8, 8))
+		if code != 201 || !strings.Contains(body, `"subject":"amy"`) {
+			t.Fatalf("%s enroll: %d %s", m, code, body)
+		}
+	}
+	e.do("PUT", "/v1/subjects/penny/faces", "image", "p.png", pngBytes(t, 8, 8))
+	code, body, _ := e.do("GET", "/v1/subjects", "-", "", nil)
+	if code != 200 || body != `{"subjects":[{"name":"amy","faces":2},{"name":"penny","faces":1}]}` {
+		t.Fatalf("subjects: %d %s", code, body)
+	}
+	if code, _, _ := e.do("DELETE", "/v1/subjects/amy", "-", "", nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _, _ := e.do("DELETE", "/v1/subjects/amy", "-", "", nil); code != 404 {
+		t.Fatalf("second delete: %d", code)
+	}
+	if code, _, _ := e.do("PUT", "/v1/subjects/Unknown/faces", "image", "u.png", pngBytes(t, 8, 8)); code != 400 {
+		t.Fatalf("reserved name: %d", code)
+	}
+	data, _, err := e.out.Get(context.Background(), "gallery/gallery.json")
+	if err != nil || string(data) != `{"penny":1}` {
+		t.Fatalf("stored gallery %q %v", data, err)
+	}
+	// Enrollment uploads do not linger in the input store.
+	if objs, _ := e.in.List(context.Background(), ""); len(objs) != 0 {
+		t.Fatalf("input store holds %d enrollment uploads", len(objs))
+	}
+}
+
+func TestStatusHealthPage(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	code, body, _ := e.do("GET", "/v1/status", "-", "", nil)
+	var st webtier.Status
+	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.Queues["requests"] == nil || st.Queues["dead_letter"] == nil {
+		t.Fatalf("status %d %s", code, body)
+	}
+	if code, body, _ := e.do("GET", "/healthz", "-", "", nil); code != 200 || body != "ok\n" {
+		t.Fatalf("healthz %d %q", code, body)
+	}
+	if code, body, h := e.do("GET", "/", "-", "", nil); code != 200 || !strings.Contains(body, `name="inputFile"`) || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
+		t.Fatalf("page %d", code)
+	}
+	if _, body, _ := e.do("GET", "/metrics", "-", "", nil); !strings.Contains(body, "# TYPE facefleet_queue_messages gauge") {
+		t.Fatalf("metrics:\n%s", body)
+	}
+}
