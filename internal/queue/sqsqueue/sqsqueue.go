@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -93,6 +94,9 @@ func (q *Queue) Send(ctx context.Context, body string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := checkBody(body); err != nil {
+		return "", err
+	}
 	if len(body) > limit {
 		return "", fmt.Errorf("sqsqueue: body of %d bytes exceeds the %d-byte limit of %s: %w", len(body), limit, q.url, queue.ErrTooLarge)
 	}
@@ -101,6 +105,24 @@ func (q *Queue) Send(ctx context.Context, body string) (string, error) {
 		return "", q.wrap("send", err)
 	}
 	return aws.ToString(out.MessageId), nil
+}
+
+// checkBody applies SQS's character rules locally, so a bad body fails with
+// queue.ErrInvalidBody whatever the server's wording.
+func checkBody(body string) error {
+	if body == "" {
+		return fmt.Errorf("sqsqueue: empty body: %w", queue.ErrInvalidBody)
+	}
+	if !utf8.ValidString(body) {
+		return fmt.Errorf("sqsqueue: body is not valid UTF-8: %w", queue.ErrInvalidBody)
+	}
+	for i, r := range body {
+		ok := r == 0x9 || r == 0xA || r == 0xD || (r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+		if !ok {
+			return fmt.Errorf("sqsqueue: body has character %U at byte %d, which SQS does not allow: %w", r, i, queue.ErrInvalidBody)
+		}
+	}
+	return nil
 }
 
 // seconds rounds d up to whole seconds (SQS's unit), so a short positive duration
@@ -116,13 +138,13 @@ func (q *Queue) Receive(ctx context.Context, opts queue.ReceiveOptions) ([]queue
 		n = 1
 	}
 	if n < 1 || n > maxMessages {
-		return nil, fmt.Errorf("sqsqueue: MaxMessages %d is outside 1..%d", opts.MaxMessages, maxMessages)
+		return nil, fmt.Errorf("sqsqueue: MaxMessages %d is outside 0..%d: %w", opts.MaxMessages, maxMessages, queue.ErrInvalidArgument)
 	}
 	if opts.WaitTime < 0 || opts.WaitTime > maxWait {
-		return nil, fmt.Errorf("sqsqueue: WaitTime %v is outside 0..%v", opts.WaitTime, maxWait)
+		return nil, fmt.Errorf("sqsqueue: WaitTime %v is outside 0..%v: %w", opts.WaitTime, maxWait, queue.ErrInvalidArgument)
 	}
 	if opts.VisibilityTimeout < 0 || opts.VisibilityTimeout > maxVisible {
-		return nil, fmt.Errorf("sqsqueue: VisibilityTimeout %v is outside 0..%v", opts.VisibilityTimeout, maxVisible)
+		return nil, fmt.Errorf("sqsqueue: VisibilityTimeout %v is outside 0..%v: %w", opts.VisibilityTimeout, maxVisible, queue.ErrInvalidArgument)
 	}
 	in := &sqs.ReceiveMessageInput{
 		QueueUrl:            aws.String(q.url),
@@ -180,7 +202,7 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d ti
 		return fmt.Errorf("sqsqueue: empty receipt handle: %w", queue.ErrInvalidReceipt)
 	}
 	if d < 0 || d > maxVisible {
-		return fmt.Errorf("sqsqueue: visibility %v is outside 0..%v", d, maxVisible)
+		return fmt.Errorf("sqsqueue: visibility %v is outside 0..%v: %w", d, maxVisible, queue.ErrInvalidArgument)
 	}
 	_, err := q.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: aws.String(q.url), ReceiptHandle: aws.String(receiptHandle), VisibilityTimeout: seconds(d),
@@ -243,6 +265,8 @@ func (q *Queue) wrap(op string, err error) error {
 		case strings.Contains(code, "InvalidParameterValue") && (strings.Contains(msg, "shorter than") || strings.Contains(msg, "too long") || strings.Contains(msg, "size")),
 			strings.Contains(code, "MessageTooLong"), strings.Contains(code, "BatchRequestTooLong"):
 			return fmt.Errorf("sqsqueue: %s on %s: %w (%w)", op, q.url, queue.ErrTooLarge, err)
+		case strings.Contains(code, "InvalidMessageContents"):
+			return fmt.Errorf("sqsqueue: %s on %s: %w (%w)", op, q.url, queue.ErrInvalidBody, err)
 		}
 	}
 	return fmt.Errorf("sqsqueue: %s on %s: %w", op, q.url, err)

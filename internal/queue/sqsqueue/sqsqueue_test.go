@@ -10,6 +10,7 @@ import (
 
 	"github.com/facefleet/facefleet/internal/awstest"
 	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/internal/queue/queuetest"
 	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
 )
 
@@ -150,4 +151,37 @@ func TestBadOptions(t *testing.T) {
 	if _, err := sqsqueue.New(nil, "u", sqsqueue.Options{}); err == nil {
 		t.Error("New(nil client) succeeded")
 	}
+}
+
+// TestConformance runs the queue port's suite against fauxqs, exactly as memqueue
+// runs it in process.
+func TestConformance(t *testing.T) {
+	s := awstest.Need(t, faux)
+	ctx := context.Background()
+	c, err := s.Clients(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := c.SQS()
+	queuetest.Run(t, queuetest.Harness{New: func(t *testing.T, cfg queuetest.Config) (queue.Queue, queue.Queue) {
+		created, err := awstest.CreateQueue(ctx, client, awstest.QueueSpec{
+			Name: awstest.Unique(t, "conf"), VisibilityTimeout: cfg.VisibilityTimeout,
+			MaxMessageBytes: cfg.MaxMessageSize, MaxReceives: cfg.MaxReceiveCount,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := sqsqueue.New(client, created.URL, sqsqueue.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if created.DLQURL == "" {
+			return q, nil
+		}
+		dlq, err := sqsqueue.New(client, created.DLQURL, sqsqueue.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q, dlq
+	}})
 }
