@@ -33,6 +33,7 @@ func Specs() []Spec {
 		{File: "face_recognition.onnx", Manifest: "face_recognition_model", build: recognitionNet},
 		{File: "tiny_face_detector.onnx", Manifest: "tiny_face_detector_model", build: tinyFaceDetector},
 		{File: "face_landmark_68.onnx", Manifest: "face_landmark_68_model", build: landmarkNet},
+		{File: "ssd_mobilenetv1.onnx", Manifest: "ssd_mobilenetv1_model", build: ssdMobilenetV1},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // ErrBadWeights reports a manifest or .bin file that does not match what the
@@ -193,14 +194,15 @@ func (w *Weights) get(name string, shape ...int) (*Tensor, error) {
 
 // checkAllUsed makes sure the graph consumed every tensor in the manifest except
 // those listed as deliberately unused.
-func (w *Weights) checkAllUsed(ignore func(string) bool) error {
+func (w *Weights) checkAllUsed(ignore func(*Tensor) bool) error {
 	var left []string
-	for name := range w.tensors {
-		if !w.used[name] && (ignore == nil || !ignore(name)) {
+	for name, t := range w.tensors {
+		if !w.used[name] && (ignore == nil || !ignore(t)) {
 			left = append(left, name)
 		}
 	}
 	if len(left) > 0 {
+		slices.Sort(left)
 		return fmt.Errorf("%w: %s: %d tensors not used by the graph (e.g. %q): wrong face-api version?", ErrBadWeights, w.model, len(left), left[0])
 	}
 	return nil

@@ -3,11 +3,12 @@
 //
 //   node faceapi_ref.cjs <face-api model dir> <jobs.json> <backend: wasm|cpu>
 //
-// jobs.json: [{"net": "recognition"|"tiny"|"landmarks", "input": "in.f32",
+// jobs.json: [{"net": "recognition"|"tiny"|"landmarks"|"ssd", "input": "in.f32",
 //              "shape": [N,H,W,3], "output": "out.f32"}]
 // Each input holds N*H*W*3 little-endian float32 RGB values 0..255 (NHWC).
 // Outputs are little-endian float32; a line per job on stdout gives its shape
-// and time. Inputs must already be square and of the net's size so face-api's
+// and time; for ssd, <output> holds face-api's decoded boxes [N,5118,4] and
+// <output>.scores its scores [N,5118]. Inputs must already be square and of the net's size so face-api's
 // padToSquare/resize are no-ops.
 'use strict';
 const fs = require('fs');
@@ -28,6 +29,7 @@ async function main() {
     recognition: faceapi.nets.faceRecognitionNet,
     tiny: faceapi.nets.tinyFaceDetector,
     landmarks: faceapi.nets.faceLandmark68Net,
+    ssd: faceapi.nets.ssdMobilenetv1,
   };
   const jobs = JSON.parse(fs.readFileSync(jobsFile, 'utf8'));
   for (const job of jobs) {
@@ -43,12 +45,25 @@ async function main() {
     const input = await faceapi.toNetInput(images);
     const t0 = process.hrtime.bigint();
     let out;
+    let scores = null;
     if (job.net === 'recognition') out = net.forwardInput(input);
     else if (job.net === 'tiny') out = net.forwardInput(input, h);
-    else out = net.runNet(input);
+    else if (job.net === 'ssd') {
+      // face-api returns decoded boxes [5118,4] and scores [5118] per image.
+      const res = net.forwardInput(input);
+      out = tf.stack(res.boxes);
+      scores = tf.stack(res.scores);
+      res.boxes.forEach((t) => t.dispose());
+      res.scores.forEach((t) => t.dispose());
+    } else out = net.runNet(input);
     const data = await out.data();
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     fs.writeFileSync(job.output, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    if (scores) {
+      const sd = await scores.data();
+      fs.writeFileSync(job.output + '.scores', Buffer.from(sd.buffer, sd.byteOffset, sd.byteLength));
+      scores.dispose();
+    }
     console.log(JSON.stringify({ net: job.net, shape: out.shape, ms, backend: tf.getBackend() }));
     out.dispose();
     images.forEach((t) => t.dispose());
