@@ -30,6 +30,7 @@ func BenchmarkORT(b *testing.B) {
 		{"tiny160", "tiny_face_detector.onnx", []int64{1, 160, 160, 3}},
 		{"landmarks112", "face_landmark_68.onnx", []int64{1, 112, 112, 3}},
 		{"recognition150", "face_recognition.onnx", []int64{1, 150, 150, 3}},
+		{"ssd512", "ssd_mobilenetv1.onnx", []int64{1, 512, 512, 3}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			s, err := rt.NewSession(filepath.Join(dir, c.model), ort.SessionOptions{IntraOpThreads: 1})
