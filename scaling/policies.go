@@ -294,7 +294,9 @@ type TargetTrackingOptions struct {
 // TargetTracking is AWS target tracking: every Period it reads a datapoint that is
 // MetricDelay old (visible / instances, with a floor of one instance so it can
 // leave zero), scales out to ceil(visible/Target) after ScaleOutPeriods datapoints
-// above Target and scales in after ScaleInPeriods datapoints below 90% of it.
+// above Target and scales in after ScaleInPeriods datapoints below 90% of it. From
+// zero instances, a companion step policy starts ceil(visible/Target) (at least
+// one) on the first delayed datapoint with visible > 0.
 type TargetTracking struct {
 	opt     TargetTrackingOptions
 	samples []ttSample // observations not yet older than the metric delay + one
@@ -366,6 +368,10 @@ func (p *TargetTracking) Decide(o Observation) Decision {
 	reason := fmt.Sprintf("target-tracking: datapoint %.1f/instance (target %.0f), high %d/%d, low %d/%d",
 		metric, p.opt.Target, p.high, p.opt.ScaleOutPeriods, p.low, p.opt.ScaleInPeriods)
 	switch {
+	case capacity == 0 && dp.visible > 0:
+		// Target tracking cannot leave zero (the metric has no instances to divide
+		// by); AWS setups pair it with a step policy on visible > 0, modelled here.
+		return act(o, max(desired, 1), capacity, reason+": scale from zero (step policy)")
 	case p.high >= p.opt.ScaleOutPeriods && desired > capacity:
 		return act(o, desired, capacity, reason+": scale out")
 	case p.low >= p.opt.ScaleInPeriods && desired < capacity:

@@ -1,0 +1,3 @@
+package sim
+
+func WritePlots(dir string, rs []Result) error { return nil }
