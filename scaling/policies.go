@@ -295,8 +295,8 @@ type TargetTrackingOptions struct {
 // MetricDelay old (visible / instances, with a floor of one instance so it can
 // leave zero), scales out to ceil(visible/Target) after ScaleOutPeriods datapoints
 // above Target and scales in after ScaleInPeriods datapoints below 90% of it. From
-// zero instances, a companion step policy starts ceil(visible/Target) (at least
-// one) on the first delayed datapoint with visible > 0.
+// zero instances, a companion step policy starts one instance on the first delayed
+// datapoint with visible > 0 (target tracking alone cannot leave zero).
 type TargetTracking struct {
 	opt     TargetTrackingOptions
 	samples []ttSample // observations not yet older than the metric delay + one
@@ -371,7 +371,7 @@ func (p *TargetTracking) Decide(o Observation) Decision {
 	case capacity == 0 && dp.visible > 0:
 		// Target tracking cannot leave zero (the metric has no instances to divide
 		// by); AWS setups pair it with a step policy on visible > 0, modelled here.
-		return act(o, max(desired, 1), capacity, reason+": scale from zero (step policy)")
+		return act(o, 1, capacity, reason+": scale from zero to one (step policy)")
 	case p.high >= p.opt.ScaleOutPeriods && desired > capacity:
 		return act(o, desired, capacity, reason+": scale out")
 	case p.low >= p.opt.ScaleInPeriods && desired < capacity:

@@ -71,12 +71,25 @@ func TestPolicies(t *testing.T) {
 			{at: 331 * time.Second, visible: 0, running: 8, stop: 7}, // window passed; keeps 1 until cooldown
 			{at: 361 * time.Second, visible: 0, running: 1, stop: 1}, // 300 s after last activity
 		}},
-		{"target-tracking waits for 3 delayed datapoints", func() Policy { return NewTargetTracking(TargetTrackingOptions{}) }, 20, []step{
-			{visible: 100},                       // no datapoint yet
-			{at: 60 * time.Second, visible: 100}, // 1st datapoint > target
-			{at: 120 * time.Second, visible: 100},
-			{at: 180 * time.Second, visible: 100, start: 10},
+		{"target-tracking leaves zero on the first delayed datapoint", func() Policy { return NewTargetTracking(TargetTrackingOptions{}) }, 20, []step{
+			{visible: 100},                                 // no datapoint published yet
+			{at: 30 * time.Second, visible: 100},           // between evaluations
+			{at: 60 * time.Second, visible: 100, start: 1}, // step policy: 0 -> 1
 		}},
+		{"target-tracking waits for 3 datapoints above target", func() Policy { return NewTargetTracking(TargetTrackingOptions{}) }, 20, []step{
+			{visible: 100, running: 2},
+			{at: 60 * time.Second, visible: 100, running: 2}, // 1st datapoint: 50/instance
+			{at: 120 * time.Second, visible: 100, running: 2},
+			{at: 180 * time.Second, visible: 100, running: 2, start: 8},
+		}},
+		{"target-tracking scales in after 15 low datapoints", func() Policy { return NewTargetTracking(TargetTrackingOptions{}) }, 20, func() []step {
+			var s []step
+			for i := range 16 {
+				s = append(s, step{at: time.Duration(i) * time.Minute, visible: 10, running: 4})
+			}
+			s[15].stop = 3 // 15 datapoints of 2.5/instance: down to ceil(10/10)
+			return s
+		}()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
