@@ -53,10 +53,13 @@ type Options struct {
 	Outputs   blob.Store
 	Analyzer  Analyzer
 
-	// Gallery holds the gallery object GalleryKey; LoadGallery decodes it.
+	// Gallery holds the gallery object GalleryKey (default: Outputs,
+	// "gallery/gallery.json"); LoadGallery decodes it (default: the gallery
+	// package's format, matching with Threshold).
 	Gallery     blob.Store
 	GalleryKey  string
 	LoadGallery GalleryLoader
+	Threshold   float64
 	// GalleryCheckEvery bounds how often the worker asks the store whether the
 	// gallery changed (default 2 s). A request carrying a newer gallery ETag
 	// forces a check.
@@ -96,8 +99,9 @@ func New(o Options) (*Worker, error) {
 		return nil, errors.New("apptier: Inputs and Outputs stores are required")
 	case o.Analyzer == nil:
 		return nil, errors.New("apptier: an Analyzer (the engine) is required")
-	case o.LoadGallery == nil:
-		return nil, errors.New("apptier: LoadGallery is required")
+	}
+	if o.LoadGallery == nil {
+		o.LoadGallery = GalleryPackageLoader(o.Threshold)
 	}
 	if o.Gallery == nil {
 		o.Gallery = o.Outputs

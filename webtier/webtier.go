@@ -94,8 +94,8 @@ type Options struct {
 	Outputs    blob.Store
 
 	// Gallery holds the gallery object GalleryKey (default: Outputs,
-	// "gallery/gallery.json"); Codec decodes it. Without Codec the subject
-	// endpoints answer 501.
+	// "gallery/gallery.json"); Codec decodes it (default: the gallery
+	// package's format).
 	Gallery    blob.Store
 	GalleryKey string
 	Codec      GalleryCodec
@@ -151,6 +151,9 @@ func New(o Options) (*Server, error) {
 	o.Limits.defaults()
 	if o.Gallery == nil {
 		o.Gallery = o.Outputs
+	}
+	if o.Codec == nil {
+		o.Codec = GalleryPackageCodec
 	}
 	if o.GalleryKey == "" {
 		o.GalleryKey = "gallery/gallery.json"

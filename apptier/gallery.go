@@ -1,0 +1,37 @@
+package apptier
+
+import (
+	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/gallery"
+)
+
+// galleryMatcher adapts one version of the gallery package's gallery.
+type galleryMatcher struct {
+	g   *gallery.Gallery
+	thr float64
+}
+
+func (m galleryMatcher) Label(res *engine.Result) string {
+	for i := range res.Faces {
+		if f := &res.Faces[i]; len(f.Descriptor) > 0 {
+			f.Subject, f.Distance = m.g.Match(f.Descriptor, m.thr)
+		}
+	}
+	name, _ := gallery.Answer(res, m.g, m.thr)
+	return name
+}
+
+// GalleryPackageLoader decodes galleries written by the gallery package (the
+// default LoadGallery); threshold <= 0 takes the gallery's default.
+func GalleryPackageLoader(threshold float64) GalleryLoader {
+	return func(data []byte) (Matcher, error) {
+		if data == nil {
+			return galleryMatcher{g: gallery.New(), thr: threshold}, nil
+		}
+		g, err := gallery.Unmarshal(data)
+		if err != nil {
+			return nil, err
+		}
+		return galleryMatcher{g: g, thr: threshold}, nil
+	}
+}
