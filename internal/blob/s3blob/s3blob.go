@@ -62,19 +62,24 @@ func New(client *s3.Client, bucket string, opts ...Options) (*Store, error) {
 // Bucket is the bucket's name.
 func (s *Store) Bucket() string { return s.bucket }
 
+// checkKey applies the port's key rules, so a key fileblob refuses is refused
+// here too (S3 itself would accept it).
 func checkKey(key string) error {
-	if key == "" {
-		return errors.New("s3blob: empty key")
-	}
-	if len(key) > 1024 {
-		return fmt.Errorf("s3blob: key of %d bytes exceeds S3's 1024-byte limit", len(key))
+	if err := blob.ValidateKey(key); err != nil {
+		return fmt.Errorf("s3blob: %w", err)
 	}
 	return nil
 }
 
-// etag drops the quotes S3 puts around ETags, so values compare the same
-// whichever call returned them.
-func etag(p *string) string { return strings.Trim(aws.ToString(p), `"`) }
+// etag returns S3's ETag exactly as S3 sends it (the quoted content MD5 for a
+// single-part put), adding the quotes if an emulator left them off.
+func etag(p *string) string {
+	e := aws.ToString(p)
+	if e != "" && !strings.HasPrefix(e, `"`) {
+		e = `"` + e + `"`
+	}
+	return e
+}
 
 // Put writes data under key.
 func (s *Store) Put(ctx context.Context, key string, data []byte, contentType string) (string, error) {
@@ -87,9 +92,10 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
 	}
-	if contentType != "" {
-		in.ContentType = aws.String(contentType)
+	if contentType == "" {
+		contentType = blob.DefaultContentType
 	}
+	in.ContentType = aws.String(contentType)
 	out, err := s.client.PutObject(ctx, in)
 	if err != nil {
 		return "", s.wrap("put", key, err)

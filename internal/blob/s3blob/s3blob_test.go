@@ -10,6 +10,7 @@ import (
 
 	"github.com/facefleet/facefleet/internal/awstest"
 	"github.com/facefleet/facefleet/internal/blob"
+	"github.com/facefleet/facefleet/internal/blob/blobtest"
 	"github.com/facefleet/facefleet/internal/blob/s3blob"
 )
 
@@ -103,7 +104,14 @@ func TestBadKeys(t *testing.T) {
 	if _, err := st.Put(ctx, "", nil, ""); err == nil {
 		t.Error("Put with an empty key succeeded")
 	}
-	if _, err := st.Head(ctx, string(make([]byte, 1025))); err == nil {
-		t.Error("Head with a 1025-byte key succeeded")
+	if _, err := st.Head(ctx, string(make([]byte, 1025))); !errors.Is(err, blob.ErrInvalidKey) {
+		t.Errorf("Head with a 1025-byte key = %v; want ErrInvalidKey", err)
 	}
+}
+
+// TestConformance runs the blob port's suite against fauxqs, exactly as fileblob
+// runs it on a folder.
+func TestConformance(t *testing.T) {
+	awstest.Need(t, faux)
+	blobtest.Run(t, blobtest.Harness{New: func(t *testing.T) blob.Store { return newStore(t) }})
 }
