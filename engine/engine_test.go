@@ -34,4 +34,3 @@ func readFile(t testing.TB, path string) []byte {
 	}
 	return b
 }
-

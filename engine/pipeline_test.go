@@ -282,4 +282,3 @@ func TestAnalyzeBadInputAndCancel(t *testing.T) {
 		t.Fatal("Analyze after Close succeeded")
 	}
 }
-
