@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/metrics"
 	"github.com/facefleet/facefleet/scaling"
 )
 
@@ -21,16 +22,9 @@ type Controller interface {
 	Step(ctx context.Context, now time.Time) (scaling.Decision, error)
 }
 
-// Datum is one metric sample.
-type Datum struct {
-	Name  string
-	Value float64
-	Time  time.Time
-}
-
-// Metrics publishes samples (CloudWatch PutMetricData in the Lambda).
+// Metrics publishes samples; *metrics.CloudWatch (PutMetricData) in the Lambda.
 type Metrics interface {
-	Put(ctx context.Context, data []Datum) error
+	Publish(ctx context.Context, data ...metrics.Datum) error
 }
 
 // Clock is the time source; tests inject a fake so nothing sleeps.
@@ -153,27 +147,30 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 		stopAt = dl.Add(-h.margin)
 	}
 	var (
-		samples []Datum
+		samples []metrics.Datum
 		lastErr error
 	)
 	for {
 		now := h.clock.Now()
 		d, serr := h.step(ctx, now)
 		res.Steps++
+		// The controller reduces Start/Stop to what it really did when an action
+		// fails (and leaves them 0 when it could not observe), so they always count.
+		res.Started += max(d.Start, 0)
+		res.Stopped += max(d.Stop, 0)
 		if serr != nil {
 			res.Failed++
 			lastErr = serr
 			res.LastError = serr.Error()
-			h.log.ErrorContext(ctx, "scaler: step failed; no action taken", "step", res.Steps, "err", serr)
+			h.log.ErrorContext(ctx, "scaler: step failed; only safe actions taken", "step", res.Steps, "err", serr,
+				"start", d.Start, "stop", d.Stop)
 		} else {
 			dc := d
 			res.Last = &dc
-			res.Started += d.Start
-			res.Stopped += d.Stop
 			samples = append(samples,
-				Datum{Name: MetricBacklog, Value: float64(d.Observation.Visible), Time: now},
-				Datum{Name: MetricDesired, Value: float64(d.Desired), Time: now},
-				Datum{Name: MetricRunning, Value: float64(d.Observation.Running), Time: now})
+				metrics.Datum{Name: MetricBacklog, Value: float64(d.Observation.Visible), Unit: metrics.Count, Time: now},
+				metrics.Datum{Name: MetricDesired, Value: float64(d.Desired), Unit: metrics.Count, Time: now},
+				metrics.Datum{Name: MetricRunning, Value: float64(d.Observation.Running), Unit: metrics.Count, Time: now})
 			h.log.InfoContext(ctx, "scaler: step", "step", res.Steps, "visible", d.Observation.Visible,
 				"in_flight", d.Observation.InFlight, "running", d.Observation.Running, "pending", d.Observation.Pending,
 				"stopped", d.Observation.Stopped, "desired", d.Desired, "start", d.Start, "stop", d.Stop, "reason", d.Reason)
@@ -209,14 +206,14 @@ func (h *Handler) step(ctx context.Context, now time.Time) (d scaling.Decision, 
 
 // publish sends the invocation's samples in one batch: one PutMetricData per
 // invocation instead of one per step keeps the request charge ~12x lower.
-func (h *Handler) publish(ctx context.Context, samples []Datum) error {
+func (h *Handler) publish(ctx context.Context, samples []metrics.Datum) error {
 	if h.metrics == nil || len(samples) == 0 {
 		return nil
 	}
 	// The invocation context may be nearly spent; the margin was kept for this.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.flush)
 	defer cancel()
-	return h.metrics.Put(fctx, samples)
+	return h.metrics.Publish(fctx, samples...)
 }
 
 type wallClock struct{}

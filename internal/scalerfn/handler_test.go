@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/metrics"
 	"github.com/facefleet/facefleet/internal/testenv"
 	"github.com/facefleet/facefleet/scaling"
 )
@@ -61,12 +62,12 @@ func (f *fakeController) Step(_ context.Context, now time.Time) (scaling.Decisio
 }
 
 type fakeMetrics struct {
-	calls [][]Datum
+	calls [][]metrics.Datum
 	err   error
 }
 
-func (m *fakeMetrics) Put(_ context.Context, d []Datum) error {
-	m.calls = append(m.calls, append([]Datum(nil), d...))
+func (m *fakeMetrics) Publish(_ context.Context, d ...metrics.Datum) error {
+	m.calls = append(m.calls, append([]metrics.Datum(nil), d...))
 	return m.err
 }
 
