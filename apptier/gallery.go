@@ -1,6 +1,8 @@
 package apptier
 
 import (
+	"math"
+
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
 )
@@ -15,6 +17,9 @@ func (m galleryMatcher) Label(res *engine.Result) string {
 	for i := range res.Faces {
 		if f := &res.Faces[i]; len(f.Descriptor) > 0 {
 			f.Subject, f.Distance = m.g.Match(f.Descriptor, m.thr)
+			if math.IsInf(f.Distance, 0) { // empty gallery: JSON cannot carry +Inf
+				f.Distance = 0
+			}
 		}
 	}
 	name, _ := gallery.Answer(res, m.g, m.thr)
