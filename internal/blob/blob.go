@@ -4,8 +4,13 @@ package blob
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Attributes describe a stored object.
@@ -35,3 +40,51 @@ type Store interface {
 
 // ErrNotFound is returned (wrapped) for a missing key.
 var ErrNotFound = errors.New("blob: object not found")
+
+// ErrInvalidKey is returned (wrapped) for a key that ValidateKey rejects. Every
+// adapter checks keys with ValidateKey before touching storage, so a key that
+// fileblob refuses is refused by s3blob too.
+var ErrInvalidKey = errors.New("blob: invalid key")
+
+// DefaultContentType is what S3 stores when Put gets an empty content type.
+const DefaultContentType = "application/octet-stream"
+
+// MaxKeyLen is S3's key limit in bytes.
+const MaxKeyLen = 1024
+
+// ETagOf is the ETag of a single-part put of data: the content MD5 in hex, in
+// double quotes, exactly as S3 returns it.
+func ETagOf(data []byte) string {
+	sum := md5.Sum(data)
+	return `"` + hex.EncodeToString(sum[:]) + `"`
+}
+
+// ValidateKey accepts keys that are safe as relative paths: 1..1024 bytes of valid
+// UTF-8 without control characters or backslashes, split by "/" into non-empty
+// segments none of which is "." or ".." (so no leading, trailing or doubled
+// slash). It returns an error wrapping ErrInvalidKey that says what is wrong.
+func ValidateKey(key string) error {
+	bad := func(why string) error { return fmt.Errorf("blob: key %q %s: %w", key, why, ErrInvalidKey) }
+	switch {
+	case key == "":
+		return fmt.Errorf("blob: empty key: %w", ErrInvalidKey)
+	case len(key) > MaxKeyLen:
+		return fmt.Errorf("blob: key of %d bytes exceeds %d: %w", len(key), MaxKeyLen, ErrInvalidKey)
+	case !utf8.ValidString(key):
+		return bad("is not valid UTF-8")
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return bad("holds a control character or backslash")
+		}
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		switch seg {
+		case "":
+			return bad("has an empty path segment (leading, trailing or doubled slash)")
+		case ".", "..":
+			return bad("has a . or .. segment that could escape the store")
+		}
+	}
+	return nil
+}

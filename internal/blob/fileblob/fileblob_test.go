@@ -1,0 +1,147 @@
+package fileblob_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/facefleet/facefleet/internal/blob"
+	"github.com/facefleet/facefleet/internal/blob/blobtest"
+	"github.com/facefleet/facefleet/internal/blob/fileblob"
+)
+
+func newStore(t *testing.T, dir string) *fileblob.Store {
+	t.Helper()
+	s, err := fileblob.New(dir)
+	if err != nil {
+		t.Fatalf("fileblob.New(%q): %v", dir, err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	blobtest.Run(t, blobtest.Harness{New: func(t *testing.T) blob.Store {
+		return newStore(t, t.TempDir())
+	}})
+}
+
+func TestLayoutAndPersistence(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, filepath.Join(dir, "data"))
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "uploads/2026/x.jpg", []byte("jpeg"), "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
+	// Keys with slashes become sub-folders of the data folder.
+	p := filepath.Join(dir, "data", "uploads.d", "2026.d", "x.jpg.obj")
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("object file not where expected: %v", err)
+	}
+	if !strings.HasSuffix(string(raw), "\njpeg") || !strings.Contains(string(raw), `"contentType":"image/jpeg"`) {
+		t.Fatalf("object file = %q", raw)
+	}
+	// A second store on the same folder (a restart) sees the object.
+	again := newStore(t, filepath.Join(dir, "data"))
+	data, a, err := again.Get(ctx, "uploads/2026/x.jpg")
+	if err != nil || string(data) != "jpeg" || a.ContentType != "image/jpeg" {
+		t.Fatalf("after reopening: %q %+v %v", data, a, err)
+	}
+	// Deleting the last object prunes its now-empty folders.
+	if err := s.Delete(ctx, "uploads/2026/x.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "uploads.d")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("empty folders left behind: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err != nil {
+		t.Fatalf("data folder itself was pruned: %v", err)
+	}
+}
+
+func TestIgnoresTempAndForeignFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "k", []byte("v"), ""); err != nil {
+		t.Fatal(err)
+	}
+	// A crash mid-Put leaves a temp file; stray files are not objects either.
+	for _, name := range []string{".tmp-123", "README", "other.d.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("junk"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "foreign"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "foreign", "z.obj"), []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.List(ctx, "")
+	if err != nil || len(l) != 1 || l[0].Key != "k" {
+		t.Fatalf("List = %+v, %v; want only k", l, err)
+	}
+}
+
+func TestCorruptObject(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	ctx := context.Background()
+	for name, content := range map[string]string{
+		"noheader.obj":  "just bytes",
+		"badjson.obj":   "{not json\nrest",
+		"truncated.obj": `{"v":1,"contentType":"x","etag":"\"e\"","size":99,"modified":"2026-01-01T00:00:00Z"}` + "\nshort",
+		"negative.obj":  `{"v":1,"size":-5}` + "\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		key := strings.TrimSuffix(name, ".obj")
+		if _, _, err := s.Get(ctx, key); !errors.Is(err, fileblob.ErrCorrupt) {
+			t.Errorf("Get(%q) = %v, want ErrCorrupt", key, err)
+		}
+	}
+}
+
+func TestSegmentTooLong(t *testing.T) {
+	s := newStore(t, t.TempDir())
+	_, err := s.Put(context.Background(), strings.Repeat("s", 251), []byte("x"), "")
+	if !errors.Is(err, blob.ErrInvalidKey) {
+		t.Fatalf("Put with a 251-byte segment = %v, want ErrInvalidKey", err)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	if _, err := fileblob.New(""); err == nil {
+		t.Fatal("New(\"\") succeeded")
+	}
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fileblob.New(f); err == nil {
+		t.Fatal("New on a regular file succeeded")
+	}
+}
+
+func BenchmarkPutGet64K(b *testing.B) {
+	s, err := fileblob.New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	data := make([]byte, 64<<10)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := s.Put(ctx, "bench/obj", data, "application/octet-stream"); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := s.Get(ctx, "bench/obj"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
