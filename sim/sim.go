@@ -848,3 +848,9 @@ func Run(ctx context.Context, cfg Config, wl Workload, policy string) (Result, e
 	}
 	return w.result(wl, policy), nil
 }
+
+// The simulator plugs into the same ports the real adapters implement.
+var (
+	_ fleet.Fleet          = simFleet{}
+	_ scaling.QueueCounter = simQueue{}
+)
