@@ -191,8 +191,8 @@ type Triggers struct {
 	Alarm       bool          // a CloudWatch alarm on visible > 0 invokes on OK->ALARM
 	OnArrival   bool          // evaluate at every arrival instant (the oracle)
 	ExactCounts bool          // read true counts, no lag, no blips (the oracle)
-	// IdleTimeout overrides the worker's idle timeout when > 0, or with
-	// IdleAtOnce, makes workers stop the moment the billing minimum is used.
+	// IdleAtOnce makes workers stop the moment they are idle with their billed
+	// minute used, instead of after Config.IdleTimeout (the oracle).
 	IdleAtOnce bool
 }
 
