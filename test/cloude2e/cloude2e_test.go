@@ -1,0 +1,495 @@
+// Package cloude2e runs facefleet's AWS deployment on loopback: fauxqs for SQS and
+// S3 (queues with dead-letter queues, buckets), a fake EC2 whose "instances" are
+// real `facefleet apptier` processes, a real `facefleet webtier` process, and the
+// scaler Lambda's handler invoked as EventBridge would, with the same adapters the
+// Lambda wires. 50 concurrent course-style uploads of the shared faces (enrolled
+// first) must all be answered right, the fleet must grow from 0 and return to 0,
+// and every queue must end empty. `make e2e` runs it.
+package cloude2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/facefleet/facefleet/internal/awsconfig"
+	"github.com/facefleet/facefleet/internal/awstest"
+	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
+	"github.com/facefleet/facefleet/internal/fleet/ec2fleet/fakeec2"
+	"github.com/facefleet/facefleet/internal/metrics"
+	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
+	"github.com/facefleet/facefleet/internal/scalerfn"
+	"github.com/facefleet/facefleet/internal/testenv"
+	"github.com/facefleet/facefleet/scaling"
+)
+
+var faux *awstest.Server
+
+func TestMain(m *testing.M) { os.Exit(awstest.Main(m, &faux)) }
+
+// Scenario sizes and timings (small: `make test` runs this too).
+const (
+	uploads      = 50
+	enrollEach   = 2
+	maxInstances = 3
+	idleTimeout  = 3 * time.Second
+	tagKey       = "facefleet-tier"
+	tagValue     = "app"
+	templateID   = "lt-0e2e0000000000000"
+)
+
+type person struct {
+	name   string
+	files  []string
+	photos [][]byte
+}
+
+func loadPeople(t *testing.T) []person {
+	dir := testenv.Shared(t, "faces")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var people []person
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, e.Name(), "*.png"))
+		sort.Strings(files)
+		p := person{name: e.Name()}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.files = append(p.files, filepath.Base(f))
+			p.photos = append(p.photos, b)
+		}
+		if len(p.photos) <= enrollEach {
+			t.Fatalf("%s has %d photos, want more than %d", p.name, len(p.photos), enrollEach)
+		}
+		people = append(people, p)
+	}
+	if len(people) == 0 {
+		t.Fatalf("no people in %s", dir)
+	}
+	return people
+}
+
+// binary builds cmd/facefleet (or uses FACEFLEET_BIN, as `make e2e` passes).
+func binary(t *testing.T) string {
+	if b := os.Getenv("FACEFLEET_BIN"); b != "" {
+		if _, err := os.Stat(b); err != nil {
+			t.Fatalf("FACEFLEET_BIN %s: %v", b, err)
+		}
+		return b
+	}
+	out := filepath.Join(t.TempDir(), "facefleet")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/facefleet")
+	cmd.Dir = testenv.Root()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/facefleet: %v\n%s", err, b)
+	}
+	return out
+}
+
+// proc is a child process with its output in a file (dumped when the test fails).
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func startProc(t *testing.T, name, bin string, env []string, args ...string) (*proc, error) {
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
+	return p, nil
+}
+
+// stop sends SIGTERM and waits, then kills.
+func (p *proc) stop(wait time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(wait):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) tail(n int) string {
+	b, _ := os.ReadFile(p.log)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// fakeCloudWatch accepts PutMetricData (the scaler publishes its samples).
+func fakeCloudWatch(t *testing.T, calls *atomic.Int64) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if !strings.HasSuffix(r.URL.Path, "/operation/PutMetricData") {
+			http.Error(w, "fake CloudWatch only takes PutMetricData", http.StatusNotFound)
+			return
+		}
+		calls.Add(1)
+		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+		w.Header().Set("Content-Type", "application/cbor")
+		_, _ = w.Write([]byte{0xa0}) // an empty CBOR map
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func upload(client *http.Client, method, url, field, filename string, data []byte) (int, string, error) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	fw, err := mw.CreateFormFile(field, filename)
+	if err != nil {
+		return 0, "", err
+	}
+	_, _ = fw.Write(data)
+	_ = mw.Close()
+	req, err := http.NewRequest(method, url, &b)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	return res.StatusCode, string(body), err
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func TestCloudE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the cloud e2e runs real processes and the real engine; skipped with -short")
+	}
+	s := awstest.Need(t, faux)
+	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
+	people := loadPeople(t)
+	bin := binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	// Queues, dead-letter queues and buckets, through the SDK.
+	clients, err := s.Clients(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqsc := clients.SQS()
+	reqQ, err := awstest.CreateQueue(ctx, sqsc, awstest.QueueSpec{Name: awstest.Unique(t, "requests"), VisibilityTimeout: 30 * time.Second, MaxReceives: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	respQ, err := awstest.CreateQueue(ctx, sqsc, awstest.QueueSpec{Name: awstest.Unique(t, "responses"), MaxReceives: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inBucket, outBucket := awstest.Unique(t, "inputs"), awstest.Unique(t, "outputs")
+	for _, b := range []string{inBucket, outBucket} {
+		if err := awstest.CreateBucket(ctx, clients.S3(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var cwCalls atomic.Int64
+	cwURL := fakeCloudWatch(t, &cwCalls)
+	env := append(os.Environ(), s.Env()...)
+	env = append(env,
+		"AWS_ENDPOINT_URL_CLOUDWATCH="+cwURL,
+		"FACEFLEET_S3_PATH_STYLE=1",
+		"FACEFLEET_MODELS="+models, "FACEFLEET_ORT_LIB="+ortLib,
+		"FACEFLEET_REQUEST_QUEUE_URL="+reqQ.URL, "FACEFLEET_RESPONSE_QUEUE_URL="+respQ.URL,
+		"FACEFLEET_REQUEST_DLQ_URL="+reqQ.DLQURL,
+		"FACEFLEET_INPUT_BUCKET="+inBucket, "FACEFLEET_OUTPUT_BUCKET="+outBucket,
+	)
+
+	// The fake EC2: an instance that becomes running starts an apptier process;
+	// one that begins stopping has its process stopped (or, when it stopped itself,
+	// waited for).
+	var (
+		procMu  sync.Mutex
+		procs   = map[string]*proc{}
+		allProc []*proc
+		boots   atomic.Int64
+		ec2URL  string
+	)
+	fake := fakeec2.New(fakeec2.Options{
+		PendingDelay: 100 * time.Millisecond, StoppingDelay: 100 * time.Millisecond, Capacity: maxInstances + 2,
+		OnRunning: func(id string) {
+			p, err := startProc(t, fmt.Sprintf("apptier-%s-%d", id, boots.Add(1)), bin,
+				append(env, "AWS_ENDPOINT_URL_EC2="+ec2URL),
+				"apptier", "-instance-id", id, "-self-stop", "ec2", "-idle-timeout", idleTimeout.String(),
+				"-wait", "1s", "-log-level", "warn")
+			if err != nil {
+				t.Errorf("start apptier for %s: %v", id, err)
+				return
+			}
+			procMu.Lock()
+			procs[id] = p
+			allProc = append(allProc, p)
+			procMu.Unlock()
+		},
+		OnStopping: func(id string) {
+			procMu.Lock()
+			p := procs[id]
+			delete(procs, id)
+			procMu.Unlock()
+			if p != nil {
+				p.stop(20 * time.Second)
+			}
+		},
+	})
+	ec2URL = fake.URL
+	defer func() {
+		procMu.Lock()
+		ps := append([]*proc(nil), allProc...)
+		procMu.Unlock()
+		for _, p := range ps {
+			p.stop(5 * time.Second)
+		}
+		fake.Close()
+		if t.Failed() {
+			for _, p := range ps {
+				t.Logf("--- %s (exit %v):\n%s", p.name, p.err, p.tail(15))
+			}
+		}
+	}()
+	live := func() int { return fake.Count("pending") + fake.Count("running") + fake.Count("stopping") }
+
+	// The web tier, on a free loopback port.
+	port, err := awstest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := startProc(t, "webtier", bin, env, "webtier", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-poll-wait", "1s", "-log-level", "warn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		web.stop(10 * time.Second)
+		if t.Failed() {
+			t.Logf("--- webtier (exit %v):\n%s", web.err, web.tail(20))
+		}
+	}()
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	client := &http.Client{Timeout: 2 * time.Minute}
+	waitFor(t, "the web tier's /healthz", 30*time.Second, func() bool {
+		select {
+		case <-web.done:
+			t.Fatalf("webtier exited: %v\n%s", web.err, web.tail(20))
+		default:
+		}
+		res, err := client.Get(url + "/healthz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+
+	// The scaler: the Lambda's handler wired exactly as functions/scaler wires it
+	// (SQS counts, EC2 fleet, CloudWatch metrics), invoked back to back with
+	// EventBridge's scheduled event; each invoke loops its steps until its deadline.
+	scalerCtx, stopScaler := context.WithCancel(ctx)
+	scalerDone := make(chan struct{})
+	var scalerErrs atomic.Int64
+	go func() {
+		defer close(scalerDone)
+		runScaler(scalerCtx, t, s, reqQ.URL, ec2URL, cwURL, &scalerErrs)
+	}()
+	defer func() { stopScaler(); <-scalerDone }()
+
+	// Enroll the first photos of each person (this already needs the fleet).
+	for _, p := range people {
+		for i := range enrollEach {
+			code, body, err := upload(client, "PUT", url+"/v1/subjects/"+p.name+"/faces", "image", p.files[i], p.photos[i])
+			if err != nil || code != http.StatusCreated {
+				t.Fatalf("enroll %s/%s: %d %q %v", p.name, p.files[i], code, body, err)
+			}
+		}
+	}
+	waitFor(t, "the fleet to go back to 0 after enrollment", 60*time.Second, func() bool { return live() == 0 })
+
+	// The burst: 50 concurrent course-style uploads under unique names.
+	var peak atomic.Int64
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		for watchCtx.Err() == nil {
+			if n := int64(fake.Count("pending") + fake.Count("running")); n > peak.Load() {
+				peak.Store(n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		correct   int
+		latencies []time.Duration
+	)
+	for i := range uploads {
+		p := people[i%len(people)]
+		k := (i / len(people)) % len(p.photos)
+		file := fmt.Sprintf("u%03d_%s", i, p.files[k])
+		want := fmt.Sprintf("u%03d_%s:%s", i, strings.TrimSuffix(p.files[k], filepath.Ext(p.files[k])), p.name)
+		wg.Go(func() {
+			start := time.Now()
+			code, body, err := upload(client, "POST", url+"/", "inputFile", file, p.photos[k])
+			el := time.Since(start)
+			mu.Lock()
+			defer mu.Unlock()
+			latencies = append(latencies, el)
+			if err != nil || code != http.StatusOK || body != want {
+				t.Errorf("%s: %d %q %v; want %q", file, code, body, err, want)
+				return
+			}
+			correct++
+		})
+	}
+	wg.Wait()
+	burstEnd := time.Now()
+	stopWatch()
+	<-watchDone
+
+	if peak.Load() == 0 {
+		t.Error("no instance ran during the burst")
+	}
+	waitFor(t, "the fleet to scale back to 0", 60*time.Second, func() bool { return live() == 0 })
+	backToZero := time.Since(burstEnd)
+
+	// Every queue, and both dead-letter queues, end empty.
+	for _, u := range []string{reqQ.URL, reqQ.DLQURL, respQ.URL, respQ.DLQURL} {
+		q, err := sqsqueue.New(sqsc, u, sqsqueue.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "queue "+u+" to be empty", 10*time.Second, func() bool {
+			c, err := q.Counts(ctx)
+			return err == nil && c == (queue.Counts{})
+		})
+	}
+	if scalerErrs.Load() > 0 {
+		t.Errorf("%d scaler invocations failed", scalerErrs.Load())
+	}
+	if cwCalls.Load() == 0 {
+		t.Error("the scaler never published metrics")
+	}
+	fmt.Printf("e2e: %d/%d correct, peak instances %d, p50 %d ms, p95 %d ms, fleet back to 0 in %.1f s, queues empty, %d instance boots\n",
+		correct, uploads, peak.Load(), pct(latencies, 0.5).Milliseconds(), pct(latencies, 0.95).Milliseconds(),
+		backToZero.Seconds(), boots.Load())
+}
+
+// runScaler invokes the scaler handler until ctx ends.
+func runScaler(ctx context.Context, t *testing.T, s *awstest.Server, queueURL, ec2URL, cwURL string, failures *atomic.Int64) {
+	o := s.Options()
+	o.EC2Endpoint, o.CloudWatchEndpoint = ec2URL, cwURL
+	clients, err := awsconfig.Load(ctx, o)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	q, err := sqsqueue.New(clients.SQS(), queueURL, sqsqueue.Options{})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	f, err := ec2fleet.New(clients.EC2(), ec2fleet.Options{LaunchTemplateID: templateID, TagKey: tagKey, TagValue: tagValue, Max: maxInstances})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	m, err := metrics.NewCloudWatch(clients.CloudWatch(), "facefleet-e2e")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	log := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	ctrl := scaling.NewController(scaling.ControllerOptions{Queue: q, Fleet: f, Policy: scaling.DefaultPolicy(), Max: maxInstances, Logger: log})
+	h, err := scalerfn.New(scalerfn.Options{Controller: ctrl, Metrics: m, Logger: log, Interval: 500 * time.Millisecond, Margin: 200 * time.Millisecond})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	event, _ := json.Marshal(map[string]any{
+		"version": "0", "id": "e2e", "detail-type": "Scheduled Event", "source": "aws.events",
+		"account": "000000000000", "region": awstest.Region, "resources": []string{"arn:aws:events:us-east-1:000000000000:rule/facefleet-scaler"},
+		"detail": map[string]any{},
+	})
+	for ctx.Err() == nil {
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := h.Invoke(ictx, event); err != nil && ctx.Err() == nil {
+			failures.Add(1)
+			t.Logf("scaler invoke: %v", err)
+		}
+		cancel()
+	}
+}
