@@ -37,5 +37,12 @@ vet:
 test: build vet
 	FACEFLEET_REQUIRE_DEPS=1 go test $(GO_TEST_FLAGS) ./...
 
+## bench-engine: engine stages (1 intra-op thread) vs raw ONNX Runtime, libjpeg-turbo's djpeg and face-api (Node 22, tfjs WASM)
+bench-engine: models
+	@command -v djpeg >/dev/null && ldconfig -p | grep -q libturbojpeg.so.0 || { \
+	  echo "bench-engine: installing libjpeg-turbo-progs and libturbojpeg0 (djpeg, fast JPEG decoding)" >&2; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q libjpeg-turbo-progs libturbojpeg0 >/dev/null; }
+	FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} go run ./cmd/benchengine
+
 clean:
 	rm -rf $(BUILD)

