@@ -3,6 +3,7 @@ package fileblob_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,16 @@ func newStore(t *testing.T, dir string) *fileblob.Store {
 func TestConformance(t *testing.T) {
 	blobtest.Run(t, blobtest.Harness{New: func(t *testing.T) blob.Store {
 		return newStore(t, t.TempDir())
+	}})
+}
+
+func TestConformanceNoSync(t *testing.T) {
+	blobtest.Run(t, blobtest.Harness{New: func(t *testing.T) blob.Store {
+		s, err := fileblob.New(t.TempDir(), fileblob.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
 	}})
 }
 
@@ -126,10 +137,19 @@ func TestNewErrors(t *testing.T) {
 	if _, err := fileblob.New(f); err == nil {
 		t.Fatal("New on a regular file succeeded")
 	}
+	if _, err := fileblob.New(t.TempDir(), fileblob.Options{}, fileblob.Options{}); err == nil {
+		t.Fatal("New with two Options succeeded")
+	}
 }
 
 func BenchmarkPutGet64K(b *testing.B) {
-	s, err := fileblob.New(b.TempDir())
+	for _, o := range []fileblob.Options{{}, {NoSync: true}} {
+		b.Run(fmt.Sprintf("NoSync=%v", o.NoSync), func(b *testing.B) { benchPutGet(b, o) })
+	}
+}
+
+func benchPutGet(b *testing.B, o fileblob.Options) {
+	s, err := fileblob.New(b.TempDir(), o)
 	if err != nil {
 		b.Fatal(err)
 	}
