@@ -32,9 +32,15 @@ type Instance struct {
 // instances to pending/stopping and return; List shows the progress.
 type Fleet interface {
 	List(ctx context.Context) ([]Instance, error)
-	// Start starts stopped instances.
+	// Start starts stopped instances. As in EC2 it checks every id before changing
+	// any; pending or running ones are accepted unchanged, a stopping one fails
+	// with ErrIncorrectState.
 	Start(ctx context.Context, ids ...string) error
-	// Stop stops running or pending instances.
+	// Stop stops running instances. As in EC2 it checks every id before changing
+	// any; stopping or stopped ones are accepted unchanged, and a launched
+	// instance that is still pending fails with ErrIncorrectState (EC2: "cannot
+	// be stopped as it has never reached the 'running' state"), so wait for
+	// running. fleettest checks these rules on every adapter.
 	Stop(ctx context.Context, ids ...string) error
 	// Launch creates n new instances (pending) and returns them.
 	Launch(ctx context.Context, n int) ([]Instance, error)
