@@ -18,6 +18,13 @@ type QueueCounter interface {
 	Counts(ctx context.Context) (queue.Counts, error)
 }
 
+// Retirer is an optional fleet capability: Retire asks running instances to stop
+// themselves after their current job (and idle ones at once), so scale-in never
+// kills a busy worker. Fleets without it scale in only by workers' idle timeouts.
+type Retirer interface {
+	Retire(ctx context.Context, ids ...string) error
+}
+
 // ControllerOptions configure a Controller.
 type ControllerOptions struct {
 	// Queue reports the request queue's approximate counts.
@@ -32,12 +39,16 @@ type ControllerOptions struct {
 	Logger *slog.Logger
 	// History bounds Recent(); <= 0 means DefaultHistory.
 	History int
+	// RetireAfter: only instances running at least this long are retired (their
+	// first billed minute is paid anyway); <= 0 means DefaultRetireAfter.
+	RetireAfter time.Duration
 }
 
 // Defaults for ControllerOptions.
 const (
-	DefaultMax     = 20
-	DefaultHistory = 100
+	DefaultMax         = 20
+	DefaultHistory     = 100
+	DefaultRetireAfter = time.Minute
 )
 
 // Controller observes the queue and the fleet, asks its policy, acts through the
@@ -45,12 +56,13 @@ const (
 // ticker and a nudge may call Step at the same time; steps are serialised so two
 // evaluations never launch for the same backlog.
 type Controller struct {
-	q       QueueCounter
-	f       fleet.Fleet
-	policy  Policy
-	max     int
-	log     *slog.Logger
-	history int
+	q           QueueCounter
+	f           fleet.Fleet
+	policy      Policy
+	max         int
+	log         *slog.Logger
+	history     int
+	retireAfter time.Duration
 
 	mu     sync.Mutex // serialises steps and guards recent
 	recent []Decision
@@ -71,7 +83,10 @@ func NewController(o ControllerOptions) *Controller {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{q: o.Queue, f: o.Fleet, policy: o.Policy, max: o.Max, log: o.Logger, history: o.History}
+	if o.RetireAfter <= 0 {
+		o.RetireAfter = DefaultRetireAfter
+	}
+	return &Controller{q: o.Queue, f: o.Fleet, policy: o.Policy, max: o.Max, log: o.Logger, history: o.History, retireAfter: o.RetireAfter}
 }
 
 // Policy returns the controller's policy.
@@ -117,21 +132,30 @@ func (c *Controller) StepTrigger(ctx context.Context, now time.Time, trigger str
 	obs.Visible, obs.InFlight = max(counts.Visible, 0), max(counts.InFlight, 0)
 	by := fleet.CountByState(insts)
 	obs.Pending, obs.Running, obs.Stopping, obs.Stopped = by[fleet.Pending], by[fleet.Running], by[fleet.Stopping], by[fleet.Stopped]
+	retirer, canRetire := c.f.(Retirer)
+	obs.CanRetire = canRetire
 
 	d := c.policy.Decide(obs)
 	d.Observation = obs
 	// Never above Max, never stop more than exist.
 	d.Start = min(max(d.Start, 0), max(c.max-obs.Pending-obs.Running, 0))
 	d.Stop = min(max(d.Stop, 0), obs.Pending+obs.Running)
-	if d.Start > 0 && d.Stop > 0 { // a policy bug; starting and stopping at once only burns money
-		d.Stop = 0
+	d.Retire = min(max(d.Retire, 0), obs.Running)
+	if !canRetire {
+		d.Retire = 0
+	}
+	if d.Start > 0 { // a policy bug; starting and stopping at once only burns money
+		d.Stop, d.Retire = 0, 0
 	}
 
 	var actErr error
-	if d.Start > 0 {
+	switch {
+	case d.Start > 0:
 		actErr = c.start(ctx, insts, &d)
-	} else if d.Stop > 0 {
+	case d.Stop > 0:
 		actErr = c.stop(ctx, insts, &d)
+	case d.Retire > 0:
+		actErr = c.retire(ctx, retirer, insts, now, &d)
 	}
 	if actErr != nil {
 		d.Error = actErr.Error()
@@ -141,7 +165,7 @@ func (c *Controller) StepTrigger(ctx context.Context, now time.Time, trigger str
 	c.log.Info("scaling decision", "policy", c.policy.Name(), "trigger", trigger, "nudge", nudge,
 		"visible", obs.Visible, "in_flight", obs.InFlight, "pending", obs.Pending, "running", obs.Running,
 		"stopping", obs.Stopping, "stopped", obs.Stopped, "max", c.max,
-		"desired", d.Desired, "start", d.Start, "stop", d.Stop, "reason", d.Reason)
+		"desired", d.Desired, "start", d.Start, "stop", d.Stop, "retire", d.Retire, "reason", d.Reason)
 	c.remember(d)
 	return d, actErr
 }
@@ -233,6 +257,38 @@ func (c *Controller) stop(ctx context.Context, insts []fleet.Instance, d *Decisi
 		return fmt.Errorf("scaling: stopping %d instances: %w", n, err)
 	}
 	d.Stop = n
+	return nil
+}
+
+// retire asks d.Retire running instances, oldest first among those running at
+// least RetireAfter, to stop after their current job. Asking again for the same
+// instances is harmless: the order is stable until they stop.
+func (c *Controller) retire(ctx context.Context, r Retirer, insts []fleet.Instance, now time.Time, d *Decision) error {
+	var cand []fleet.Instance
+	for _, in := range insts {
+		if in.State == fleet.Running && now.Sub(in.Since) >= c.retireAfter {
+			cand = append(cand, in)
+		}
+	}
+	sort.Slice(cand, func(i, j int) bool {
+		if !cand[i].Since.Equal(cand[j].Since) {
+			return cand[i].Since.Before(cand[j].Since)
+		}
+		return cand[i].ID < cand[j].ID
+	})
+	n := min(d.Retire, len(cand))
+	d.Retire = 0
+	if n == 0 {
+		return nil
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = cand[i].ID
+	}
+	if err := r.Retire(ctx, ids...); err != nil {
+		return fmt.Errorf("scaling: retiring %d instances: %w", n, err)
+	}
+	d.Retire = n
 	return nil
 }
 

@@ -247,3 +247,38 @@ func TestControllerWithDefaultPolicy(t *testing.T) {
 		t.Fatalf("ours never stops: %+v", d)
 	}
 }
+
+// retiringFleet adds the optional Retirer capability.
+type retiringFleet struct {
+	fakeFleet
+	retired []string
+}
+
+func (f *retiringFleet) Retire(_ context.Context, ids ...string) error {
+	f.retired = append(f.retired, ids...)
+	return nil
+}
+
+func TestControllerRetiresOldestPaidUpRunningOnly(t *testing.T) {
+	now := time.Unix(1000, 0)
+	ff := &retiringFleet{fakeFleet: fakeFleet{insts: []fleet.Instance{
+		inst("young", fleet.Running, 990), // within its first minute: not retired
+		inst("old", fleet.Running, 100), inst("mid", fleet.Running, 500), inst("p", fleet.Pending, 1),
+	}}}
+	pol := &fixedPolicy{d: Decision{Retire: 5}}
+	c := NewController(ControllerOptions{Queue: &fakeQueue{}, Fleet: ff, Policy: pol})
+	d, err := c.Step(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pol.seen[0].CanRetire || d.Retire != 2 || strings.Join(ff.retired, ",") != "old,mid" || len(ff.stopped) != 0 {
+		t.Fatalf("d=%+v retired=%v stopped=%v", d, ff.retired, ff.stopped)
+	}
+	// Without the capability the policy is told so and nothing is retired.
+	plain := &fakeFleet{insts: ff.insts}
+	pol2 := &fixedPolicy{d: Decision{Retire: 5}}
+	d, _ = NewController(ControllerOptions{Queue: &fakeQueue{}, Fleet: plain, Policy: pol2}).Step(context.Background(), now)
+	if pol2.seen[0].CanRetire || d.Retire != 0 || len(plain.stopped) != 0 {
+		t.Fatalf("without Retirer: d=%+v", d)
+	}
+}

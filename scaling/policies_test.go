@@ -11,13 +11,13 @@ type step struct {
 	at                         time.Duration
 	visible, inFlight          int
 	pending, running, stopping int
-	nudge                      bool
-	start, stop                int
+	nudge, canRetire           bool
+	start, stop, retire        int
 }
 
 func (s step) obs(max int) Observation {
 	return Observation{Now: t0.Add(s.at), Visible: s.visible, InFlight: s.inFlight,
-		Pending: s.pending, Running: s.running, Stopping: s.stopping, Max: max, Nudge: s.nudge}
+		Pending: s.pending, Running: s.running, Stopping: s.stopping, Max: max, Nudge: s.nudge, CanRetire: s.canRetire}
 }
 
 // Table-driven, in the style of KEDA's scaler tests: each case is a policy and a
@@ -63,6 +63,19 @@ func TestPolicies(t *testing.T) {
 			{running: 5},
 			{visible: 3, stopping: 2, start: 1},
 		}},
+		{"facefleet retires a steady surplus after a full window, never below one", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 20, []step{
+			{visible: 0, inFlight: 10, running: 15, canRetire: true},
+			{at: 30 * time.Second, inFlight: 10, running: 15, canRetire: true},
+			{at: 60 * time.Second, inFlight: 10, running: 15, canRetire: true, retire: 2}, // ceil(10 x 1.25) = 13
+			{at: 90 * time.Second, inFlight: 0, running: 13, canRetire: true},             // once per window
+			{at: 120 * time.Second, inFlight: 0, running: 13, canRetire: true, retire: 8}, // (10+0+0)/3 busy: ceil(3.3 x 1.25) = 5
+			{at: 200 * time.Second, inFlight: 0, running: 5, canRetire: true, retire: 4},  // down to one, not zero
+		}},
+		{"facefleet does not retire without the capability or while capacity is pending", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 20, []step{
+			{inFlight: 1, running: 15},
+			{at: 90 * time.Second, inFlight: 1, running: 15},
+			{at: 91 * time.Second, inFlight: 1, running: 15, pending: 1, canRetire: true},
+		}},
 		{"keda: ceil(backlog/5), polls every 30 s, cools down 300 s", func() Policy { return NewKEDA(KEDAOptions{}) }, 20, []step{
 			{visible: 12, inFlight: 0, start: 3},
 			{at: 10 * time.Second, visible: 40, running: 3}, // between polls
@@ -96,9 +109,9 @@ func TestPolicies(t *testing.T) {
 			p := tc.policy()
 			for i, s := range tc.steps {
 				d := p.Decide(s.obs(tc.max))
-				if d.Start != s.start || d.Stop != s.stop {
-					t.Fatalf("step %d (%+v): got start %d stop %d (%s), want start %d stop %d",
-						i, s, d.Start, d.Stop, d.Reason, s.start, s.stop)
+				if d.Start != s.start || d.Stop != s.stop || d.Retire != s.retire {
+					t.Fatalf("step %d (%+v): got start %d stop %d retire %d (%s), want %d %d %d",
+						i, s, d.Start, d.Stop, d.Retire, d.Reason, s.start, s.stop, s.retire)
 				}
 				if d.Reason == "" {
 					t.Fatalf("step %d: empty reason", i)

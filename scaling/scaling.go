@@ -26,6 +26,9 @@ type Observation struct {
 	// Nudge is true when the web tier has just enqueued a request while no worker
 	// ran: the approximate count may not show it yet, but the work is real.
 	Nudge bool `json:"nudge,omitempty"`
+	// CanRetire is true when the fleet can retire instances (Retirer): ask them
+	// to stop themselves after their current job.
+	CanRetire bool `json:"can_retire,omitempty"`
 }
 
 // Triggers: what asked the controller to evaluate. They are labels for logs and
@@ -46,7 +49,10 @@ type Decision struct {
 	Desired     int         `json:"desired"`
 	Start       int         `json:"start"`
 	Stop        int         `json:"stop"`
-	Reason      string      `json:"reason"`
+	// Retire counts running instances to ask to stop after their current job
+	// (only when Observation.CanRetire): scale-in that never kills a busy worker.
+	Retire int    `json:"retire,omitempty"`
+	Reason string `json:"reason"`
 	// Filled in by the Controller after acting: how many were started from the
 	// stopped pool and how many launched (Start is their sum once acted on), and
 	// the fleet error, if any, that made it do less than the policy asked.

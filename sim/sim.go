@@ -71,6 +71,9 @@ type Config struct {
 	Settle time.Duration `json:"settle"`
 	// Horizon: hard stop this long after the last arrival.
 	Horizon time.Duration `json:"horizon"`
+	// Retire gives the simulated fleet the scaling.Retirer capability (workers
+	// stop after their current job when asked). The real adapters lack it today.
+	Retire bool `json:"retire"`
 	// Seed makes the run reproducible.
 	Seed uint64 `json:"seed"`
 	// Facefleet sets our policy's knobs (zero fields: scaling's defaults).
@@ -257,6 +260,8 @@ type instance struct {
 	runningSince time.Duration
 	ready        bool
 	busy         int // message index, -1 when idle
+	retiring     bool
+	idleSince    time.Duration // when it last became idle: long polls favour the longest waiting
 	idleArmed    bool
 	idleEpoch    int
 }
@@ -418,18 +423,26 @@ func (w *world) arrive(i int) {
 	w.dispatch()
 }
 
-// dispatch hands visible messages to ready idle workers (long polling returns at
-// once), lowest instance first, and arms idle timers on workers left idle.
+// dispatch hands visible messages to ready idle workers, the longest-waiting
+// poller first (SQS long polls spread work over all pollers, so a surplus worker
+// rarely sits idle long enough to time out), and arms idle timers on workers left
+// idle.
 func (w *world) dispatch() {
+	for w.nVis > 0 {
+		var pick *instance
+		for _, in := range w.insts {
+			if in.state == fleet.Running && in.ready && in.busy < 0 && !in.retiring &&
+				(pick == nil || in.idleSince < pick.idleSince) {
+				pick = in
+			}
+		}
+		if pick == nil {
+			break
+		}
+		w.receive(pick)
+	}
 	for _, in := range w.insts {
-		if in.state != fleet.Running || !in.ready || in.busy >= 0 {
-			continue
-		}
-		if w.nVis > 0 {
-			w.receive(in)
-			continue
-		}
-		if !in.idleArmed {
+		if in.state == fleet.Running && in.ready && in.busy < 0 && !in.retiring && !in.idleArmed {
 			w.armIdle(in)
 		}
 	}
@@ -471,6 +484,10 @@ func (w *world) finish(in *instance, epoch, i int) {
 	m.answerAt = w.now
 	w.nFlight--
 	in.busy = -1
+	in.idleSince = w.now
+	if in.retiring {
+		w.stop(in, false) // retired: stop after the current job, never during it
+	}
 	if w.answered == 0 {
 		w.firstAnswer = w.now
 	}
@@ -523,6 +540,7 @@ func (w *world) setState(in *instance, s fleet.State) {
 }
 
 func (w *world) bringUp(in *instance, extra time.Duration) {
+	in.retiring = false
 	w.setState(in, fleet.Pending)
 	w.starts++
 	// A flap: capacity stopped less than a minute ago while the backlog never
@@ -550,6 +568,7 @@ func (w *world) bringUp(in *instance, extra time.Duration) {
 				return
 			}
 			in.ready = true
+			in.idleSince = w.now
 			w.traceAdd("ready", in.id)
 			w.dispatch()
 		})
@@ -651,6 +670,33 @@ func (f simFleet) Stop(ctx context.Context, ids ...string) error {
 	}
 	for _, in := range ins {
 		f.w.stop(in, true)
+	}
+	return ctx.Err()
+}
+
+// retirer is the simulated fleet with the scaling.Retirer capability.
+type retirer struct{ simFleet }
+
+func (f retirer) Retire(ctx context.Context, ids ...string) error {
+	ins := make([]*instance, 0, len(ids))
+	for _, id := range ids {
+		in, err := f.find(id)
+		if err != nil {
+			return err
+		}
+		if in.state != fleet.Running && in.state != fleet.Pending {
+			return fmt.Errorf("%w: %s is %s", fleet.ErrIncorrectState, id, in.state)
+		}
+		ins = append(ins, in)
+	}
+	for _, in := range ins {
+		if in.retiring {
+			continue
+		}
+		in.retiring = true
+		if in.busy < 0 {
+			f.w.stop(in, false)
+		}
 	}
 	return ctx.Err()
 }
@@ -778,8 +824,12 @@ func Run(ctx context.Context, cfg Config, wl Workload, policy string) (Result, e
 	for range cfg.Pool {
 		w.newInstance()
 	}
+	var fl fleet.Fleet = simFleet{w: w}
+	if cfg.Retire {
+		fl = retirer{simFleet{w: w}}
+	}
 	w.ctrl = scaling.NewController(scaling.ControllerOptions{
-		Queue: simQueue{w: w, exact: trig.ExactCounts}, Fleet: simFleet{w: w},
+		Queue: simQueue{w: w, exact: trig.ExactCounts}, Fleet: fl,
 		Policy: pol, Max: cfg.Max, History: 1, Logger: slog.New(slog.DiscardHandler),
 	})
 	w.countsChanged()
@@ -852,5 +902,6 @@ func Run(ctx context.Context, cfg Config, wl Workload, policy string) (Result, e
 // The simulator plugs into the same ports the real adapters implement.
 var (
 	_ fleet.Fleet          = simFleet{}
+	_ scaling.Retirer      = retirer{}
 	_ scaling.QueueCounter = simQueue{}
 )

@@ -406,3 +406,31 @@ func TestOutputs(t *testing.T) {
 		t.Fatalf("plot: %v %.80s", err, svg)
 	}
 }
+
+// At 1 s per image, poisson-10 needs ten workers; the backlog built up during boot
+// takes ours to the cap, and idle timeouts cannot release the surplus because the
+// workers share the queue. A fleet that can retire instances (stop after the
+// current job) lets ours shed it: cheaper, still no busy stop and no flap.
+func TestRetireShedsSteadySurplus(t *testing.T) {
+	cfg := issueConfig(1)
+	cfg.Service = Dist{Mean: time.Second, Jitter: 250 * time.Millisecond}
+	wl := mustWorkload(t, "poisson-10", 1)
+	without, err := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Retire = true
+	with, err := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if with.BilledInstanceSeconds > 0.9*without.BilledInstanceSeconds {
+		t.Errorf("billed with retire %.0f, without %.0f: want at least 10%% less", with.BilledInstanceSeconds, without.BilledInstanceSeconds)
+	}
+	if with.BusyStops != 0 || with.Flaps != 0 || with.Answered != with.Requests {
+		t.Errorf("with retire: busy_stops %d flaps %d answered %d/%d", with.BusyStops, with.Flaps, with.Answered, with.Requests)
+	}
+	if with.P95S > without.P95S+1 {
+		t.Errorf("p95 with retire %.1f s, without %.1f s", with.P95S, without.P95S)
+	}
+}
