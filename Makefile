@@ -44,5 +44,12 @@ bench-engine: models
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q libjpeg-turbo-progs libturbojpeg0 >/dev/null; }
 	FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} go run ./cmd/benchengine
 
+## e2e: the AWS deployment on loopback: fauxqs (SQS+S3), a fake EC2 whose instances
+## are real `facefleet apptier` processes, `facefleet webtier`, the scaler Lambda
+## under the Runtime Interface Emulator; 50 uploads; prints one `e2e:` summary line
+e2e: build
+	FACEFLEET_REQUIRE_DEPS=1 FACEFLEET_BIN=$(BUILD)/facefleet FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} \
+		go test -count=1 -timeout 10m -v -run 'TestCloudE2E$$' ./test/cloude2e/
+
 clean:
 	rm -rf $(BUILD)
