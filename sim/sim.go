@@ -179,6 +179,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sim: load %v is part of boot %v and cannot exceed it", c.Load, c.Boot)
 	case c.Service.Mean <= 0:
 		return errors.New("sim: service time must be positive")
+	case c.Service.Mean+c.Service.Jitter >= c.Visibility:
+		return fmt.Errorf("sim: service time %v must stay under the visibility timeout %v (the simulator does not model redelivery of a message still being processed)", c.Service, c.Visibility)
 	case c.Phase < 0:
 		return errors.New("sim: phase must be >= 0")
 	}
@@ -439,7 +441,9 @@ func (w *world) dispatch() {
 		if pick == nil {
 			break
 		}
-		w.receive(pick)
+		if w.receive(pick); pick.busy < 0 {
+			break // nothing receivable after all; never spin
+		}
 	}
 	for _, in := range w.insts {
 		if in.state == fleet.Running && in.ready && in.busy < 0 && !in.retiring && !in.idleArmed {
@@ -449,6 +453,10 @@ func (w *world) dispatch() {
 }
 
 func (w *world) receive(in *instance) {
+	if w.vhead > 4096 && w.vhead*2 > len(w.visible) { // compact the FIFO
+		w.visible = append(w.visible[:0:0], w.visible[w.vhead:]...)
+		w.vhead = 0
+	}
 	for w.vhead < len(w.visible) {
 		i := w.visible[w.vhead]
 		w.vhead++
@@ -469,10 +477,6 @@ func (w *world) receive(in *instance) {
 		w.at(w.now+m.svc, func() { w.finish(in, epoch, i) })
 		return
 	}
-	if w.vhead > 4096 && w.vhead*2 > len(w.visible) { // compact the FIFO
-		w.visible = append(w.visible[:0:0], w.visible[w.vhead:]...)
-		w.vhead = 0
-	}
 }
 
 func (w *world) finish(in *instance, epoch, i int) {
@@ -485,9 +489,6 @@ func (w *world) finish(in *instance, epoch, i int) {
 	w.nFlight--
 	in.busy = -1
 	in.idleSince = w.now
-	if in.retiring {
-		w.stop(in, false) // retired: stop after the current job, never during it
-	}
 	if w.answered == 0 {
 		w.firstAnswer = w.now
 	}
@@ -495,6 +496,9 @@ func (w *world) finish(in *instance, epoch, i int) {
 	w.lastAnswer = w.now
 	w.traceAdd("answer", fmt.Sprint(i))
 	w.countsChanged()
+	if in.retiring {
+		w.stop(in, false) // retired: stop after the current job, never during it
+	}
 	w.dispatch()
 }
 
@@ -603,7 +607,13 @@ func (w *world) stop(in *instance, byController bool) {
 	w.setState(in, fleet.Stopping)
 	w.stops++
 	if w.nVis+w.nFlight > 0 { // only a stop while work waits can start a flap
-		w.stopTimes = append(w.stopTimes, w.now)
+		keep := w.stopTimes[:0]
+		for _, t := range w.stopTimes {
+			if w.now-t <= time.Minute {
+				keep = append(keep, t)
+			}
+		}
+		w.stopTimes = append(keep, w.now)
 	}
 	epoch := in.epoch
 	w.at(w.now+w.cfg.StopDelay.Sample(w.delays), func() {
