@@ -268,3 +268,42 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// With libjpeg-turbo installed, JPEGs decode through it; its pixels must agree
+// with image/jpeg's (they differ only in chroma upsampling and IDCT rounding).
+func TestTurboJPEGMatchesGo(t *testing.T) {
+	if !TurboJPEGAvailable() {
+		t.Skip("libturbojpeg.so.0 not installed: JPEGs use image/jpeg only")
+	}
+	for _, data := range [][]byte{encJPEG(t, testPhoto(333, 217)), withOrientation(encJPEG(t, testPhoto(64, 48)), 6)} {
+		a, err := Decode(data, DecodeLimits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Decode(data, DecodeLimits{PureGo: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.W != b.W || a.H != b.H {
+			t.Fatalf("sizes differ: %dx%d vs %dx%d", a.W, a.H, b.W, b.H)
+		}
+		sum, worst := 0, 0
+		for i := range a.Pix {
+			d := int(a.Pix[i]) - int(b.Pix[i])
+			if d < 0 {
+				d = -d
+			}
+			sum += d
+			worst = max(worst, d)
+		}
+		// Sharp chroma edges (the test pattern wraps) may differ a lot at single
+		// pixels; on average the two decoders must agree closely.
+		if mean := float64(sum) / float64(len(a.Pix)); mean > 2 {
+			t.Fatalf("turbo vs Go: mean |diff| %.2f, worst %d", mean, worst)
+		}
+	}
+	// Both paths refuse a truncated file the same way.
+	good := encJPEG(t, testPhoto(64, 48))
+	_, err := Decode(good[:len(good)-200], DecodeLimits{})
+	wantKind(t, err, KindTruncated)
+}
