@@ -168,7 +168,7 @@ func testDefaultContentType(t *testing.T, s blob.Store) {
 }
 
 func testUnicodeKeys(t *testing.T, s blob.Store) {
-	keys := []string{"uploads/Grüße aus Köln/photo 1.jpg", "名前/写真.png", "a+b=c&d?e#f%20g.txt", "dots.in.name/x.y.z"}
+	keys := []string{"uploads/Grüße aus Köln/photo 1.jpg", "名前/写真.png", "a+b=c&d?e#f%20g.txt", "dots.in.name/x.y.z", ".hidden/.tmp-looking"}
 	for i, k := range keys {
 		put(t, s, k, []byte(fmt.Sprint("v", i)), "text/plain")
 	}

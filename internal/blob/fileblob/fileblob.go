@@ -290,7 +290,8 @@ func (s *Store) List(ctx context.Context, prefix string) ([]blob.Attributes, err
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || !strings.HasSuffix(name, objSuffix) || strings.HasPrefix(name, tmpPrefix) {
+		// Temp files (".tmp-<digits>") never end in ".obj"; a key may start with ".tmp-".
+		if !d.Type().IsRegular() || !strings.HasSuffix(name, objSuffix) {
 			return nil
 		}
 		rel, err := filepath.Rel(start, p)
