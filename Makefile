@@ -53,3 +53,7 @@ e2e: build
 
 clean:
 	rm -rf $(BUILD)
+
+## bench-service: bursts of 100 and 1000 uploads through the embedded service (real engine, HTTP on 127.0.0.1) vs the engine alone
+bench-service: models
+	FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} go run ./cmd/benchservice

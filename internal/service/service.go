@@ -1,0 +1,232 @@
+// Package service wires facefleet's embedded mode: the web tier, in-process queues
+// (memqueue), file-backed stores (fileblob), a local fleet of worker goroutines
+// (localfleet) sharing one engine, and the scaling controller driven by a ticker
+// and nudged when a request arrives while no worker is running. `facefleet up`,
+// the end-to-end tests and bench-service all run this.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/facefleet/facefleet/apptier"
+	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/blob"
+	"github.com/facefleet/facefleet/internal/blob/fileblob"
+	"github.com/facefleet/facefleet/internal/fleet"
+	"github.com/facefleet/facefleet/internal/fleet/localfleet"
+	"github.com/facefleet/facefleet/internal/protocol"
+	"github.com/facefleet/facefleet/internal/queue/memqueue"
+	"github.com/facefleet/facefleet/scaling"
+	"github.com/facefleet/facefleet/webtier"
+)
+
+// GalleryKey is where the gallery lives in the output store.
+const GalleryKey = "gallery/gallery.json"
+
+// Config configures the embedded service. Zero values take the defaults noted.
+type Config struct {
+	// DataDir holds inputs/ and outputs/ (fileblob stores) unless Inputs and
+	// Outputs are given.
+	DataDir         string
+	Inputs, Outputs blob.Store
+	// Analyzer is the engine shared by every local instance.
+	Analyzer apptier.Analyzer
+	// Threshold is the match distance threshold (0: the gallery's default).
+	Threshold float64
+
+	MaxInstances int           // cap on pending+running instances (default 20)
+	BootDelay    time.Duration // simulated instance boot time
+	// IdleTimeout: an instance with no work for this long stops itself (default 30 s).
+	IdleTimeout       time.Duration
+	VisibilityTimeout time.Duration // request queue visibility (default 30 s)
+	MaxReceives       int           // redrive to the dead-letter queue after this many receives (default 3)
+	RetryBackoff      time.Duration // first retry delay after a transient failure (default 1 s)
+	WorkerWait        time.Duration // worker long-poll wait (default 5 s)
+	ScaleEvery        time.Duration // scaling controller period (default 1 s)
+	Policy            scaling.Policy
+	GalleryCheckEvery time.Duration // workers' gallery ETag check period (default 2 s)
+	Limits            webtier.Limits
+	Logger            *slog.Logger
+}
+
+// Service is the embedded facefleet.
+type Service struct {
+	cfg                             Config
+	log                             *slog.Logger
+	Requests, Responses, DeadLetter *memqueue.Queue
+	Inputs, Outputs                 blob.Store
+	Fleet                           fleet.Fleet
+	Controller                      *scaling.Controller
+	Web                             *webtier.Server
+	local                           *localfleet.Fleet
+	nudge                           chan struct{}
+}
+
+// New builds the service; nothing runs until Serve.
+func New(cfg Config) (*Service, error) {
+	if cfg.Analyzer == nil {
+		return nil, errors.New("service: an Analyzer (the engine) is required")
+	}
+	if cfg.MaxInstances <= 0 {
+		cfg.MaxInstances = 20
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.VisibilityTimeout <= 0 {
+		cfg.VisibilityTimeout = 30 * time.Second
+	}
+	if cfg.MaxReceives <= 0 {
+		cfg.MaxReceives = 3
+	}
+	if cfg.ScaleEvery <= 0 {
+		cfg.ScaleEvery = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, Inputs: cfg.Inputs, Outputs: cfg.Outputs, nudge: make(chan struct{}, 1)}
+	var err error
+	for _, st := range []struct {
+		dst *blob.Store
+		sub string
+	}{{&s.Inputs, "inputs"}, {&s.Outputs, "outputs"}} {
+		if *st.dst != nil {
+			continue
+		}
+		if cfg.DataDir == "" {
+			return nil, errors.New("service: DataDir is required unless Inputs and Outputs are given")
+		}
+		dir := filepath.Join(cfg.DataDir, st.sub)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("service: create %s: %w", dir, err)
+		}
+		if *st.dst, err = fileblob.New(dir); err != nil {
+			return nil, fmt.Errorf("service: %s store: %w", st.sub, err)
+		}
+	}
+	if s.DeadLetter, err = memqueue.New(memqueue.Options{Name: "requests-dlq", MaxMessageSize: protocol.MaxRequestBytes}); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	if s.Requests, err = memqueue.New(memqueue.Options{Name: "requests", VisibilityTimeout: cfg.VisibilityTimeout,
+		MaxMessageSize: protocol.MaxRequestBytes, DeadLetter: s.DeadLetter, MaxReceiveCount: cfg.MaxReceives}); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	if s.Responses, err = memqueue.New(memqueue.Options{Name: "responses", MaxMessageSize: protocol.MaxResponseBytes}); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	// The fleet's own cap counts stopped instances too; the controller's Max
+	// caps pending+running, so allow room for a stopped pool beside it.
+	lf, err := localfleet.New(localfleet.Options{BootDelay: cfg.BootDelay, Max: 2 * cfg.MaxInstances, Run: s.runInstance,
+		Logger: cfg.Logger.With("component", "localfleet")})
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	s.Fleet, s.local = lf, lf
+	s.Controller = scaling.NewController(scaling.ControllerOptions{Queue: s.Requests, Fleet: s.Fleet, Policy: cfg.Policy,
+		Max: cfg.MaxInstances, Logger: cfg.Logger.With("component", "scaler")})
+	s.Web, err = webtier.New(webtier.Options{
+		Requests: s.Requests, Responses: s.Responses, RequestDLQ: s.DeadLetter,
+		Inputs: s.Inputs, Outputs: s.Outputs, GalleryKey: GalleryKey,
+		Limits: cfg.Limits, MaxReceives: cfg.MaxReceives,
+		Nudge: s.Nudge, Fleet: s.Fleet, Decisions: s.Controller.Recent, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	return s, nil
+}
+
+// runInstance is one local instance: a worker until it is idle or stopped.
+func (s *Service) runInstance(ctx context.Context, inst fleet.Instance) error {
+	w, err := apptier.New(apptier.Options{
+		ID: inst.ID, Requests: s.Requests, Responses: s.Responses, Inputs: s.Inputs, Outputs: s.Outputs,
+		Analyzer: s.cfg.Analyzer, Gallery: s.Outputs, GalleryKey: GalleryKey, Threshold: s.cfg.Threshold,
+		GalleryCheckEvery: s.cfg.GalleryCheckEvery, WaitTime: s.cfg.WorkerWait, IdleTimeout: s.cfg.IdleTimeout,
+		VisibilityTimeout: s.cfg.VisibilityTimeout, RetryBackoff: s.cfg.RetryBackoff, Logger: s.log.With("component", "apptier"),
+	})
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// Nudge asks the scaler to look now (non-blocking; the web tier calls it after
+// every enqueue). The scaler acts on it only when no instance is pending or
+// running, so a burst costs one extra evaluation, not one per request.
+func (s *Service) Nudge() {
+	select {
+	case s.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// SeedGallery stores a gallery file (as written by `facefleet enroll`) as the
+// service's gallery after checking that it decodes.
+func (s *Service) SeedGallery(ctx context.Context, data []byte) error {
+	if _, err := gallery.Unmarshal(data); err != nil {
+		return fmt.Errorf("service: seed gallery: %w", err)
+	}
+	if _, err := s.Outputs.Put(ctx, GalleryKey, data, "application/json"); err != nil {
+		return fmt.Errorf("service: seed gallery: %w", err)
+	}
+	return nil
+}
+
+// Serve runs everything until ctx is cancelled, then shuts down in order: the web
+// tier stops accepting and finishes its callers, the scaler stops, and every
+// instance drains (finishes its image) before Serve returns.
+func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	scaleCtx, stopScaler := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { s.scaleLoop(scaleCtx) })
+	err := s.Web.Serve(ctx, ln)
+	stopScaler()
+	wg.Wait()
+	if derr := s.drain(context.WithoutCancel(ctx)); derr != nil && err == nil {
+		err = derr
+	}
+	return err
+}
+
+func (s *Service) scaleLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.ScaleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if _, err := s.Controller.Step(ctx, now); err != nil && ctx.Err() == nil {
+				s.log.Warn("scaling step failed", "err", err)
+			}
+		case <-s.nudge:
+			insts, err := s.Fleet.List(ctx)
+			if err != nil {
+				continue
+			}
+			if by := fleet.CountByState(insts); by[fleet.Pending]+by[fleet.Running] > 0 {
+				continue
+			}
+			if _, err := s.Controller.Nudge(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("scaling nudge failed", "err", err)
+			}
+		}
+	}
+}
+
+// drain stops every instance (each finishes its image) and waits for them.
+func (s *Service) drain(context.Context) error {
+	if err := s.local.Close(); err != nil {
+		return fmt.Errorf("service: drain: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/facefleet/facefleet/apptier"
+	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/internal/fleet"
+	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/internal/service"
+	"github.com/facefleet/facefleet/internal/testenv"
+	"github.com/facefleet/facefleet/scaling"
+)
+
+// person is one subject and their photos (file name -> bytes).
+type person struct {
+	name   string
+	files  []string
+	photos [][]byte
+}
+
+// runService runs the embedded service on 127.0.0.1 and drives the whole story:
+// enroll 2 photos per person over HTTP, wait for the fleet to be idle at 0, fire
+// 100 concurrent course-style uploads with unique names, check every answer, the
+// output store and the queues, and see the fleet scale up and back to 0.
+func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances int) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	svc, err := service.New(service.Config{
+		DataDir: t.TempDir(), Analyzer: an, MaxInstances: maxInstances,
+		BootDelay: 50 * time.Millisecond, IdleTimeout: 700 * time.Millisecond, ScaleEvery: 100 * time.Millisecond,
+		VisibilityTimeout: 30 * time.Second, WorkerWait: 200 * time.Millisecond, GalleryCheckEvery: 100 * time.Millisecond,
+		// A short drain target makes the policy grow the fleet for a burst this small.
+		Policy: scaling.NewFacefleet(scaling.FacefleetOptions{DrainTarget: 300 * time.Millisecond}),
+		Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- svc.Serve(ctx, ln) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+	}
+	t.Cleanup(stop)
+
+	live := func() int {
+		insts, err := svc.Fleet.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		by := fleet.CountByState(insts)
+		return by[fleet.Pending] + by[fleet.Running] + by[fleet.Stopping]
+	}
+	if n := live(); n != 0 {
+		t.Fatalf("%d instances live before any request", n)
+	}
+
+	for _, p := range people {
+		for i := range 2 {
+			code, body := post(t, "PUT", url+"/v1/subjects/"+p.name+"/faces", "image", p.files[i], p.photos[i])
+			if code != 201 {
+				t.Fatalf("enroll %s/%s: %d %s", p.name, p.files[i], code, body)
+			}
+		}
+	}
+	if body, _ := httpGet(url + "/v1/subjects"); len(body) < 10 {
+		t.Fatalf("subjects: %s", body)
+	}
+	waitFor(t, "the fleet to go back to 0 after enrollment", 20*time.Second, func() bool { return live() == 0 })
+
+	// Watch the fleet while the burst runs.
+	var peak atomic.Int64
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		for watchCtx.Err() == nil {
+			if n := int64(live()); n > peak.Load() {
+				peak.Store(n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+
+	type upload struct{ file, want string }
+	var ups []upload
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wrong := 0
+	for i := range 100 {
+		p := people[i%len(people)]
+		k := (i / len(people)) % len(p.photos)
+		file := fmt.Sprintf("u%03d_%s", i, p.files[k])
+		want := fmt.Sprintf("u%03d_%s:%s", i, trimExt(p.files[k]), p.name)
+		ups = append(ups, upload{file, want})
+		wg.Go(func() {
+			code, body := post(t, "POST", url+"/", "inputFile", file, p.photos[k])
+			if code != 200 || body != want {
+				mu.Lock()
+				wrong++
+				mu.Unlock()
+				t.Errorf("%s: %d %q, want %q", file, code, body, want)
+			}
+		})
+	}
+	wg.Wait()
+	stopWatch()
+	watch.Wait()
+	if wrong > 0 {
+		t.Fatalf("%d of 100 answers wrong", wrong)
+	}
+	if peak.Load() == 0 {
+		t.Fatal("no instance ever ran during the burst")
+	}
+	t.Logf("peak live instances during the burst: %d (max %d)", peak.Load(), maxInstances)
+
+	results, err := svc.Outputs.List(context.Background(), "results/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 100 {
+		t.Fatalf("output store holds %d results, want 100", len(results))
+	}
+	for _, u := range ups[:5] {
+		stem := trimExt(u.file)
+		data, _, err := svc.Outputs.Get(context.Background(), stem)
+		if err != nil || stem+":"+string(data) != u.want {
+			t.Errorf("output %s = %q, %v; want %q", stem, data, err, u.want)
+		}
+	}
+	for name, q := range map[string]queue.Queue{"requests": svc.Requests, "responses": svc.Responses, "dead-letter": svc.DeadLetter} {
+		waitFor(t, name+" queue to be empty", 5*time.Second, func() bool {
+			n, err := q.Counts(context.Background())
+			return err == nil && n.Visible+n.InFlight+n.Delayed == 0
+		})
+	}
+	waitFor(t, "the fleet to scale back to 0", 20*time.Second, func() bool { return live() == 0 })
+	decisions := svc.Controller.Recent()
+	started := 0
+	for _, d := range decisions {
+		started += d.Start
+	}
+	if started == 0 {
+		t.Fatalf("the controller never started an instance: %+v", decisions)
+	}
+	stop()
+}
+
+func trimExt(f string) string { return f[:len(f)-len(filepath.Ext(f))] }
+
+func TestEndToEndWithEngineDouble(t *testing.T) {
+	eng := newFakeEngine()
+	var people []person
+	for p := range 5 {
+		pp := person{name: name(p)}
+		for k := range 5 {
+			img := randomPNG(t, uint64(100+p*10+k))
+			eng.register(img, p)
+			pp.files = append(pp.files, fmt.Sprintf("%s%d.png", pp.name, k+1))
+			pp.photos = append(pp.photos, img)
+		}
+		people = append(people, pp)
+	}
+	eng.delay = 20 * time.Millisecond
+	runService(t, eng, people, 4)
+}
+
+// TestEndToEndRealEngine is the full story with the real engine and the shared
+// dataset of 5 people x 5 photos.
+func TestEndToEndRealEngine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real engine end to end: skipped with -short")
+	}
+	models, lib := testenv.Models(t), testenv.ORTLib(t)
+	dir := testenv.Shared(t, "faces")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var people []person
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, e.Name(), "*.png"))
+		sort.Strings(files)
+		p := person{name: e.Name()}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.files = append(p.files, filepath.Base(f))
+			p.photos = append(p.photos, b)
+		}
+		if len(p.photos) < 2 {
+			t.Fatalf("%s has %d photos, want at least 2", p.name, len(p.photos))
+		}
+		people = append(people, p)
+	}
+	if len(people) != 5 {
+		t.Fatalf("found %d people in %s, want 5", len(people), dir)
+	}
+	eng, err := engine.New(engine.Options{ModelDir: models, LibraryPath: lib, IntraOpThreads: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	runService(t, eng, people, 3)
+}
