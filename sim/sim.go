@@ -71,6 +71,9 @@ type Config struct {
 	Settle time.Duration `json:"settle"`
 	// Horizon: hard stop this long after the last arrival.
 	Horizon time.Duration `json:"horizon"`
+	// Capacity caps how many instances the provider will ever hold (the pool plus
+	// launches); a launch beyond it fails with fleet.ErrCapacity. 0: unlimited.
+	Capacity int `json:"capacity"`
 	// Retire gives the simulated fleet the scaling.Retirer capability (workers
 	// stop after their current job when asked). The real adapters lack it today.
 	Retire bool `json:"retire"`
@@ -717,6 +720,9 @@ func (f simFleet) Launch(ctx context.Context, n int) ([]fleet.Instance, error) {
 	}
 	out := make([]fleet.Instance, 0, n)
 	for range n {
+		if c := f.w.cfg.Capacity; c > 0 && len(f.w.insts) >= c {
+			return out, fmt.Errorf("sim: launch: %d instances held: %w", c, fleet.ErrCapacity)
+		}
 		in := f.w.newInstance()
 		f.w.bringUp(in, f.w.cfg.LaunchExtra)
 		out = append(out, fleet.Instance{ID: in.id, State: in.state, Since: f.w.base.Add(in.since)})

@@ -434,3 +434,18 @@ func TestRetireShedsSteadySurplus(t *testing.T) {
 		t.Errorf("p95 with retire %.1f s, without %.1f s", with.P95S, without.P95S)
 	}
 }
+
+// When the provider runs out of capacity the controller logs, records the error
+// and carries on with what it has: everything is still answered.
+func TestCapacityErrorsAreSurvived(t *testing.T) {
+	cfg := issueConfig(1)
+	cfg.Pool, cfg.Capacity = -1, 2 // no stopped pool: every start is a launch; two at most
+	wl := mustWorkload(t, "burst-1000", 1)
+	r, err := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StepErrors == 0 || r.Answered != r.Requests || r.Starts != 2 {
+		t.Fatalf("step errors %d, answered %d/%d, starts %d", r.StepErrors, r.Answered, r.Requests, r.Starts)
+	}
+}
