@@ -282,3 +282,75 @@ func TestAnalyzeBadInputAndCancel(t *testing.T) {
 		t.Fatal("Analyze after Close succeeded")
 	}
 }
+
+// The tight-crop fallbacks: at input size 416 the detector misses most tight
+// crops (face-api's behaviour, kept with NoFallback); the framed retry and the
+// whole-image fallback must still give every crop a face with the right name.
+func TestCropFallbacks(t *testing.T) {
+	set := faceSet(t)
+	plain := newEngine(t, engine.Options{SmallInputSize: 416, NoFallback: true})
+	withFB := newEngine(t, engine.Options{SmallInputSize: 416})
+	ref := newEngine(t, engine.Options{})
+	g := gallery.New()
+	for i, d := range describeAll(t, ref, set) {
+		g.Add(set[i].name, d)
+	}
+	missed, right, framed, whole := 0, 0, 0, 0
+	for _, s := range set {
+		res, err := plain.Analyze(context.Background(), s.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Faces) == 0 {
+			missed++
+		}
+		res, err = withFB.Analyze(context.Background(), s.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, face := gallery.Answer(res, g, 0)
+		if face == nil {
+			t.Fatalf("%s: no face even with the fallbacks", s.file)
+		}
+		if face.Score == 0 {
+			whole++
+		} else if len(res.DetectorSizes) > 1 {
+			framed++
+		}
+		if name == s.name {
+			right++
+		}
+	}
+	t.Logf("at 416: plain detector missed %d/%d; with fallbacks: %d framed, %d whole-image, %d/%d named right", missed, len(set), framed, whole, right, len(set))
+	if missed == 0 || framed+whole == 0 {
+		t.Fatalf("the fallbacks were not exercised (missed %d)", missed)
+	}
+	if right < len(set)-2 {
+		t.Fatalf("with fallbacks only %d/%d right", right, len(set))
+	}
+
+	// A featureless square is taken whole (it looks like a crop); a wide strip is
+	// not; without fallbacks neither gives a face.
+	grey := func(w, h int) []byte {
+		img := image.NewGray(image.Rect(0, 0, w, h))
+		for i := range img.Pix {
+			img.Pix[i] = 128
+		}
+		var b bytes.Buffer
+		png.Encode(&b, img)
+		return b.Bytes()
+	}
+	for _, c := range []struct {
+		e     *engine.Engine
+		data  []byte
+		faces int
+	}{{withFB, grey(100, 100), 1}, {withFB, grey(300, 100), 0}, {plain, grey(100, 100), 0}} {
+		res, err := c.e.Analyze(context.Background(), c.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Faces) != c.faces {
+			t.Errorf("%dx%d grey: %d faces, want %d", res.Width, res.Height, len(res.Faces), c.faces)
+		}
+	}
+}
