@@ -144,7 +144,8 @@ func TestControllerCapacityErrorIsSafeAndLogged(t *testing.T) {
 	if d.Start != 1 || d.Launched != 1 || d.Error == "" {
 		t.Fatalf("decision = %+v, want 1 launched and the error recorded", d)
 	}
-	if !strings.Contains(logs.String(), "fleet action failed") || !strings.Contains(logs.String(), "insufficient capacity") {
+	if !strings.Contains(logs.String(), "msg=\"scaling decision\"") || !strings.Contains(logs.String(), "visible=50") ||
+		!strings.Contains(logs.String(), "fleet action failed") || !strings.Contains(logs.String(), "insufficient capacity") {
 		t.Fatalf("log lacks the failure: %s", logs.String())
 	}
 	if got := c.Recent(); len(got) != 1 || got[0].Start != 1 {
