@@ -12,6 +12,7 @@ import (
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet/fakeec2"
+	"github.com/facefleet/facefleet/internal/fleet/fleettest"
 )
 
 func client(url string) *ec2.Client {
@@ -157,4 +158,17 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("New(%+v) succeeded", o)
 		}
 	}
+}
+
+// TestConformance runs the fleet port's suite against the fake EC2 endpoint,
+// exactly as localfleet runs it in process.
+func TestConformance(t *testing.T) {
+	const phase = 700 * time.Millisecond
+	fleettest.Run(t, fleettest.Harness{
+		MinDelay: 500 * time.Millisecond,
+		New: func(t *testing.T, max int) fleet.Fleet {
+			f, _ := newFleet(t, fakeec2.Options{PendingDelay: phase, StoppingDelay: phase}, max)
+			return f
+		},
+	})
 }
