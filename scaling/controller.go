@@ -227,17 +227,16 @@ func (c *Controller) start(ctx context.Context, insts []fleet.Instance, d *Decis
 // running ones (least likely to hold a long job). Our policy never asks for stops:
 // workers stop themselves when idle.
 func (c *Controller) stop(ctx context.Context, insts []fleet.Instance, d *Decision) error {
+	// Only running instances: EC2 refuses to stop one that never reached running
+	// (IncorrectInstanceState), so pending capacity is left to come up and idle out.
 	var cand []fleet.Instance
 	for _, in := range insts {
-		if in.State == fleet.Pending || in.State == fleet.Running {
+		if in.State == fleet.Running {
 			cand = append(cand, in)
 		}
 	}
 	sort.Slice(cand, func(i, j int) bool {
 		a, b := cand[i], cand[j]
-		if a.State != b.State {
-			return a.State == fleet.Pending
-		}
 		if !a.Since.Equal(b.Since) {
 			return a.Since.After(b.Since)
 		}
