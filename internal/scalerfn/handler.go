@@ -123,10 +123,23 @@ type Result struct {
 	MetricsErr string            `json:"metrics_error,omitempty"`
 }
 
-// ErrAllStepsFailed is returned (wrapping the last step's error) when no step of an
-// invocation succeeded, so Lambda's Errors metric shows a scaler that cannot see
-// its queue or fleet.
+// ErrAllStepsFailed matches (errors.Is) the *StepsFailedError returned when no
+// step of an invocation succeeded, so Lambda's Errors metric shows a scaler that
+// cannot see its queue or fleet.
 var ErrAllStepsFailed = errors.New("scalerfn: every controller step failed")
+
+// StepsFailedError reports an invocation whose every step failed (Lambda shows
+// errorType "StepsFailedError"); Err is the last step's error.
+type StepsFailedError struct {
+	Steps int
+	Err   error
+}
+
+func (e *StepsFailedError) Error() string {
+	return fmt.Sprintf("%v (%d of %d): %v", ErrAllStepsFailed, e.Steps, e.Steps, e.Err)
+}
+
+func (e *StepsFailedError) Unwrap() []error { return []error{ErrAllStepsFailed, e.Err} }
 
 // Invoke is the Lambda handler: lambda.Start(h.Invoke).
 func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Result, err error) {
@@ -188,7 +201,7 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 	}
 	h.log.InfoContext(ctx, "scaler: done", "steps", res.Steps, "failed", res.Failed, "started", res.Started, "stopped", res.Stopped)
 	if res.Failed == res.Steps {
-		return res, fmt.Errorf("%w (%d of %d): %w", ErrAllStepsFailed, res.Failed, res.Steps, lastErr)
+		return res, &StepsFailedError{Steps: res.Steps, Err: lastErr}
 	}
 	return res, nil
 }
