@@ -1,8 +1,8 @@
 // Package cloude2e runs facefleet's AWS deployment on loopback: fauxqs for SQS and
 // S3 (queues with dead-letter queues, buckets), a fake EC2 whose "instances" are
 // real `facefleet apptier` processes, a real `facefleet webtier` process, and the
-// scaler Lambda's handler invoked as EventBridge would, with the same adapters the
-// Lambda wires. 50 concurrent course-style uploads of the shared faces (enrolled
+// scaler Lambda's bootstrap under the Lambda Runtime Interface Emulator, invoked
+// with EventBridge's scheduled event. 50 concurrent course-style uploads of the shared faces (enrolled
 // first) must all be answered right, the fleet must grow from 0 and return to 0,
 // and every queue must end empty. `make e2e` runs it.
 package cloude2e_test
@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -29,16 +28,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/facefleet/facefleet/internal/awsconfig"
 	"github.com/facefleet/facefleet/internal/awstest"
-	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet/fakeec2"
-	"github.com/facefleet/facefleet/internal/metrics"
+	"github.com/facefleet/facefleet/internal/lambdatest"
+	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
 	"github.com/facefleet/facefleet/internal/scalerfn"
 	"github.com/facefleet/facefleet/internal/testenv"
-	"github.com/facefleet/facefleet/scaling"
 )
 
 var faux *awstest.Server
@@ -351,15 +348,32 @@ func TestCloudE2E(t *testing.T) {
 		return res.StatusCode == http.StatusOK
 	})
 
-	// The scaler: the Lambda's handler wired exactly as functions/scaler wires it
-	// (SQS counts, EC2 fleet, CloudWatch metrics), invoked back to back with
-	// EventBridge's scheduled event; each invoke loops its steps until its deadline.
+	// The scaler: functions/scaler's bootstrap, built as SAM builds it, under the
+	// Lambda Runtime Interface Emulator, with the SQS, EC2 and CloudWatch adapters
+	// pointed at fauxqs, the fake EC2 and the fake CloudWatch.
+	fn := lambdatest.Start(t, lambdatest.Options{
+		Timeout: 3 * time.Second,
+		Env: map[string]string{
+			"AWS_REGION":                  awstest.Region,
+			"AWS_ENDPOINT_URL_SQS":        s.Endpoint,
+			"AWS_ENDPOINT_URL_EC2":        ec2URL,
+			"AWS_ENDPOINT_URL_CLOUDWATCH": cwURL,
+			scalerfn.EnvQueueURL:          reqQ.URL,
+			scalerfn.EnvLaunchTemplateID:  templateID,
+			scalerfn.EnvTagKey:            tagKey,
+			scalerfn.EnvTagValue:          tagValue,
+			scalerfn.EnvMaxInstances:      strconv.Itoa(maxInstances),
+			scalerfn.EnvInterval:          "500ms",
+			scalerfn.EnvMargin:            "300ms",
+			"FACEFLEET_METRICS_NAMESPACE": "facefleet-e2e",
+		},
+	})
 	scalerCtx, stopScaler := context.WithCancel(ctx)
 	scalerDone := make(chan struct{})
 	var scalerErrs atomic.Int64
 	go func() {
 		defer close(scalerDone)
-		runScaler(scalerCtx, t, s, reqQ.URL, ec2URL, cwURL, &scalerErrs)
+		runScaler(scalerCtx, t, fn, &scalerErrs)
 	}()
 	defer func() { stopScaler(); <-scalerDone }()
 
@@ -373,6 +387,30 @@ func TestCloudE2E(t *testing.T) {
 		}
 	}
 	waitFor(t, "the fleet to go back to 0 after enrollment", 60*time.Second, func() bool { return live() == 0 })
+
+	// Bad input at the edges, just before the burst: a request that is not our
+	// JSON, and a well-formed one whose S3 key has vanished. Neither may crash a
+	// worker, loop through the dead-letter queue or stay in any queue (checked at
+	// the end). And EC2 trouble when the scaler first acts: throttled starts, then
+	// no capacity for launches; the scaler must log, act safely and recover.
+	rq, err := sqsqueue.New(sqsc, reqQ.URL, sqsqueue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rq.Send(ctx, "this is not a facefleet request {"); err != nil {
+		t.Fatal(err)
+	}
+	vanished, err := protocol.EncodeRequest(protocol.Request{V: protocol.Version, ID: "e2e-vanished", Key: "vanished.png",
+		ETag: `"00000000000000000000000000000000"`, Kind: protocol.Classify, SentAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rq.Send(ctx, vanished); err != nil {
+		t.Fatal(err)
+	}
+	// The SDK retries throttling 3 times, so 3 throttles fail one StartInstances.
+	fake.Inject("StartInstances", "RequestLimitExceeded", "RequestLimitExceeded", "RequestLimitExceeded")
+	fake.Inject("RunInstances", "InsufficientInstanceCapacity")
 
 	// The burst: 50 concurrent course-style uploads under unique names.
 	var peak atomic.Int64
@@ -437,6 +475,9 @@ func TestCloudE2E(t *testing.T) {
 	if scalerErrs.Load() > 0 {
 		t.Errorf("%d scaler invocations failed", scalerErrs.Load())
 	}
+	if fake.Calls("StartInstances") < 2 {
+		t.Errorf("StartInstances called %d times; the injected throttling was never hit or never recovered from", fake.Calls("StartInstances"))
+	}
 	if cwCalls.Load() == 0 {
 		t.Error("the scaler never published metrics")
 	}
@@ -445,51 +486,24 @@ func TestCloudE2E(t *testing.T) {
 		backToZero.Seconds(), boots.Load())
 }
 
-// runScaler invokes the scaler handler until ctx ends.
-func runScaler(ctx context.Context, t *testing.T, s *awstest.Server, queueURL, ec2URL, cwURL string, failures *atomic.Int64) {
-	o := s.Options()
-	o.EC2Endpoint, o.CloudWatchEndpoint = ec2URL, cwURL
-	clients, err := awsconfig.Load(ctx, o)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	q, err := sqsqueue.New(clients.SQS(), queueURL, sqsqueue.Options{})
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	f, err := ec2fleet.New(clients.EC2(), ec2fleet.Options{LaunchTemplateID: templateID, TagKey: tagKey, TagValue: tagValue, Max: maxInstances})
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	m, err := metrics.NewCloudWatch(clients.CloudWatch(), "facefleet-e2e")
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	ctrl := scaling.NewController(scaling.ControllerOptions{Queue: q, Fleet: f, Policy: scaling.DefaultPolicy(), Max: maxInstances, Logger: log})
-	h, err := scalerfn.New(scalerfn.Options{Controller: ctrl, Metrics: m, Logger: log, Interval: 500 * time.Millisecond, Margin: 200 * time.Millisecond})
-	if err != nil {
-		t.Error(err)
-		return
-	}
+// runScaler invokes the scaler Lambda until ctx ends, as EventBridge's schedule
+// would (back to back here); each invoke loops its steps until its deadline.
+func runScaler(ctx context.Context, t *testing.T, fn *lambdatest.Function, failures *atomic.Int64) {
 	event, _ := json.Marshal(map[string]any{
 		"version": "0", "id": "e2e", "detail-type": "Scheduled Event", "source": "aws.events",
-		"account": "000000000000", "region": awstest.Region, "resources": []string{"arn:aws:events:us-east-1:000000000000:rule/facefleet-scaler"},
-		"detail": map[string]any{},
+		"account": "000000000000", "region": awstest.Region, "time": time.Now().UTC().Format(time.RFC3339),
+		"resources": []string{"arn:aws:events:us-east-1:000000000000:rule/facefleet-scaler"},
+		"detail":    map[string]any{},
 	})
 	for ctx.Err() == nil {
-		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if _, err := h.Invoke(ictx, event); err != nil && ctx.Err() == nil {
-			failures.Add(1)
-			t.Logf("scaler invoke: %v", err)
+		res, err := fn.Invoke(ctx, event)
+		if ctx.Err() != nil {
+			return
 		}
-		cancel()
+		if err != nil || res.ErrorType != "" || res.Status != http.StatusOK {
+			failures.Add(1)
+			t.Logf("scaler invoke: status %d, %s: %s, %v", res.Status, res.ErrorType, res.ErrorMessage, err)
+			time.Sleep(500 * time.Millisecond)
+		}
 	}
 }
