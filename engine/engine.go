@@ -236,6 +236,9 @@ func (e *Engine) analyzeRGB(ctx context.Context, img *RGB, res *Result) error {
 		}
 		if len(dets) == 0 && looksLikeCrop(img.W, img.H, 4*e.opt.SmallInputSize) {
 			dets = []detection{{box: Box{0, 0, float64(img.W), float64(img.H)}, score: 0}}
+			e.opt.Logger.DebugContext(ctx, "no face detected; taking the whole image as a face crop", "width", img.W, "height", img.H)
+		} else if len(dets) > 0 {
+			e.opt.Logger.DebugContext(ctx, "face found only with a border added (tight crop)", "width", img.W, "height", img.H, "faces", len(dets))
 		}
 	}
 	if len(dets) > e.opt.MaxFaces {
