@@ -43,7 +43,7 @@ func resource(t *testing.T, tpl map[string]any, name, typ string) map[string]any
 	return p
 }
 
-func ref(name string) any          { return map[string]any{"Ref": name} }
+func ref(name string) any         { return map[string]any{"Ref": name} }
 func getAtt(res, attr string) any { return map[string]any{"Fn::GetAtt": []any{res, attr}} }
 
 func eq(t *testing.T, what string, got, want any) {
