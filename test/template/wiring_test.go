@@ -2,7 +2,9 @@ package template_test
 
 import (
 	"fmt"
+	"os/exec"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -147,6 +149,28 @@ func TestAlarmInvokesScaler(t *testing.T) {
 	eq(t, "DLQ alarm queue", at(d, "Dimensions", 0, "Value"), getAtt("RequestDLQ", "QueueName"))
 }
 
+// render substitutes dummy values for a user-data Sub, as CloudFormation would.
+func render(s string) string {
+	s = regexp.MustCompile(`\$\{!([^}]*)\}`).ReplaceAllString(s, "\x00$1\x01")
+	s = subVar.ReplaceAllString(s, "value")
+	return strings.NewReplacer("\x00", "${", "\x01", "}").Replace(s)
+}
+
+func TestUserDataIsValidShell(t *testing.T) {
+	tpl := readTemplate(t)
+	for _, name := range []string{"AppLaunchTemplate", "WebLaunchTemplate"} {
+		ud, _ := at(resource(t, tpl, name, "AWS::EC2::LaunchTemplate"), "LaunchTemplateData", "UserData", "Fn::Base64", "Fn::Sub", 0).(string)
+		if !strings.HasPrefix(ud, "#!/bin/bash\n") {
+			t.Fatalf("%s user data does not start with #!/bin/bash", name)
+		}
+		cmd := exec.Command("bash", "-n")
+		cmd.Stdin = strings.NewReader(render(ud))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s user data: bash -n: %v\n%s", name, err, out)
+		}
+	}
+}
+
 func TestLaunchTemplates(t *testing.T) {
 	tpl := readTemplate(t)
 	for _, name := range []string{"AppLaunchTemplate", "WebLaunchTemplate"} {
@@ -159,7 +183,9 @@ func TestLaunchTemplates(t *testing.T) {
 	eq(t, "app instance tag key", at(app, "TagSpecifications", 0, "Tags", 0, "Key"), map[string]any{"Fn::FindInMap": []any{"Tier", "Tag", "Key"}})
 	eq(t, "app instance tag value", at(app, "TagSpecifications", 0, "Tags", 0, "Value"), ref("AWS::StackName"))
 	ud, _ := at(app, "UserData", "Fn::Base64", "Fn::Sub", 0).(string)
-	for _, want := range []string{"systemctl enable --now", "TimeoutStopSec=${DrainSeconds}", "SuccessAction=poweroff", "aws s3 cp"} {
+	for _, want := range []string{"systemctl enable --now", "TimeoutStopSec=${DrainSeconds}", "SuccessAction=poweroff", "aws s3 cp",
+		// The app role has no ec2:StopInstances: the worker exits and systemd powers off.
+		"-self-stop none"} {
 		if !strings.Contains(ud, want) {
 			t.Errorf("app user data lacks %q", want)
 		}
