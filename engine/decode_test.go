@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -306,4 +307,31 @@ func TestTurboJPEGMatchesGo(t *testing.T) {
 	good := encJPEG(t, testPhoto(64, 48))
 	_, err := Decode(good[:len(good)-200], DecodeLimits{})
 	wantKind(t, err, KindTruncated)
+}
+
+func TestDecodeWebP(t *testing.T) {
+	for _, name := range []string{"blue-purple-pink.lossy.webp", "gopher-doc.with-alpha.lossless.webp"} {
+		data, err := os.ReadFile(filepath.Join("testdata/seed", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rgb, err := Decode(data, DecodeLimits{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		nonzero := 0
+		for _, v := range rgb.Pix {
+			if v != 0 {
+				nonzero++
+			}
+		}
+		// The gopher is black line art on transparency: its colour channels are 0.
+		if rgb.W < 16 || rgb.H < 16 || (nonzero == 0) != strings.Contains(name, "gopher") {
+			t.Fatalf("%s: %dx%d, %d non-zero bytes", name, rgb.W, rgb.H, nonzero)
+		}
+	}
+	// An extended (VP8X) header with the animation flag is refused up front.
+	anim := []byte("RIFF\x1a\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x02\x00\x00\x00\x0f\x00\x00\x0f\x00\x00")
+	_, err := Decode(anim, DecodeLimits{})
+	wantKind(t, err, KindAnimated)
 }
