@@ -15,6 +15,7 @@ import (
 
 	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
 )
 
@@ -112,9 +113,25 @@ func stopSelf(ctx context.Context, log *slog.Logger, mode, cmdline, id string, a
 	switch mode {
 	case "ec2":
 		log.Info("idle: stopping this instance", "instance", id)
-		if err := ec2fleet.StopSelf(ctx, a.clients.EC2(), id); err != nil {
-			return fmt.Errorf("idle, but could not stop instance %s (the scaler will stop it): %w", id, err)
+		// A running instance with no worker would be billed for nothing, so retry
+		// (throttling, a blip) before giving up; the exit status then lets the
+		// service manager restart the tier, which will try again when idle.
+		var err error
+		for attempt, wait := 1, time.Second; attempt <= 4; attempt, wait = attempt+1, wait*2 {
+			if err = ec2fleet.StopSelf(ctx, a.clients.EC2(), id); err == nil {
+				return nil
+			}
+			log.Warn("idle: could not stop this instance", "instance", id, "attempt", attempt, "err", err)
+			if errors.Is(err, fleet.ErrNotFound) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("idle, but could not stop instance %s: %w", id, err)
+			case <-time.After(wait):
+			}
 		}
+		return fmt.Errorf("idle, but could not stop instance %s: %w", id, err)
 	case "exec":
 		log.Info("idle: running the self-stop command", "cmd", cmdline)
 		c := exec.CommandContext(ctx, "/bin/sh", "-c", cmdline)

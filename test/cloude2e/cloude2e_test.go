@@ -411,6 +411,10 @@ func TestCloudE2E(t *testing.T) {
 	// The SDK retries throttling 3 times, so 3 throttles fail one StartInstances.
 	fake.Inject("StartInstances", "RequestLimitExceeded", "RequestLimitExceeded", "RequestLimitExceeded")
 	fake.Inject("RunInstances", "InsufficientInstanceCapacity")
+	// And the idle worker's own StopInstances is throttled once (3 SDK attempts):
+	// it must retry rather than leave a running instance with no worker.
+	stopsBefore := fake.Calls("StopInstances")
+	fake.Inject("StopInstances", "RequestLimitExceeded", "RequestLimitExceeded", "RequestLimitExceeded")
 
 	// The burst: 50 concurrent course-style uploads under unique names.
 	var peak atomic.Int64
@@ -474,6 +478,9 @@ func TestCloudE2E(t *testing.T) {
 	}
 	if scalerErrs.Load() > 0 {
 		t.Errorf("%d scaler invocations failed", scalerErrs.Load())
+	}
+	if n := fake.Calls("StopInstances") - stopsBefore; n < 4 {
+		t.Errorf("StopInstances called %d times after the burst; want the throttled self-stop (3 attempts) retried", n)
 	}
 	if fake.Calls("StartInstances") < 2 {
 		t.Errorf("StartInstances called %d times; the injected throttling was never hit or never recovered from", fake.Calls("StartInstances"))
