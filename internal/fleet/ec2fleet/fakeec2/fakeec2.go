@@ -453,6 +453,12 @@ type describeResp struct {
 func (s *Server) describeInstances(form url.Values) (any, *apiError) {
 	ids := list(form, "InstanceId")
 	fs := filters(form)
+	// Reject an unknown filter even when there is nothing to match it against.
+	for _, f := range fs {
+		if _, err := f.match(&Instance{}); err != nil {
+			return nil, err
+		}
+	}
 	max := 0
 	if v := form.Get("MaxResults"); v != "" {
 		if len(ids) > 0 {
