@@ -44,6 +44,8 @@ func errf(status int, code, format string, a ...any) *httpError {
 func (s *Server) routes() {
 	a := s.app
 	a.Use(func(c *fiber.Ctx) error {
+		s.inflight.Add(1)
+		defer s.inflight.Add(-1)
 		start := time.Now()
 		err := c.Next()
 		status := c.Response().StatusCode()

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -122,6 +123,9 @@ type Server struct {
 	log *slog.Logger
 	app *fiber.App
 	m   *metrics
+	// inflight counts running handlers, so shutdown knows when only idle
+	// connections are left.
+	inflight atomic.Int64
 
 	mu      sync.Mutex
 	pending map[string]chan protocol.Response
@@ -203,10 +207,33 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err = <-errc:
 	case <-ctx.Done():
 		// Callers already waiting keep being served while we shut down: the
-		// dispatcher stops only after Fiber has finished its handlers.
+		// dispatcher stops only after Fiber has finished its handlers. fasthttp
+		// would also wait for idle keep-alive connections (up to IdleTimeout),
+		// so once no handler runs the shutdown is cut short.
 		shutCtx, c := context.WithTimeout(context.WithoutCancel(ctx), s.o.Limits.RequestTimeout+5*time.Second)
+		done := make(chan struct{})
+		go func() {
+			defer c()
+			t := time.NewTicker(20 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-shutCtx.Done():
+					return
+				case <-t.C:
+					if s.inflight.Load() == 0 {
+						return
+					}
+				}
+			}
+		}()
 		err = s.app.ShutdownWithContext(shutCtx)
-		c()
+		close(done)
+		if errors.Is(err, context.Canceled) {
+			err = nil
+		}
 	}
 	cancel()
 	wg.Wait()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,7 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 				t.Errorf("Serve: %v", err)
 			}
 		case <-time.After(30 * time.Second):
+			pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
 			t.Error("Serve did not return after cancel")
 		}
 	}
