@@ -242,9 +242,9 @@ func builtBootstrap(ctx context.Context, pkg string) (string, error) {
 		return p, nil
 	}
 	if built.dir == "" {
-		d, err := os.MkdirTemp("", "lambdatest-")
+		d, err := cacheDir()
 		if err != nil {
-			return "", fmt.Errorf("lambdatest: %w", err)
+			return "", err
 		}
 		built.dir, built.paths = d, map[string]string{}
 	}
@@ -256,7 +256,23 @@ func builtBootstrap(ctx context.Context, pkg string) (string, error) {
 	return out, nil
 }
 
-// Cleanup removes the cached bootstrap builds; call it from TestMain after m.Run.
+// cacheDir is beside the test binary: under `go test` that is go's $WORK, which
+// go removes when the run ends, so nothing is left behind even without Cleanup.
+func cacheDir() (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		if d, err := os.MkdirTemp(filepath.Dir(exe), "lambdatest-"); err == nil {
+			return d, nil
+		}
+	}
+	d, err := os.MkdirTemp("", "lambdatest-")
+	if err != nil {
+		return "", fmt.Errorf("lambdatest: cache directory for bootstrap builds: %w", err)
+	}
+	return d, nil
+}
+
+// Cleanup removes the cached bootstrap builds now (optional: call it from
+// TestMain after m.Run when the test binary is not run by go test).
 func Cleanup() {
 	built.Lock()
 	defer built.Unlock()

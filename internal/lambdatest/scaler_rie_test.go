@@ -241,3 +241,14 @@ func TestMisconfiguredFunctionSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestMakefilePinsTheSameRIE keeps `make rie` and the harness on one version.
+func TestMakefilePinsTheSameRIE(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testenv.Root(), "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "RIE_VERSION := "+RIEVersion+"\n") {
+		t.Errorf("Makefile's RIE_VERSION is not %s (lambdatest.RIEVersion)", RIEVersion)
+	}
+}
