@@ -42,6 +42,7 @@ type fakeController struct {
 	visible []int // backlog per step; the decision wants one instance per message
 	fail    map[int]error
 	panicAt int
+	partial bool
 	times   []time.Time
 }
 
@@ -52,6 +53,11 @@ func (f *fakeController) Step(_ context.Context, now time.Time) (scaling.Decisio
 		panic("boom")
 	}
 	if err := f.fail[i]; err != nil {
+		// Like scaling.Controller after a failed action: the decision says what
+		// was really done (here one start of the two wanted).
+		if f.partial {
+			return scaling.Decision{Observation: scaling.Observation{Now: now, Visible: 2}, Desired: 2, Start: 1, Error: err.Error()}, err
+		}
 		return scaling.Decision{}, err
 	}
 	v := 0
@@ -307,5 +313,16 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := New(Options{Controller: &fakeController{}, Interval: -time.Second}); err == nil {
 		t.Error("New with a negative interval succeeded")
+	}
+}
+
+func TestPartialActionCounts(t *testing.T) {
+	clk := &fakeClock{now: time.Now()}
+	capErr := errors.New("fleet: insufficient capacity")
+	ctrl := &fakeController{fail: map[int]error{0: capErr}, partial: true}
+	h := newHandler(t, ctrl, nil, clk)
+	res, err := h.Invoke(context.Background(), []byte(`{}`))
+	if !errors.Is(err, capErr) || res.Started != 1 || res.Failed != 1 {
+		t.Fatalf("got %+v, %v; want the one start that happened counted and the error returned", res, err)
 	}
 }
