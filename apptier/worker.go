@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/facefleet/facefleet/engine"
@@ -266,11 +267,18 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 		return resp, nil
 	}
 	t2 := time.Now()
-	if _, err := w.o.Outputs.Put(ctx, resp.Stem, []byte(resp.Name), "text/plain; charset=utf-8"); err != nil {
+	// The two writes are independent; on a store that fsyncs, doing them at
+	// once halves the time the answer waits.
+	var recErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { recErr = w.record(ctx, resp.Stem, req, resp) })
+	_, err = w.o.Outputs.Put(ctx, resp.Stem, []byte(resp.Name), "text/plain; charset=utf-8")
+	wg.Wait()
+	if err != nil {
 		return resp, fmt.Errorf("store result %q: %w", resp.Stem, err)
 	}
-	if err := w.record(ctx, resp.Stem, req, resp); err != nil {
-		return resp, err
+	if recErr != nil {
+		return resp, recErr
 	}
 	resp.Timings.StoreMS = ms(time.Since(t2))
 	return resp, nil

@@ -268,6 +268,10 @@ type RecognizeResult struct {
 		InferenceMS float64 `json:"inference_ms"`
 		TotalMS     float64 `json:"total_ms"`
 		OverheadMS  float64 `json:"overhead_ms"`
+		// FetchMS and StoreMS are the worker's input fetch and result writes
+		// (part of the overhead).
+		FetchMS float64 `json:"fetch_ms"`
+		StoreMS float64 `json:"store_ms"`
 	} `json:"timings"`
 	Worker string `json:"worker,omitempty"`
 }
@@ -290,6 +294,7 @@ func (s *Server) recognize(c *fiber.Ctx) error {
 	out.Timings.InferenceMS = a.Timings.InferenceMS
 	out.Timings.TotalMS = float64(a.total.Microseconds()) / 1000
 	out.Timings.OverheadMS = out.Timings.TotalMS - a.Timings.QueuedMS - a.Timings.InferenceMS
+	out.Timings.FetchMS, out.Timings.StoreMS = a.Timings.FetchMS, a.Timings.StoreMS
 	return c.JSON(out)
 }
 

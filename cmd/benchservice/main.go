@@ -45,7 +45,7 @@ func main() {
 	}
 }
 
-type sample struct{ total, queued, inference, overhead float64 }
+type sample struct{ total, queued, inference, overhead, fetch, store float64 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("benchservice", flag.ContinueOnError)
@@ -58,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	models := fs.String("models", envOr("FACEFLEET_MODELS", "build/models"), "models folder")
 	ortLib := fs.String("ort-lib", envOr("FACEFLEET_ORT_LIB", "build/lib/libonnxruntime.so.1"), "ONNX Runtime library")
 	workers := fs.Int("workers", runtime.NumCPU(), "app-tier instances (and engine goroutines for the baseline), one ORT thread each")
+	noSync := fs.Bool("no-sync", false, "write results without fsync (as `up -no-sync`)")
+	baseline := fs.Int("baseline", 500, "images the engine-alone baseline analyses")
 	burstsFlag := fs.String("bursts", "100,1000", "comma-separated burst sizes")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -88,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer eng.Close()
 
 	// Engine alone: the same number of goroutines as instances, over the same images.
-	n := max(200, 10*len(imgs))
+	n := max(*baseline, len(imgs))
 	var next, mu = 0, sync.Mutex{}
 	var wg sync.WaitGroup
 	t0 := time.Now()
@@ -120,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Our policy sized with the measured service time and a short drain target,
 	// so a burst gets the whole fleet (its default optimises billed minutes).
 	pol := scaling.NewFacefleet(scaling.FacefleetOptions{ServiceTime: time.Duration(float64(*workers) / engineRate * float64(time.Second)), DrainTarget: time.Second})
-	svc, err := service.New(service.Config{DataDir: dir, Analyzer: eng, MaxInstances: *workers, IdleTimeout: time.Minute, Policy: pol,
+	svc, err := service.New(service.Config{DataDir: dir, NoSyncOutputs: *noSync, Analyzer: eng, MaxInstances: *workers, IdleTimeout: time.Minute, Policy: pol,
 		WorkerWait: time.Second, Limits: webtier.Limits{MaxPending: 5000, RequestTimeout: 5 * time.Minute}, Logger: log})
 	if err != nil {
 		return err
@@ -169,10 +171,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		tot, ov := col(func(s sample) float64 { return s.total }), col(func(s sample) float64 { return s.overhead })
 		inf := col(func(s sample) float64 { return s.inference })
+		fetch, store := col(func(s sample) float64 { return s.fetch }), col(func(s sample) float64 { return s.store })
 		overheadP50 = loadgen.Percentile(ov, 50)
-		fmt.Fprintf(stdout, "burst %4d: %.2fs, %.1f req/s = %.2f of the engine; latency p50 %.0f ms p95 %.0f ms p99 %.0f ms; inference p50 %.1f ms; overhead p50 %.2f ms p95 %.2f ms p99 %.2f ms\n",
+		fmt.Fprintf(stdout, "burst %4d: %.2fs, %.1f req/s = %.2f of the engine; latency p50 %.0f ms p95 %.0f ms p99 %.0f ms; inference p50 %.1f ms; overhead p50 %.2f ms p95 %.2f ms p99 %.2f ms (of which fetch p50 %.2f ms, store p50 %.2f ms)\n",
 			b, elapsed.Seconds(), rate, ratio, loadgen.Percentile(tot, 50), loadgen.Percentile(tot, 95), loadgen.Percentile(tot, 99),
-			loadgen.Percentile(inf, 50), overheadP50, loadgen.Percentile(ov, 95), loadgen.Percentile(ov, 99))
+			loadgen.Percentile(inf, 50), overheadP50, loadgen.Percentile(ov, 95), loadgen.Percentile(ov, 99),
+			loadgen.Percentile(fetch, 50), loadgen.Percentile(store, 50))
 	}
 	fmt.Fprintf(stdout, "throughput_vs_engine=%.3f overhead_p50_ms=%.3f\n", ratio, overheadP50)
 	return nil
@@ -203,7 +207,7 @@ func burst(ctx context.Context, client *http.Client, url string, imgs []loadgen.
 				errs <- fmt.Errorf("%s: got %q, want %q", name, r.Name, imgs[k].Expected)
 			}
 			samples[i] = sample{total: float64(time.Since(t0).Microseconds()) / 1000, queued: r.Timings.QueuedMS,
-				inference: r.Timings.InferenceMS, overhead: r.Timings.OverheadMS}
+				inference: r.Timings.InferenceMS, overhead: r.Timings.OverheadMS, fetch: r.Timings.FetchMS, store: r.Timings.StoreMS}
 		})
 	}
 	wg.Wait()

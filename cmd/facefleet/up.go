@@ -50,6 +50,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	host := fs.String("host", "127.0.0.1", "address to listen on (0.0.0.0 to accept other machines)")
 	port := fs.Int("port", 8000, "HTTP port")
 	data := fs.String("data", "./data", "data folder: inputs/ and outputs/ (the stores; the gallery is outputs/gallery/gallery.json)")
+	noSync := fs.Bool("no-sync", false, "write results without fsync (faster; a machine crash may lose the latest results)")
 	galleryFile := fs.String("gallery", "", "seed the stored gallery from this file (written by `facefleet enroll`)")
 	models := fs.String("models", repoDefault("models"), "folder of the converted .onnx models")
 	ortLib := fs.String("ort-lib", repoDefault("lib/libonnxruntime.so.1"), "ONNX Runtime shared library")
@@ -71,7 +72,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := applyEnv(fs, []envFlag{
-		{"host", "FACEFLEET_HOST"}, {"port", "FACEFLEET_PORT"}, {"data", "FACEFLEET_DATA"}, {"gallery", "FACEFLEET_GALLERY"},
+		{"host", "FACEFLEET_HOST"}, {"port", "FACEFLEET_PORT"}, {"data", "FACEFLEET_DATA"}, {"no-sync", "FACEFLEET_NO_SYNC"}, {"gallery", "FACEFLEET_GALLERY"},
 		{"models", "FACEFLEET_MODELS"}, {"ort-lib", "FACEFLEET_ORT_LIB"}, {"ort-threads", "FACEFLEET_ORT_THREADS"},
 		{"threshold", "FACEFLEET_THRESHOLD"}, {"max-instances", "FACEFLEET_MAX_INSTANCES"}, {"boot-delay", "FACEFLEET_BOOT_DELAY"},
 		{"idle-timeout", "FACEFLEET_IDLE_TIMEOUT"}, {"visibility-timeout", "FACEFLEET_VISIBILITY_TIMEOUT"},
@@ -102,7 +103,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer eng.Close()
 
 	svc, err := service.New(service.Config{
-		DataDir: *data, Analyzer: eng, Threshold: *threshold,
+		DataDir: *data, NoSyncOutputs: *noSync, Analyzer: eng, Threshold: *threshold,
 		MaxInstances: *maxInst, BootDelay: *boot, IdleTimeout: *idle, VisibilityTimeout: *vis, MaxReceives: *maxRecv,
 		ScaleEvery: *scaleEvery, Policy: pol,
 		Limits: webtier.Limits{MaxBodyBytes: *maxBody, MaxPixels: *maxPixels, MaxPending: *maxPending, RequestTimeout: *reqTimeout},

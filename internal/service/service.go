@@ -34,8 +34,11 @@ const GalleryKey = "gallery/gallery.json"
 // Config configures the embedded service. Zero values take the defaults noted.
 type Config struct {
 	// DataDir holds inputs/ and outputs/ (fileblob stores) unless Inputs and
-	// Outputs are given.
+	// Outputs are given. Inputs are written without fsync: they only matter
+	// while their request is queued, and the in-memory queues do not survive a
+	// crash either. Outputs are fsynced unless NoSyncOutputs.
 	DataDir         string
+	NoSyncOutputs   bool
 	Inputs, Outputs blob.Store
 	// Analyzer is the engine shared by every local instance.
 	Analyzer apptier.Analyzer
@@ -109,7 +112,8 @@ func New(cfg Config) (*Service, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("service: create %s: %w", dir, err)
 		}
-		if *st.dst, err = fileblob.New(dir); err != nil {
+		noSync := st.sub == "inputs" || cfg.NoSyncOutputs
+		if *st.dst, err = fileblob.New(dir, fileblob.Options{NoSync: noSync}); err != nil {
 			return nil, fmt.Errorf("service: %s store: %w", st.sub, err)
 		}
 	}
