@@ -168,3 +168,13 @@ func centredOffset(w, h int) (ox, oy int) {
 	}
 	return 0, before
 }
+
+// DetectorInput is the exact tensor ([1, n, n, 3] NHWC, row-major) the engine
+// feeds the tiny detector for img at input size n; benchmarks use it to time the
+// model alone on the same data.
+func DetectorInput(img *RGB, n int) []float32 {
+	dst := make([]float32, n*n*3)
+	var sc resizeScratch
+	padResize(img, rect{0, 0, img.W, img.H}, 0, 0, n, dst, &sc)
+	return dst
+}

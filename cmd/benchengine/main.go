@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	modules := fs.String("node-modules", env("FACEFLEET_NODE_MODULES", "tools/node/node_modules"), "npm tree with face-api")
 	shared := fs.String("shared", env("FACEFLEET_SHARED", "../shared"), "shared folder (datasets/faces, datasets/groups)")
 	runs := fs.Int("runs", 5, "timed runs per image (after one warm-up)")
-	faceapiRuns := fs.Int("faceapi-runs", 2, "timed face-api runs per image (after one warm-up)")
+	faceapiRuns := fs.Int("faceapi-runs", 3, "timed face-api runs per image (after one warm-up)")
 	djpeg := fs.String("djpeg", "djpeg", "libjpeg-turbo's djpeg")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -135,9 +135,44 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			per[in.set] = st
 		}
 		st.n++
-		var last *engine.Result
-		var tm engine.Timings
-		for r := -1; r < *runs; r++ {
+		// Warm-up: also tells which ORT calls the image needs.
+		last, err := eng.Analyze(ctx, in.data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", in.name, err)
+		}
+		type call struct {
+			model string
+			shape []int64
+			in    []float32
+			ms    []float64
+			dst   *float64
+		}
+		var calls []*call
+		for _, n := range last.DetectorSizes {
+			calls = append(calls, &call{model: engine.DetectorModel, shape: []int64{1, int64(n), int64(n), 3}, dst: &st.ortDetect})
+		}
+		if k := int64(len(last.Faces)); k > 0 {
+			calls = append(calls,
+				&call{model: engine.LandmarkModel, shape: []int64{k, 112, 112, 3}, dst: &st.ortLandmarks},
+				&call{model: engine.RecognitionModel, shape: []int64{k, 150, 150, 3}, dst: &st.ortDescribe})
+		}
+		rgb, err := engine.Decode(in.data, engine.DecodeLimits{})
+		if err != nil {
+			return err
+		}
+		for _, c := range calls {
+			c.in = prepared(c.shape)
+			if c.model == engine.DetectorModel && c.shape[1] == int64(last.DetectorSizes[0]) {
+				c.in = engine.DetectorInput(rgb, last.DetectorSizes[0]) // the engine's own tensor
+			}
+			if _, err := sess[c.model].Run(ctx, c.in, c.shape); err != nil { // warm-up
+				return err
+			}
+		}
+		// Engine and raw ORT runs alternate so that both see the same machine
+		// load; medians keep one descheduled run from skewing a stage.
+		var stages [6][]float64
+		for r := 0; r < *runs; r++ {
 			res, err := eng.Analyze(ctx, in.data)
 			if err != nil {
 				return fmt.Errorf("%s: %w", in.name, err)
@@ -145,46 +180,22 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			t := time.Now()
 			gallery.Answer(res, g, 0)
 			res.Timings.Match = time.Since(t)
-			if r >= 0 {
-				tm.Decode += res.Timings.Decode
-				tm.Detect += res.Timings.Detect
-				tm.Landmarks += res.Timings.Landmarks
-				tm.Align += res.Timings.Align
-				tm.Describe += res.Timings.Describe
-				tm.Match += res.Timings.Match
+			for i, d := range []time.Duration{res.Timings.Decode, res.Timings.Detect, res.Timings.Landmarks, res.Timings.Align, res.Timings.Describe, res.Timings.Match} {
+				stages[i] = append(stages[i], ms(d))
 			}
-			last = res
+			for _, c := range calls {
+				t := time.Now()
+				if _, err := sess[c.model].Run(ctx, c.in, c.shape); err != nil {
+					return err
+				}
+				c.ms = append(c.ms, ms(time.Since(t)))
+			}
 		}
-		div := float64(*runs) * float64(time.Millisecond)
-		st.decode += float64(tm.Decode) / div
-		st.detect += float64(tm.Detect) / div
-		st.landmarks += float64(tm.Landmarks) / div
-		st.align += float64(tm.Align) / div
-		st.describe += float64(tm.Describe) / div
-		st.match += float64(tm.Match) / div
-
-		// Raw ORT: the same calls with the same shapes, tensors prepared up front.
-		k := int64(len(last.Faces))
-		type call struct {
-			model string
-			shape []int64
-			dst   *float64
-		}
-		var calls []call
-		for _, n := range last.DetectorSizes {
-			calls = append(calls, call{engine.DetectorModel, []int64{1, int64(n), int64(n), 3}, &st.ortDetect})
-		}
-		if k > 0 {
-			calls = append(calls,
-				call{engine.LandmarkModel, []int64{k, 112, 112, 3}, &st.ortLandmarks},
-				call{engine.RecognitionModel, []int64{k, 150, 150, 3}, &st.ortDescribe})
+		for i, dst := range []*float64{&st.decode, &st.detect, &st.landmarks, &st.align, &st.describe, &st.match} {
+			*dst += median(stages[i])
 		}
 		for _, c := range calls {
-			ms, err := timeORT(ctx, sess[c.model], c.shape, *runs)
-			if err != nil {
-				return err
-			}
-			*c.dst += ms
+			*c.dst += median(c.ms)
 		}
 
 		dj, err := djpegMedian(ctx, *djpeg, in.path, *runs)
@@ -193,10 +204,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		st.djpeg += max(dj-startup, 0.001)
 
-		rgb, err := engine.Decode(in.data, engine.DecodeLimits{})
-		if err != nil {
-			return err
-		}
 		decoded = append(decoded, parity.Image{Name: in.set + "/" + in.name, W: rgb.W, H: rgb.H, Pix: rgb.Pix,
 			InputSize: last.DetectorSizes[0], ScoreThreshold: engine.DefaultMinScore})
 	}
@@ -217,7 +224,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	var all stats
 	fmt.Fprintf(out, "engine: one intra-op thread, %d timed runs per image; face-api: %s backend (SIMD %v, threads %s), %d timed runs\n",
 		*runs, fa.Backend, fa.SIMD, fa.Threads, *faceapiRuns)
-	fmt.Fprintf(out, "ms per image (mean)\n%-22s %4s %7s %7s %7s %7s %7s %7s %8s | %7s %7s %7s %8s | %7s | %8s\n",
+	fmt.Fprintf(out, "ms per image (median of runs, summed over the set / n)\n%-22s %4s %7s %7s %7s %7s %7s %7s %8s | %7s %7s %7s %8s | %7s | %8s\n",
 		"set", "n", "decode", "detect", "landmk", "align", "describe", "match", "after", "ort-det", "ort-lm", "ort-rec", "ort-sum", "djpeg", "face-api")
 	row := func(name string, s stats) {
 		n := float64(s.n)
@@ -294,7 +301,18 @@ func collect(modules, shared, tmp string) (inputs, crops []input, err error) {
 	return inputs, crops, nil
 }
 
-func timeORT(ctx context.Context, s *ort.Session, shape []int64, runs int) (float64, error) {
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// prepared is an input tensor of pixel-like values for the landmark and
+// recognition nets (their crops are not exported; content barely changes what a
+// convolution costs).
+func prepared(shape []int64) []float32 {
 	n := int64(1)
 	for _, d := range shape {
 		n *= d
@@ -304,17 +322,7 @@ func timeORT(ctx context.Context, s *ort.Session, shape []int64, runs int) (floa
 	for i := range in {
 		in[i] = float32(r.IntN(256))
 	}
-	var total time.Duration
-	for i := -1; i < runs; i++ {
-		t := time.Now()
-		if _, err := s.Run(ctx, in, shape); err != nil {
-			return 0, err
-		}
-		if i >= 0 {
-			total += time.Since(t)
-		}
-	}
-	return float64(total) / float64(runs) / float64(time.Millisecond), nil
+	return in
 }
 
 // djpegMedian is the median wall time of djpeg decoding path to RGB (PPM into

@@ -6,8 +6,8 @@
 //   MANIFEST: {"modules": node_modules dir, "repeat": N (default 1),
 //              "images": [{"name", "raw": file of W*H*3 bytes, "width", "height",
 //                          "inputSize", "scoreThreshold"}]}
-// prints JSON: {"backend", "simd", "threads", "images": [{"name", "ms": mean ms per
-//   full pipeline run, "faces": [{"box": {x,y,width,height}, "score",
+// prints JSON: {"backend", "simd", "threads", "images": [{"name", "ms": median ms of
+//   the timed full pipeline runs, "faces": [{"box": {x,y,width,height}, "score",
 //   "landmarks": [[x,y]...], "descriptor": [...]}]}]}
 'use strict';
 const fs = require('fs');
@@ -43,11 +43,14 @@ async function main() {
     let res;
     // One warm-up run so that timings exclude WASM kernel set-up.
     res = await faceapi.detectAllFaces(input, opts).withFaceLandmarks().withFaceDescriptors();
-    const t0 = process.hrtime.bigint();
+    const times = [];
     for (let i = 0; i < repeat; i++) {
+      const t0 = process.hrtime.bigint();
       res = await faceapi.detectAllFaces(input, opts).withFaceLandmarks().withFaceDescriptors();
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6 / repeat;
+    times.sort((a, b) => a - b);
+    const ms = times.length ? times[Math.floor(times.length / 2)] : 0;
     input.dispose();
     out.images.push({
       name: im.name,

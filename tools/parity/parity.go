@@ -40,7 +40,7 @@ type Face struct {
 	Descriptor []float32    `json:"descriptor"`
 }
 
-// Result is face-api's answer for one image; MS is its mean wall time per full
+// Result is face-api's answer for one image; MS is its median wall time per full
 // detectAllFaces().withFaceLandmarks().withFaceDescriptors() run.
 type Result struct {
 	Name  string  `json:"name"`
