@@ -262,7 +262,8 @@ func (e *Engine) analyzeRGB(ctx context.Context, img *RGB, res *Result) error {
 	for i := range faces {
 		r := alignDlib(faces[i].Landmarks, faces[i].cropW, faces[i].cropH).clip(img.W, img.H)
 		if r.w <= 0 || r.h <= 0 {
-			r = rect{0, 0, img.W, img.H} // degenerate landmarks: never expected, keep going
+			// Degenerate landmarks (never seen): describe the detection's own crop.
+			r = clipBox(faces[i].Box, img.W, img.H)
 		}
 		ox, oy := centredOffset(r.w, r.h)
 		padResize(img, r, ox, oy, 150, buf.rec[i*150*150*3:(i+1)*150*150*3], &buf.rs)
@@ -372,7 +373,7 @@ func decodeTiny(data []float32, shape []int64, w, h, n int, minScore, iou float6
 			for a := 0; a < 5; a++ {
 				v := data[(row*g+col)*25+a*5:]
 				score := sigmoid(v[4])
-				if score <= minScore {
+				if !(score > minScore) { // also drops NaN
 					continue
 				}
 				ctX := (float64(col) + sigmoid(v[0])) / gf * cx
@@ -380,6 +381,9 @@ func decodeTiny(data []float32, shape []int64, w, h, n int, minScore, iou float6
 				bw := math.Exp(float64(v[2])) * tinyAnchors[a][0] / gf * cx
 				bh := math.Exp(float64(v[3])) * tinyAnchors[a][1] / gf * cy
 				x, y := ctX-bw/2, ctY-bh/2
+				if !finite(x, y, bw, bh) {
+					continue
+				}
 				cands = append(cands, cand{x, y, x + bw, y + bh, score})
 			}
 		}
@@ -424,8 +428,22 @@ func boxIoU(ax0, ay0, ax1, ay1, bx0, by0, bx1, by1 float64) float64 {
 	return inter / ((ax1-ax0)*(ay1-ay0) + (bx1-bx0)*(by1-by0) - inter)
 }
 
-// clipBox is face-api's Box.clipAtImageBorders followed by floor().
+func finite(v ...float64) bool {
+	for _, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// clipBox is face-api's Box.clipAtImageBorders followed by floor(). A box with
+// non-finite values (a model gone wrong) clips to nothing rather than to an
+// out-of-range crop.
 func clipBox(b Box, w, h int) rect {
+	if !finite(b.X, b.Y, b.W, b.H) {
+		return rect{}
+	}
 	x := math.Max(b.X, 0)
 	y := math.Max(b.Y, 0)
 	cw := math.Min(b.X+b.W-x, float64(w)-x)

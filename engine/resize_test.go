@@ -113,6 +113,15 @@ func TestDecodeTinyAndNMS(t *testing.T) {
 	if math.Abs(b.X+b.W/2-16) > 1e-9 || math.Abs(b.W-1.603231/2*64) > 1e-9 {
 		t.Fatalf("box %+v", b)
 	}
+	// A model gone wrong (NaN score or box) yields no box, never a NaN one.
+	set(1, 0, 1, 0, 0, 0, 0, float32(math.NaN()))
+	set(0, 1, 1, float32(math.Inf(1)), 0, float32(math.Inf(1)), 0, 5)
+	if dets, _ := decodeTiny(data, []int64{1, 2, 2, 25}, 64, 64, 64, 0.5, 0.4); len(dets) != 1 {
+		t.Fatalf("non-finite outputs gave boxes: %+v", dets)
+	}
+	if r := clipBox(Box{X: math.NaN(), W: 10, H: 10}, 64, 64); r.w != 0 || r.h != 0 {
+		t.Fatalf("NaN box clipped to %+v", r)
+	}
 	if _, err := decodeTiny(data, []int64{1, 3, 3, 25}, 64, 64, 64, 0.5, 0.4); err == nil {
 		t.Fatal("wrong shape accepted")
 	}
