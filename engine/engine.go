@@ -44,6 +44,9 @@ type Options struct {
 	MaxBytes  int64 // largest encoded image accepted
 	MaxPixels int64 // largest width*height accepted (checked from the header)
 	MinSide   int   // smallest side accepted
+	// PureGoJPEG decodes JPEG with image/jpeg even when libturbojpeg.so.0 is
+	// installed (by default it is used when present).
+	PureGoJPEG bool
 
 	// DetectorInputSize is the tiny detector's square input (a multiple of 32;
 	// face-api's default is 416, ours 512).
@@ -110,10 +113,10 @@ type Engine struct {
 	scratch             sync.Pool // *buffers
 	closeOnce           sync.Once
 	closeErr            error
-	detectorOutput      string
-	landmarkOutput      string
-	recognitionOutput   string
 }
+
+// modelOutput is every model's output name (models/README.md).
+const modelOutput = "output"
 
 // New loads the three models. It fails with an actionable error when the ORT
 // library or a model file is missing.
@@ -127,11 +130,8 @@ func New(opt Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	e := &Engine{
-		opt:               opt,
-		limits:            DecodeLimits{MaxBytes: opt.MaxBytes, MaxPixels: opt.MaxPixels, MinSide: opt.MinSide},
-		detectorOutput:    "output",
-		landmarkOutput:    "output",
-		recognitionOutput: "output",
+		opt:    opt,
+		limits: DecodeLimits{MaxBytes: opt.MaxBytes, MaxPixels: opt.MaxPixels, MinSide: opt.MinSide, PureGo: opt.PureGoJPEG},
 	}
 	e.scratch.New = func() any { return new(buffers) }
 	so := ort.SessionOptions{IntraOpThreads: opt.IntraOpThreads}
@@ -275,7 +275,7 @@ func (e *Engine) analyzeRGB(ctx context.Context, img *RGB, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("engine: recognition: %w", err)
 	}
-	desc, ok := out[e.recognitionOutput]
+	desc, ok := out[modelOutput]
 	if !ok || len(desc.Data) != n*128 {
 		return fmt.Errorf("engine: recognition model gave %d values, want %d", len(desc.Data), n*128)
 	}
@@ -309,9 +309,9 @@ func (e *Engine) detect(ctx context.Context, img *RGB, n int, buf *buffers, res 
 	if err != nil {
 		return nil, fmt.Errorf("engine: detector: %w", err)
 	}
-	o, ok := out[e.detectorOutput]
+	o, ok := out[modelOutput]
 	if !ok {
-		return nil, fmt.Errorf("engine: detector has no output %q", e.detectorOutput)
+		return nil, fmt.Errorf("engine: detector has no output %q", modelOutput)
 	}
 	return decodeTiny(o.Data, o.Shape, img.W, img.H, n, e.opt.MinScore, e.opt.NMSIoU)
 }
@@ -483,7 +483,7 @@ func (e *Engine) landmarks68(ctx context.Context, img *RGB, dets []detection, bu
 	if err != nil {
 		return nil, fmt.Errorf("engine: landmarks: %w", err)
 	}
-	o, ok := out[e.landmarkOutput]
+	o, ok := out[modelOutput]
 	if !ok || len(o.Data) != n*136 {
 		return nil, fmt.Errorf("engine: landmark model gave %d values, want %d", len(o.Data), n*136)
 	}
