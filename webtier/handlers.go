@@ -216,6 +216,15 @@ func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind pro
 		return a, nil
 	case <-t.C:
 		s.forget(id, true)
+		select {
+		case r := <-ch: // the answer raced the timer: use it
+			a := &answer{Response: r, total: time.Since(start)}
+			if r.Error != nil {
+				return a, responseError(r.Error)
+			}
+			return a, nil
+		default:
+		}
 		s.m.timeouts.Add(1)
 		return nil, errf(fiber.StatusGatewayTimeout, "timeout", "no answer for %q within %s; the request stays queued and its result will land in the output store", key, s.o.Limits.RequestTimeout)
 	case <-ctx.Done():

@@ -142,7 +142,12 @@ type recentID struct {
 	at        time.Time
 }
 
-const recentTTL = 15 * time.Minute
+// recentTTL is how long answered or abandoned IDs are remembered (to tell late
+// and duplicate answers from foreign ones); maxRecent bounds the memory.
+const (
+	recentTTL = 15 * time.Minute
+	maxRecent = 200_000
+)
 
 // New validates the options and builds the Fiber app.
 func New(o Options) (*Server, error) {
@@ -288,11 +293,21 @@ func (s *Server) deliver(r protocol.Response) string {
 	return "foreign"
 }
 
+func (s *Server) recentLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.recent)
+}
+
 func (s *Server) pruneRecent(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ttl := recentTTL
+	if len(s.recent) > maxRecent {
+		ttl = time.Minute // under a flood, remember less rather than grow without bound
+	}
 	for id, r := range s.recent {
-		if now.Sub(r.at) > recentTTL {
+		if now.Sub(r.at) > ttl {
 			delete(s.recent, id)
 		}
 	}
@@ -386,7 +401,7 @@ func (s *Server) poll(ctx context.Context, q queue.Queue, name string, handle fu
 		for _, m := range msgs {
 			handle(m)
 		}
-		if now := time.Now(); now.Sub(lastPrune) > time.Minute {
+		if now := time.Now(); now.Sub(lastPrune) > time.Minute || (now.Sub(lastPrune) > time.Second && s.recentLen() > maxRecent) {
 			s.pruneRecent(now)
 			lastPrune = now
 		}
