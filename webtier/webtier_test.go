@@ -180,6 +180,9 @@ func (e *env) do(method, path, field, filename string, data []byte) (int, string
 		body, ct := multipartBody(e.t, field, filename, data)
 		req, _ = http.NewRequest(method, e.url+path, body)
 		req.Header.Set("Content-Type", ct)
+		// As curl does for large bodies: the server can refuse one that is too
+		// large before it is sent, instead of resetting the connection mid-write.
+		req.Header.Set("Expect", "100-continue")
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
