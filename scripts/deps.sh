@@ -16,6 +16,19 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 
+# libjpeg-turbo (Debian's libturbojpeg0) makes JPEG decoding ~4x faster than Go's
+# image/jpeg; the engine loads it at run time and falls back to image/jpeg without it.
+if ! ldconfig -p 2>/dev/null | grep -q 'libturbojpeg.so.0 '; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "deps: installing libturbojpeg0 and libjpeg-turbo-progs (apt)" >&2
+    apt-get install -y -q libturbojpeg0 libjpeg-turbo-progs >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q libturbojpeg0 libjpeg-turbo-progs >/dev/null; } ||
+      echo "deps: could not install libturbojpeg0; JPEGs will be decoded by Go's image/jpeg (slower)" >&2
+  else
+    echo "deps: libturbojpeg0 is not installed (apt-get install libturbojpeg0); JPEGs will be decoded by Go's image/jpeg (slower)" >&2
+  fi
+fi
+
 case "$(uname -m)" in
   x86_64) ortarch=x64 ;;
   aarch64|arm64) ortarch=arm64 ;;
