@@ -156,8 +156,15 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 
 	// Without a deadline (a direct call outside Lambda) only one step runs.
 	stopAt := h.clock.Now()
-	if dl, ok := ctx.Deadline(); ok && ev.Loop {
-		stopAt = dl.Add(-h.margin)
+	stepCtx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		if ev.Loop {
+			stopAt = dl.Add(-h.margin)
+		}
+		// A hung AWS call must not eat the time kept for the metrics flush.
+		var cancel context.CancelFunc
+		stepCtx, cancel = context.WithDeadline(ctx, dl.Add(-h.margin/2))
+		defer cancel()
 	}
 	var (
 		samples []metrics.Datum
@@ -165,7 +172,7 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 	)
 	for {
 		now := h.clock.Now()
-		d, serr := h.step(ctx, now)
+		d, serr := h.step(stepCtx, now)
 		res.Steps++
 		// The controller reduces Start/Stop to what it really did when an action
 		// fails (and leaves them 0 when it could not observe), so they always count.
@@ -188,7 +195,7 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 				"in_flight", d.Observation.InFlight, "running", d.Observation.Running, "pending", d.Observation.Pending,
 				"stopped", d.Observation.Stopped, "desired", d.Desired, "start", d.Start, "stop", d.Stop, "reason", d.Reason)
 		}
-		if !ev.Loop || ctx.Err() != nil || now.Add(h.interval).After(stopAt) {
+		if !ev.Loop || stepCtx.Err() != nil || now.Add(h.interval).After(stopAt) {
 			break
 		}
 		if err := h.clock.Sleep(ctx, h.interval); err != nil {

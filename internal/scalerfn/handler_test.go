@@ -326,3 +326,29 @@ func TestPartialActionCounts(t *testing.T) {
 		t.Fatalf("got %+v, %v; want the one start that happened counted and the error returned", res, err)
 	}
 }
+
+// blockingController hangs until its context ends, like an AWS call that never
+// answers.
+type blockingController struct{}
+
+func (blockingController) Step(ctx context.Context, _ time.Time) (scaling.Decision, error) {
+	<-ctx.Done()
+	return scaling.Decision{}, ctx.Err()
+}
+
+func TestHungStepLeavesTimeToFlush(t *testing.T) {
+	m := &fakeMetrics{}
+	h, err := New(Options{Controller: blockingController{}, Metrics: m, Interval: time.Second, Margin: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	_, err = h.Invoke(ctx, []byte(`{"action":"run"}`))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the step cut at its deadline", err)
+	}
+	if ctx.Err() != nil {
+		t.Error("the invocation used its whole deadline; the step should stop margin/2 before it")
+	}
+}
