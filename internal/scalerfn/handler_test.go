@@ -338,11 +338,11 @@ func (blockingController) Step(ctx context.Context, _ time.Time) (scaling.Decisi
 
 func TestHungStepLeavesTimeToFlush(t *testing.T) {
 	m := &fakeMetrics{}
-	h, err := New(Options{Controller: blockingController{}, Metrics: m, Interval: time.Second, Margin: 400 * time.Millisecond})
+	h, err := New(Options{Controller: blockingController{}, Metrics: m, Interval: time.Second, Margin: 1600 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_, err = h.Invoke(ctx, []byte(`{"action":"run"}`))
 	if !errors.Is(err, context.DeadlineExceeded) {
