@@ -1,0 +1,52 @@
+package service_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/service"
+)
+
+type noEngine struct{}
+
+func (noEngine) Analyze(context.Context, []byte) (*engine.Result, error) {
+	return &engine.Result{}, nil
+}
+
+func TestNewAndSeedGallery(t *testing.T) {
+	if _, err := service.New(service.Config{DataDir: t.TempDir()}); err == nil {
+		t.Fatal("New without an engine succeeded")
+	}
+	if _, err := service.New(service.Config{Analyzer: noEngine{}}); err == nil {
+		t.Fatal("New without a data folder succeeded")
+	}
+	svc, err := service.New(service.Config{DataDir: t.TempDir(), Analyzer: noEngine{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := svc.SeedGallery(ctx, []byte(`{"not":"a gallery"}`)); err == nil {
+		t.Fatal("seeded a file that is not a gallery")
+	}
+	g := gallery.New()
+	d := make([]float32, gallery.DescriptorLen)
+	d[0] = 1
+	if err := g.Add("amy", d); err != nil {
+		t.Fatal(err)
+	}
+	data, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SeedGallery(ctx, data); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := svc.Outputs.Get(ctx, service.GalleryKey)
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("stored gallery %q, %v", got, err)
+	}
+}
