@@ -96,6 +96,8 @@ func Load(ctx context.Context, opts Options) (*Clients, error) {
 	if cfg.Region == "" {
 		return nil, errors.New("awsconfig: no AWS region: set -aws-region or AWS_REGION")
 	}
+	// Wrapped after loading, so the loader's own settings (a CA bundle) stay.
+	cfg.HTTPClient = wrapHTTPClient(cfg.HTTPClient)
 	return &Clients{Config: cfg, opts: opts}, nil
 }
 

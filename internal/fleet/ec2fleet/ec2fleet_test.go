@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/facefleet/facefleet/internal/awsconfig"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet/fakeec2"
@@ -22,6 +23,7 @@ func client(url string) *ec2.Client {
 		Credentials:  aws.AnonymousCredentials{},
 		// The tests inject throttling and want to see it, not the SDK's backoff.
 		RetryMaxAttempts: 1,
+		HTTPClient:       awsconfig.NewHTTPClient(),
 	})
 }
 

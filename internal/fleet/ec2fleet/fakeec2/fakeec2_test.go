@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/facefleet/facefleet/internal/awsconfig"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet/fakeec2"
 )
 
@@ -58,7 +59,7 @@ func TestSDK(t *testing.T) {
 	running := make(chan string, 4)
 	s := fakeec2.New(fakeec2.Options{PendingDelay: 20 * time.Millisecond, OnRunning: func(id string) { running <- id }})
 	defer s.Close()
-	c := ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.URL), Credentials: aws.AnonymousCredentials{}})
+	c := ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.URL), Credentials: aws.AnonymousCredentials{}, HTTPClient: awsconfig.NewHTTPClient()})
 	ctx := context.Background()
 	in := &ec2.RunInstancesInput{
 		MinCount: aws.Int32(2), MaxCount: aws.Int32(2), ClientToken: aws.String("tok-1"),
