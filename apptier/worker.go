@@ -70,6 +70,10 @@ type Options struct {
 	WaitTime time.Duration
 	// IdleTimeout: Run returns nil after this long without work (0: never).
 	IdleTimeout time.Duration
+	// MinLifetime: an idle worker never stops itself before this long after Run
+	// started. EC2 bills every start for at least 60 s, so stopping earlier saves
+	// nothing and only costs a new boot when work returns (the simulator's finding).
+	MinLifetime time.Duration
 	// VisibilityTimeout is the queue's visibility timeout; while an image is being
 	// processed the worker extends it every half of it (default 30 s).
 	VisibilityTimeout time.Duration
@@ -135,7 +139,8 @@ func New(o Options) (*Worker, error) {
 // and returns nil: a drain) or until IdleTimeout passes without work (returns nil:
 // the instance stops itself). It returns an error only when it cannot go on.
 func (w *Worker) Run(ctx context.Context) error {
-	lastWork := time.Now()
+	started := time.Now()
+	lastWork := started
 	failures := 0
 	for {
 		if ctx.Err() != nil {
@@ -144,7 +149,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		wait := w.o.WaitTime
 		if w.o.IdleTimeout > 0 {
-			left := w.o.IdleTimeout - time.Since(lastWork)
+			left := max(w.o.IdleTimeout-time.Since(lastWork), w.o.MinLifetime-time.Since(started))
 			if left <= 0 {
 				w.log.Info("worker idle, stopping", "idle_timeout", w.o.IdleTimeout)
 				return nil

@@ -300,3 +300,25 @@ func TestWorkerReloadsGalleryOnETagChange(t *testing.T) {
 		t.Fatalf("names %q %q %q; want amy amy penny", got["1"].Name, got["2"].Name, got["3"].Name)
 	}
 }
+
+// An idle worker stops after IdleTimeout, but never before MinLifetime since it
+// started: the first billed minute is already paid for.
+func TestWorkerIdleStopWaitsForMinLifetime(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		idle, minLife time.Duration
+		wantAtLeast   time.Duration
+	}{
+		{"idle only", 100 * time.Millisecond, 0, 100 * time.Millisecond},
+		{"min lifetime longer", 100 * time.Millisecond, 600 * time.Millisecond, 600 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, func(o *apptier.Options) { o.IdleTimeout, o.MinLifetime = tc.idle, tc.minLife })
+			start := time.Now()
+			runUntilIdle(t, r.w)
+			if got := time.Since(start); got < tc.wantAtLeast {
+				t.Fatalf("stopped after %v, want at least %v", got, tc.wantAtLeast)
+			}
+		})
+	}
+}

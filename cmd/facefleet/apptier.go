@@ -34,7 +34,8 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		workers      = fs.Int("workers", 1, "worker loops in this process, sharing one engine")
 		threads      = fs.Int("threads", 1, "ONNX Runtime intra-op threads per model run")
 		threshold    = fs.Float64("threshold", 0, "match distance threshold (0: the gallery's default)")
-		idle         = fs.Duration("idle-timeout", 60*time.Second, "stop after this long without work (0: never)")
+		idle         = fs.Duration("idle-timeout", 10*time.Second, "stop after this long without work (0: never)")
+		minLife      = fs.Duration("min-lifetime", 60*time.Second, "never stop sooner than this after starting (EC2 bills 60 s per start)")
 		wait         = fs.Duration("wait", 5*time.Second, "request queue long-poll wait (max 20s)")
 		visibility   = fs.Duration("visibility-timeout", 30*time.Second, "request visibility while processing (extended while busy)")
 		selfStop     = fs.String("self-stop", "ec2", "what to do when idle: ec2 (StopInstances on this instance), exec:CMD (run CMD via sh -c), or none (just exit)")
@@ -87,7 +88,7 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			ID: fmt.Sprintf("%s/%d", id, i), Requests: a.requests, Responses: a.responses,
 			Inputs: a.inputs, Outputs: a.outputs, Analyzer: eng,
 			GalleryKey: tf.galleryKey, LoadGallery: apptier.GalleryPackageLoader(*threshold),
-			WaitTime: *wait, IdleTimeout: *idle, VisibilityTimeout: *visibility, Logger: log,
+			WaitTime: *wait, IdleTimeout: *idle, MinLifetime: *minLife, VisibilityTimeout: *visibility, Logger: log,
 		})
 		if err != nil {
 			return err

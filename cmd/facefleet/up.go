@@ -58,7 +58,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	threshold := fs.Float64("threshold", 0, "match distance threshold (0: the gallery's default, 0.6)")
 	maxInst := fs.Int("max-instances", 20, "cap on pending+running app-tier instances (goroutines sharing one engine)")
 	boot := fs.Duration("boot-delay", 0, "simulated instance boot time")
-	idle := fs.Duration("idle-timeout", 30*time.Second, "an instance with no work for this long stops itself")
+	idle := fs.Duration("idle-timeout", 10*time.Second, "an instance with no work for this long stops itself")
+	minLife := fs.Duration("min-lifetime", 60*time.Second, "an idle instance never stops itself sooner than this after it started (EC2 bills 60 s per start)")
 	vis := fs.Duration("visibility-timeout", 30*time.Second, "request queue visibility timeout")
 	maxRecv := fs.Int("max-receives", 3, "receives before a request goes to the dead-letter queue")
 	scaleEvery := fs.Duration("scale-every", time.Second, "scaling controller period")
@@ -75,7 +76,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"host", "FACEFLEET_HOST"}, {"port", "FACEFLEET_PORT"}, {"data", "FACEFLEET_DATA"}, {"no-sync", "FACEFLEET_NO_SYNC"}, {"gallery", "FACEFLEET_GALLERY"},
 		{"models", "FACEFLEET_MODELS"}, {"ort-lib", "FACEFLEET_ORT_LIB"}, {"ort-threads", "FACEFLEET_ORT_THREADS"},
 		{"threshold", "FACEFLEET_THRESHOLD"}, {"max-instances", "FACEFLEET_MAX_INSTANCES"}, {"boot-delay", "FACEFLEET_BOOT_DELAY"},
-		{"idle-timeout", "FACEFLEET_IDLE_TIMEOUT"}, {"visibility-timeout", "FACEFLEET_VISIBILITY_TIMEOUT"},
+		{"idle-timeout", "FACEFLEET_IDLE_TIMEOUT"}, {"min-lifetime", "FACEFLEET_MIN_LIFETIME"}, {"visibility-timeout", "FACEFLEET_VISIBILITY_TIMEOUT"},
 		{"max-receives", "FACEFLEET_MAX_RECEIVES"}, {"scale-every", "FACEFLEET_SCALE_EVERY"}, {"policy", "FACEFLEET_POLICY"},
 		{"max-body", "FACEFLEET_MAX_BODY"}, {"max-pixels", "FACEFLEET_MAX_PIXELS"}, {"max-pending", "FACEFLEET_MAX_PENDING"},
 		{"request-timeout", "FACEFLEET_REQUEST_TIMEOUT"}, {"log-level", "FACEFLEET_LOG_LEVEL"},
@@ -104,7 +105,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	svc, err := service.New(service.Config{
 		DataDir: *data, NoSyncOutputs: *noSync, Analyzer: eng, Threshold: *threshold,
-		MaxInstances: *maxInst, BootDelay: *boot, IdleTimeout: *idle, VisibilityTimeout: *vis, MaxReceives: *maxRecv,
+		MaxInstances: *maxInst, BootDelay: *boot, IdleTimeout: *idle, MinLifetime: *minLife, VisibilityTimeout: *vis, MaxReceives: *maxRecv,
 		ScaleEvery: *scaleEvery, Policy: pol,
 		Limits: webtier.Limits{MaxBodyBytes: *maxBody, MaxPixels: *maxPixels, MaxPending: *maxPending, RequestTimeout: *reqTimeout},
 		Logger: log,

@@ -75,7 +75,7 @@ func TestUpServesAndShutsDown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runUp(ctx, []string{"-port", "0", "-data", t.TempDir(), "-models", models, "-ort-lib", lib,
-			"-max-instances", "1", "-idle-timeout", "500ms", "-log-level", "warn"}, &stdout, &stderr)
+			"-max-instances", "1", "-idle-timeout", "500ms", "-min-lifetime", "0s", "-log-level", "warn"}, &stdout, &stderr)
 	}()
 	var url string
 	for deadline := time.Now().Add(30 * time.Second); url == ""; {

@@ -47,8 +47,11 @@ type Config struct {
 
 	MaxInstances int           // cap on pending+running instances (default 20)
 	BootDelay    time.Duration // simulated instance boot time
-	// IdleTimeout: an instance with no work for this long stops itself (default 30 s).
-	IdleTimeout       time.Duration
+	// IdleTimeout: an instance with no work for this long stops itself (default 10 s).
+	IdleTimeout time.Duration
+	// MinLifetime: an idle instance never stops itself earlier than this after it
+	// started (0: no minimum; `facefleet up` defaults to 60 s, EC2's billing minute).
+	MinLifetime       time.Duration
 	VisibilityTimeout time.Duration // request queue visibility (default 30 s)
 	MaxReceives       int           // redrive to the dead-letter queue after this many receives (default 3)
 	RetryBackoff      time.Duration // first retry delay after a transient failure (default 1 s)
@@ -82,7 +85,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.MaxInstances = 20
 	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 30 * time.Second
+		cfg.IdleTimeout = 10 * time.Second
 	}
 	if cfg.VisibilityTimeout <= 0 {
 		cfg.VisibilityTimeout = 30 * time.Second
@@ -154,7 +157,7 @@ func (s *Service) runInstance(ctx context.Context, inst fleet.Instance) error {
 	w, err := apptier.New(apptier.Options{
 		ID: inst.ID, Requests: s.Requests, Responses: s.Responses, Inputs: s.Inputs, Outputs: s.Outputs,
 		Analyzer: s.cfg.Analyzer, Gallery: s.Outputs, GalleryKey: GalleryKey, Threshold: s.cfg.Threshold,
-		GalleryCheckEvery: s.cfg.GalleryCheckEvery, WaitTime: s.cfg.WorkerWait, IdleTimeout: s.cfg.IdleTimeout,
+		GalleryCheckEvery: s.cfg.GalleryCheckEvery, WaitTime: s.cfg.WorkerWait, IdleTimeout: s.cfg.IdleTimeout, MinLifetime: s.cfg.MinLifetime,
 		VisibilityTimeout: s.cfg.VisibilityTimeout, RetryBackoff: s.cfg.RetryBackoff, Logger: s.log.With("component", "apptier"),
 	})
 	if err != nil {

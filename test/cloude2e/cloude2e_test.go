@@ -279,7 +279,7 @@ func TestCloudE2E(t *testing.T) {
 		OnRunning: func(id string) {
 			p, err := startProc(t, fmt.Sprintf("apptier-%s-%d", id, boots.Add(1)), bin,
 				append(env, "AWS_ENDPOINT_URL_EC2="+ec2URL),
-				"apptier", "-instance-id", id, "-self-stop", "ec2", "-idle-timeout", idleTimeout.String(),
+				"apptier", "-instance-id", id, "-self-stop", "ec2", "-idle-timeout", idleTimeout.String(), "-min-lifetime", "0s",
 				"-wait", "1s", "-log-level", "warn")
 			if err != nil {
 				t.Errorf("start apptier for %s: %v", id, err)
