@@ -63,6 +63,10 @@ bench-service: models
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 LAMBDA_ARCH ?= arm64
 DIST ?= $(BUILD)/dist
+# al2023-glibc fails when binary $(1) needs a newer glibc than Amazon Linux 2023's 2.34.
+al2023-glibc = @v=$$(objdump -T $(1) | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1); \
+	[ "$$(printf '%s\n' GLIBC_2.34 $$v | sort -V | tail -1)" = GLIBC_2.34 ] || \
+	{ echo "$(1) needs $$v but Amazon Linux 2023 has GLIBC_2.34" >&2; exit 1; }
 
 ## lint-template: cfn-lint the SAM template (any error or warning fails)
 lint-template:
@@ -87,7 +91,8 @@ sam-build: lint-template
 ## dist: the x86_64 artefacts the EC2 tiers download (binary, models, ORT library), laid out as in S3
 dist: models
 	mkdir -p $(DIST)/bin $(DIST)/lib/linux-amd64 $(DIST)/models
-	GOOS=linux GOARCH=amd64 go build -trimpath -o $(DIST)/bin/facefleet-linux-amd64 ./cmd/facefleet
+	GOOS=linux GOARCH=amd64 go build -o $(DIST)/bin/facefleet-linux-amd64 ./cmd/facefleet
+	$(call al2023-glibc,$(DIST)/bin/facefleet-linux-amd64)
 	cp $(FACEFLEET_NODE_MODULES)/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1 $(DIST)/lib/linux-amd64/
 	cp -r $(FACEFLEET_MODELS)/. $(DIST)/models/
 
@@ -95,6 +100,7 @@ dist: models
 build-arm64: models
 	@command -v aarch64-linux-gnu-gcc >/dev/null || { echo "build-arm64: apt-get install gcc-aarch64-linux-gnu" >&2; exit 1; }
 	mkdir -p $(DIST)/bin $(DIST)/lib/linux-arm64 $(DIST)/models
-	CC=aarch64-linux-gnu-gcc GOOS=linux GOARCH=arm64 go build -trimpath -o $(DIST)/bin/facefleet-linux-arm64 ./cmd/facefleet
+	CC=aarch64-linux-gnu-gcc GOOS=linux GOARCH=arm64 go build -o $(DIST)/bin/facefleet-linux-arm64 ./cmd/facefleet
+	$(call al2023-glibc,$(DIST)/bin/facefleet-linux-arm64)
 	cp $(FACEFLEET_NODE_MODULES)/onnxruntime-node/bin/napi-v6/linux/arm64/libonnxruntime.so.1 $(DIST)/lib/linux-arm64/
 	cp -r $(FACEFLEET_MODELS)/. $(DIST)/models/
