@@ -98,7 +98,9 @@ dist: models
 
 ## build-arm64: the arm64 artefacts (cgo with Debian's gcc-aarch64-linux-gnu, arm64 ORT from onnxruntime-node)
 build-arm64: models
-	@command -v aarch64-linux-gnu-gcc >/dev/null || { echo "build-arm64: apt-get install gcc-aarch64-linux-gnu" >&2; exit 1; }
+	@command -v aarch64-linux-gnu-gcc >/dev/null || { \
+	  echo "build-arm64: installing gcc-aarch64-linux-gnu (Debian's arm64 cross-compiler for cgo)" >&2; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null; }
 	mkdir -p $(DIST)/bin $(DIST)/lib/linux-arm64 $(DIST)/models
 	CC=aarch64-linux-gnu-gcc GOOS=linux GOARCH=arm64 go build -o $(DIST)/bin/facefleet-linux-arm64 ./cmd/facefleet
 	$(call al2023-glibc,$(DIST)/bin/facefleet-linux-arm64)
