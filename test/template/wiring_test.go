@@ -314,13 +314,13 @@ func TestTierRolesAreConverse(t *testing.T) {
 		role, frag string
 		want, not  []string
 	}{
-		{web, "web", "InputBucket", []string{"s3:PutObject"}, []string{"s3:GetObject", "s3:DeleteObject"}},
-		{web, "web", "OutputBucket", []string{"s3:GetObject"}, []string{"s3:PutObject"}},
+		{web, "web", "InputBucket", []string{"s3:PutObject", "s3:DeleteObject"}, []string{"s3:GetObject"}},
+		{web, "web", "OutputBucket", []string{"s3:GetObject", "s3:ListBucket"}, nil},
 		{web, "web", "RequestQueue", []string{"sqs:SendMessage"}, []string{"sqs:ReceiveMessage", "sqs:DeleteMessage"}},
 		{web, "web", "ResponseQueue", []string{"sqs:ReceiveMessage", "sqs:DeleteMessage"}, []string{"sqs:SendMessage"}},
 		{web, "web", "RequestDLQ", []string{"sqs:ReceiveMessage", "sqs:DeleteMessage"}, []string{"sqs:SendMessage"}},
 		{app, "app", "InputBucket", []string{"s3:GetObject"}, []string{"s3:PutObject"}},
-		{app, "app", "OutputBucket", []string{"s3:PutObject"}, []string{"s3:GetObject"}},
+		{app, "app", "OutputBucket", []string{"s3:PutObject", "s3:GetObject"}, nil},
 		{app, "app", "RequestQueue", []string{"sqs:ReceiveMessage", "sqs:DeleteMessage"}, []string{"sqs:SendMessage"}},
 		{app, "app", "ResponseQueue", []string{"sqs:SendMessage"}, []string{"sqs:ReceiveMessage", "sqs:DeleteMessage"}},
 	} {
@@ -347,5 +347,27 @@ func TestTierRolesAreConverse(t *testing.T) {
 	}
 	if len(find(app, "RequestDLQ")) != 0 {
 		t.Error("app tier may touch the request DLQ")
+	}
+	// The web tier writes outputs only under gallery/ and failed/; workers may
+	// never write the gallery.
+	for r, acts := range web {
+		if strings.Contains(r, "OutputBucket") && has(acts, "s3:PutObject") &&
+			(strings.Contains(r, "OutputBucket.Arn}/*") || !strings.Contains(r, "/gallery/") && !strings.Contains(r, "/failed/")) {
+			t.Errorf("web tier may put anywhere in the output bucket: %s", r)
+		}
+	}
+	for r, acts := range app {
+		if strings.Contains(r, "OutputBucket") && has(acts, "s3:GetObject") && !strings.Contains(r, "/gallery/") {
+			t.Errorf("app tier may read outputs other than the gallery: %s", r)
+		}
+	}
+	var denied bool
+	for _, s := range statements(at(resource(t, tpl, "AppRole", "AWS::IAM::Role"), "Policies")) {
+		if s["Effect"] == "Deny" && has(actions(s), "s3:PutObject") && strings.Contains(fmt.Sprint(s["Resource"]), "/gallery/*") {
+			denied = true
+		}
+	}
+	if !denied {
+		t.Error("app tier is not denied writing the gallery")
 	}
 }
