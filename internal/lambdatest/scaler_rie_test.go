@@ -153,8 +153,8 @@ func TestEveryEventFile(t *testing.T) {
 // invoke and checks the fleet actions and the published metrics.
 func TestBurstStartsStoppedThenLaunchesUpToMax(t *testing.T) {
 	e := startScaler(t, "stopped")
-	// 2000 messages * 60 ms / 20 s drain target wants 6 instances; Max is 3.
-	e.sqs.set(2000, false)
+	// 20000 messages want far more instances than the cap of 3 under any sane policy.
+	e.sqs.set(20000, false)
 	res, resp := e.invoke(t, event(t, "alarm.json"))
 	if resp.ErrorType != "" {
 		t.Fatalf("function error %s: %s\n%s", resp.ErrorType, resp.ErrorMessage, e.fn.Logs())
@@ -182,8 +182,8 @@ func TestBurstStartsStoppedThenLaunchesUpToMax(t *testing.T) {
 	}
 	e.ec2.mu.Unlock()
 	ns, backlog, puts := e.cw.metric(scalerfn.MetricBacklog)
-	if puts != 1 || ns != "FacefleetTest" || len(backlog) != res.Steps-res.Failed || backlog[0] != 2000 {
-		t.Errorf("PutMetricData: %d calls, namespace %q, backlog %v; want one batch in FacefleetTest with 2000 per step", puts, ns, backlog)
+	if puts != 1 || ns != "FacefleetTest" || len(backlog) != res.Steps-res.Failed || backlog[0] != 20000 {
+		t.Errorf("PutMetricData: %d calls, namespace %q, backlog %v; want one batch in FacefleetTest with 20000 per step", puts, ns, backlog)
 	}
 	if _, desired, _ := e.cw.metric(scalerfn.MetricDesired); len(desired) == 0 || desired[0] != maxInst {
 		t.Errorf("desired samples %v, want %d (the cap)", desired, maxInst)
