@@ -185,7 +185,7 @@ func TestLaunchTemplates(t *testing.T) {
 	ud, _ := at(app, "UserData", "Fn::Base64", "Fn::Sub", 0).(string)
 	for _, want := range []string{"systemctl enable --now", "TimeoutStopSec=${DrainSeconds}", "SuccessAction=poweroff", "aws s3 cp",
 		// The app role has no ec2:StopInstances: the worker exits and systemd powers off.
-		"-self-stop none"} {
+		"-self-stop none", "-idle-timeout ${IdleTimeoutSeconds}s", "-min-lifetime ${MinLifetimeSeconds}s"} {
 		if !strings.Contains(ud, want) {
 			t.Errorf("app user data lacks %q", want)
 		}
