@@ -26,9 +26,15 @@ models: deps
 build: models
 	go build -o $(BUILD)/facefleet ./cmd/facefleet
 
-## run: everything in one process on :8000 (embedded default)
+## run: everything in one process on :8000 (embedded default). ENROLL=DIR (one folder of
+## photos per person) is enrolled first and merged into the stored gallery; it defaults to
+## ../shared/datasets/faces when that exists. `make run ENROLL=` starts with the stored gallery only.
+ENROLL ?= $(wildcard $(ROOT)/../shared/datasets/faces)
 run: build
-	$(BUILD)/facefleet up -port 8000 -data $(ROOT)/data
+	@seed=""; if [ -n "$(ENROLL)" ]; then \
+	  $(BUILD)/facefleet enroll -gallery $(BUILD)/enrolled.json "$(ENROLL)" && seed="-gallery $(BUILD)/enrolled.json" || exit 1; \
+	fi; \
+	exec $(BUILD)/facefleet up -port 8000 -data $(ROOT)/data $$seed
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

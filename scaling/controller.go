@@ -162,7 +162,13 @@ func (c *Controller) StepTrigger(ctx context.Context, now time.Time, trigger str
 		c.log.Warn("scaling: fleet action failed; decision reduced to what was done",
 			"policy", c.policy.Name(), "error", actErr, "started", d.Started, "launched", d.Launched, "stop", d.Stop)
 	}
-	c.log.Info("scaling decision", "policy", c.policy.Name(), "trigger", trigger, "nudge", nudge,
+	// Decisions that act are logged at info; the no-op ones of an idle system (one a
+	// second in local mode) at debug, so logs stay readable yet complete with -log-level debug.
+	level := slog.LevelDebug
+	if d.Start > 0 || d.Stop > 0 || d.Retire > 0 || actErr != nil {
+		level = slog.LevelInfo
+	}
+	c.log.Log(ctx, level, "scaling decision", "policy", c.policy.Name(), "trigger", trigger, "nudge", nudge,
 		"visible", obs.Visible, "in_flight", obs.InFlight, "pending", obs.Pending, "running", obs.Running,
 		"stopping", obs.Stopping, "stopped", obs.Stopped, "max", c.max,
 		"desired", d.Desired, "start", d.Start, "stop", d.Stop, "retire", d.Retire, "reason", d.Reason)

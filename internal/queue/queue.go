@@ -35,9 +35,9 @@ type ReceiveOptions struct {
 
 // Counts are the approximate attribute counts SQS reports.
 type Counts struct {
-	Visible  int // ApproximateNumberOfMessages
-	InFlight int // ApproximateNumberOfMessagesNotVisible
-	Delayed  int // ApproximateNumberOfMessagesDelayed
+	Visible  int `json:"visible"`   // ApproximateNumberOfMessages
+	InFlight int `json:"in_flight"` // ApproximateNumberOfMessagesNotVisible
+	Delayed  int `json:"delayed"`   // ApproximateNumberOfMessagesDelayed
 }
 
 // Queue is the port. Every method takes a context first and honours cancellation.

@@ -176,11 +176,33 @@ func (s *Service) Nudge() {
 	}
 }
 
-// SeedGallery stores a gallery file (as written by `facefleet enroll`) as the
-// service's gallery after checking that it decodes.
+// SeedGallery merges a gallery file (as written by `facefleet enroll`) into the
+// stored gallery: its subjects replace those of the same name, and people enrolled
+// through the API since stay enrolled across restarts.
 func (s *Service) SeedGallery(ctx context.Context, data []byte) error {
-	if _, err := gallery.Unmarshal(data); err != nil {
+	seed, err := gallery.Unmarshal(data)
+	if err != nil {
 		return fmt.Errorf("service: seed gallery: %w", err)
+	}
+	stored, _, err := s.Outputs.Get(ctx, GalleryKey)
+	switch {
+	case errors.Is(err, blob.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("service: seed gallery: reading the stored gallery: %w", err)
+	default:
+		g, err := gallery.Unmarshal(stored)
+		if err != nil {
+			return fmt.Errorf("service: seed gallery: the stored gallery %s: %w", GalleryKey, err)
+		}
+		for _, sub := range seed.Subjects() {
+			g.Remove(sub.Name)
+			if err := g.Add(sub.Name, sub.Descriptors...); err != nil {
+				return fmt.Errorf("service: seed gallery: %w", err)
+			}
+		}
+		if data, err = g.Marshal(); err != nil {
+			return fmt.Errorf("service: seed gallery: %w", err)
+		}
 	}
 	if _, err := s.Outputs.Put(ctx, GalleryKey, data, "application/json"); err != nil {
 		return fmt.Errorf("service: seed gallery: %w", err)

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -48,5 +49,44 @@ func TestNewAndSeedGallery(t *testing.T) {
 	got, _, err := svc.Outputs.Get(ctx, service.GalleryKey)
 	if err != nil || string(got) != string(data) {
 		t.Fatalf("stored gallery %q, %v", got, err)
+	}
+
+	// A second seed replaces amy and adds bob; penny, enrolled since (through the
+	// API), stays.
+	stored, _ := gallery.Unmarshal(got)
+	if err := stored.Add("penny", d); err != nil {
+		t.Fatal(err)
+	}
+	withPenny, _ := stored.Marshal()
+	if _, err := svc.Outputs.Put(ctx, service.GalleryKey, withPenny, "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	seed2 := gallery.New()
+	d2 := make([]float32, gallery.DescriptorLen)
+	d2[1] = 1
+	if err := seed2.Add("amy", d2); err != nil {
+		t.Fatal(err)
+	}
+	if err := seed2.Add("bob", d2); err != nil {
+		t.Fatal(err)
+	}
+	data2, _ := seed2.Marshal()
+	if err := svc.SeedGallery(ctx, data2); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ = svc.Outputs.Get(ctx, service.GalleryKey)
+	merged, err := gallery.Unmarshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range merged.Subjects() {
+		names = append(names, s.Name)
+		if s.Name == "amy" && (len(s.Descriptors) != 1 || s.Descriptors[0][1] != 1) {
+			t.Fatalf("amy not replaced by the seed: %v", s.Descriptors)
+		}
+	}
+	if fmt.Sprint(names) != "[amy bob penny]" {
+		t.Fatalf("merged subjects %v, want [amy bob penny]", names)
 	}
 }
