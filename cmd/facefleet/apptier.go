@@ -28,9 +28,8 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	var (
 		tf           awsTierFlags
-		logLevel     = fs.String("log-level", "info", "debug, info, warn or error")
-		models       = fs.String("models", envOr("FACEFLEET_MODELS", "build/models"), "directory of the converted .onnx models (env FACEFLEET_MODELS)")
-		ortLib       = fs.String("ort-lib", envOr("FACEFLEET_ORT_LIB", "build/lib/libonnxruntime.so.1"), "ONNX Runtime shared library (env FACEFLEET_ORT_LIB)")
+		models       = fs.String("models", envOr("FACEFLEET_MODELS", repoDefault("models")), "directory of the converted .onnx models (env FACEFLEET_MODELS)")
+		ortLib       = fs.String("ort-lib", envOr("FACEFLEET_ORT_LIB", repoDefault("lib/libonnxruntime.so.1")), "ONNX Runtime shared library (env FACEFLEET_ORT_LIB)")
 		workers      = fs.Int("workers", 1, "worker loops in this process, sharing one engine")
 		threads      = fs.Int("threads", 1, "ONNX Runtime intra-op threads per model run")
 		threshold    = fs.Float64("threshold", 0, "match distance threshold (0: the gallery's default)")
@@ -44,9 +43,6 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	)
 	tf.register(fs)
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	if *workers < 1 || *workers > 64 {
@@ -56,7 +52,7 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if !(mode == "ec2" && !ok) && !(mode == "none" && !ok) && !(mode == "exec" && cmdline != "") {
 		return fmt.Errorf("-self-stop %q must be ec2, none or exec:CMD", *selfStop)
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := tf.logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -81,18 +77,22 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer eng.Close()
 
-	var wg sync.WaitGroup
-	errs := make([]error, *workers)
-	for i := range *workers {
-		w, err := apptier.New(apptier.Options{
+	// Build every worker before starting any: returning on a later New error
+	// would leave the earlier ones running on an engine the defer closes.
+	ws := make([]*apptier.Worker, *workers)
+	for i := range ws {
+		if ws[i], err = apptier.New(apptier.Options{
 			ID: fmt.Sprintf("%s/%d", id, i), Requests: a.requests, Responses: a.responses,
 			Inputs: a.inputs, Outputs: a.outputs, Analyzer: eng,
 			GalleryKey: tf.galleryKey, LoadGallery: apptier.GalleryPackageLoader(*threshold),
 			WaitTime: *wait, IdleTimeout: *idle, MinLifetime: *minLife, VisibilityTimeout: *visibility, Logger: log,
-		})
-		if err != nil {
+		}); err != nil {
 			return err
 		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(ws))
+	for i, w := range ws {
 		wg.Go(func() { errs[i] = w.Run(ctx) })
 	}
 	log.Info("app tier running", "workers", *workers, "requests", tf.requestURL, "idle_timeout", *idle, "self_stop", *selfStop)
