@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ type awsTierFlags struct {
 	inputBucket, outputBucket              string
 	galleryKey                             string
 	maxReceives                            int
+	logLevel                               string
 }
 
 func (f *awsTierFlags) register(fs *flag.FlagSet) {
@@ -39,6 +39,7 @@ func (f *awsTierFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.outputBucket, "output-bucket", os.Getenv("FACEFLEET_OUTPUT_BUCKET"), "S3 bucket for results and the gallery (env FACEFLEET_OUTPUT_BUCKET)")
 	fs.StringVar(&f.galleryKey, "gallery-key", "gallery/gallery.json", "key of the enrolled gallery in the output bucket")
 	fs.IntVar(&f.maxReceives, "max-receives", 3, "the request queue's maxReceiveCount (redrive policy), for the web tier's dead-letter reporting")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 
 // tierAdapters are the AWS adapters the tiers run on.
@@ -103,10 +104,11 @@ func (f *awsTierFlags) open(ctx context.Context, needDLQ bool) (*tierAdapters, e
 	return a, nil
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+// logger writes JSON logs at -log-level to w.
+func (f *awsTierFlags) logger(w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("-log-level %q: %w", level, err)
+	if err := l.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: %w", f.logLevel, err)
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
@@ -119,7 +121,6 @@ func runWebtier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var (
 		tf         awsTierFlags
 		listen     = fs.String("listen", ":8000", "HTTP listen address")
-		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		maxBody    = fs.Int("max-body-bytes", 10<<20, "largest upload accepted")
 		maxPending = fs.Int("max-pending", 2000, "most requests waiting for an answer at once (more get 503)")
 		reqTimeout = fs.Duration("request-timeout", 60*time.Second, "how long an upload waits for its answer")
@@ -129,12 +130,9 @@ func runWebtier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	)
 	tf.register(fs)
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := tf.logger(stderr)
 	if err != nil {
 		return err
 	}
