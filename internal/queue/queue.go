@@ -7,6 +7,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -67,3 +68,38 @@ var (
 	// WaitTime 0..20 s, visibility 0..12 h, negative durations).
 	ErrInvalidArgument = errors.New("queue: parameter out of range")
 )
+
+// SQS's fixed limits on ReceiveMessage and ChangeMessageVisibility.
+const (
+	MaxReceiveMessages   = 10
+	MaxWaitTime          = 20 * time.Second
+	MaxVisibilityTimeout = 12 * time.Hour
+)
+
+// Check validates o against SQS's ranges, so every adapter rejects the same
+// options with ErrInvalidArgument, and returns how many messages to ask for
+// (MaxMessages, with 0 meaning 1).
+func (o ReceiveOptions) Check() (int, error) {
+	n := o.MaxMessages
+	if n == 0 {
+		n = 1
+	}
+	if n < 1 || n > MaxReceiveMessages {
+		return 0, fmt.Errorf("MaxMessages %d is outside 0..%d: %w", o.MaxMessages, MaxReceiveMessages, ErrInvalidArgument)
+	}
+	if o.WaitTime < 0 || o.WaitTime > MaxWaitTime {
+		return 0, fmt.Errorf("WaitTime %v is outside 0..%v: %w", o.WaitTime, MaxWaitTime, ErrInvalidArgument)
+	}
+	if err := CheckVisibility(o.VisibilityTimeout); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// CheckVisibility validates a visibility timeout against SQS's 0..12 h.
+func CheckVisibility(d time.Duration) error {
+	if d < 0 || d > MaxVisibilityTimeout {
+		return fmt.Errorf("visibility %v is outside 0..%v: %w", d, MaxVisibilityTimeout, ErrInvalidArgument)
+	}
+	return nil
+}

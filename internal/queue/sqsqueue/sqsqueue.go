@@ -20,13 +20,6 @@ import (
 	"github.com/facefleet/facefleet/internal/queue"
 )
 
-// SQS's fixed limits.
-const (
-	maxMessages = 10
-	maxWait     = 20 * time.Second
-	maxVisible  = 12 * time.Hour
-)
-
 // Options tune the adapter.
 type Options struct {
 	// MaxMessageBytes rejects larger bodies with queue.ErrTooLarge before sending.
@@ -133,18 +126,9 @@ func seconds(d time.Duration) int32 {
 
 // Receive long-polls for up to opts.WaitTime.
 func (q *Queue) Receive(ctx context.Context, opts queue.ReceiveOptions) ([]queue.Message, error) {
-	n := opts.MaxMessages
-	if n == 0 {
-		n = 1
-	}
-	if n < 1 || n > maxMessages {
-		return nil, fmt.Errorf("sqsqueue: MaxMessages %d is outside 0..%d: %w", opts.MaxMessages, maxMessages, queue.ErrInvalidArgument)
-	}
-	if opts.WaitTime < 0 || opts.WaitTime > maxWait {
-		return nil, fmt.Errorf("sqsqueue: WaitTime %v is outside 0..%v: %w", opts.WaitTime, maxWait, queue.ErrInvalidArgument)
-	}
-	if opts.VisibilityTimeout < 0 || opts.VisibilityTimeout > maxVisible {
-		return nil, fmt.Errorf("sqsqueue: VisibilityTimeout %v is outside 0..%v: %w", opts.VisibilityTimeout, maxVisible, queue.ErrInvalidArgument)
+	n, err := opts.Check()
+	if err != nil {
+		return nil, fmt.Errorf("sqsqueue: receive from %s: %w", q.url, err)
 	}
 	in := &sqs.ReceiveMessageInput{
 		QueueUrl:            aws.String(q.url),
@@ -201,8 +185,8 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d ti
 	if receiptHandle == "" {
 		return fmt.Errorf("sqsqueue: empty receipt handle: %w", queue.ErrInvalidReceipt)
 	}
-	if d < 0 || d > maxVisible {
-		return fmt.Errorf("sqsqueue: visibility %v is outside 0..%v: %w", d, maxVisible, queue.ErrInvalidArgument)
+	if err := queue.CheckVisibility(d); err != nil {
+		return fmt.Errorf("sqsqueue: change visibility on %s: %w", q.url, err)
 	}
 	_, err := q.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: aws.String(q.url), ReceiptHandle: aws.String(receiptHandle), VisibilityTimeout: seconds(d),
