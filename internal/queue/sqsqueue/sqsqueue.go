@@ -83,11 +83,11 @@ func (q *Queue) maxBytes(ctx context.Context) (int, error) {
 
 // Send enqueues body.
 func (q *Queue) Send(ctx context.Context, body string) (string, error) {
-	limit, err := q.maxBytes(ctx)
-	if err != nil {
+	if err := checkBody(body); err != nil {
 		return "", err
 	}
-	if err := checkBody(body); err != nil {
+	limit, err := q.maxBytes(ctx)
+	if err != nil {
 		return "", err
 	}
 	if len(body) > limit {
