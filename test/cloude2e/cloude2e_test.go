@@ -36,6 +36,7 @@ import (
 	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
 	"github.com/facefleet/facefleet/internal/scalerfn"
 	"github.com/facefleet/facefleet/internal/testenv"
+	"github.com/facefleet/facefleet/test/facedata"
 )
 
 var faux *awstest.Server
@@ -52,45 +53,6 @@ const (
 	tagValue     = "app"
 	templateID   = "lt-0e2e0000000000000"
 )
-
-type person struct {
-	name   string
-	files  []string
-	photos [][]byte
-}
-
-func loadPeople(t *testing.T) []person {
-	dir := testenv.Shared(t, "faces")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var people []person
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		files, _ := filepath.Glob(filepath.Join(dir, e.Name(), "*.png"))
-		sort.Strings(files)
-		p := person{name: e.Name()}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.files = append(p.files, filepath.Base(f))
-			p.photos = append(p.photos, b)
-		}
-		if len(p.photos) <= enrollEach {
-			t.Fatalf("%s has %d photos, want more than %d", p.name, len(p.photos), enrollEach)
-		}
-		people = append(people, p)
-	}
-	if len(people) == 0 {
-		t.Fatalf("no people in %s", dir)
-	}
-	return people
-}
 
 // binary builds cmd/facefleet (or uses FACEFLEET_BIN, as `make e2e` passes).
 func binary(t *testing.T) string {
@@ -226,7 +188,7 @@ func TestCloudE2E(t *testing.T) {
 	}
 	s := awstest.Need(t, faux)
 	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
-	people := loadPeople(t)
+	people := facedata.Load(t, enrollEach+1)
 	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -380,9 +342,9 @@ func TestCloudE2E(t *testing.T) {
 	// Enroll the first photos of each person (this already needs the fleet).
 	for _, p := range people {
 		for i := range enrollEach {
-			code, body, err := upload(client, "PUT", url+"/v1/subjects/"+p.name+"/faces", "image", p.files[i], p.photos[i])
+			code, body, err := upload(client, "PUT", url+"/v1/subjects/"+p.Name+"/faces", "image", p.Files[i], p.Photos[i])
 			if err != nil || code != http.StatusCreated {
-				t.Fatalf("enroll %s/%s: %d %q %v", p.name, p.files[i], code, body, err)
+				t.Fatalf("enroll %s/%s: %d %q %v", p.Name, p.Files[i], code, body, err)
 			}
 		}
 	}
@@ -437,12 +399,12 @@ func TestCloudE2E(t *testing.T) {
 	)
 	for i := range uploads {
 		p := people[i%len(people)]
-		k := (i / len(people)) % len(p.photos)
-		file := fmt.Sprintf("u%03d_%s", i, p.files[k])
-		want := fmt.Sprintf("u%03d_%s:%s", i, strings.TrimSuffix(p.files[k], filepath.Ext(p.files[k])), p.name)
+		k := (i / len(people)) % len(p.Photos)
+		file := fmt.Sprintf("u%03d_%s", i, p.Files[k])
+		want := fmt.Sprintf("u%03d_%s:%s", i, strings.TrimSuffix(p.Files[k], filepath.Ext(p.Files[k])), p.Name)
 		wg.Go(func() {
 			start := time.Now()
-			code, body, err := upload(client, "POST", url+"/", "inputFile", file, p.photos[k])
+			code, body, err := upload(client, "POST", url+"/", "inputFile", file, p.Photos[k])
 			el := time.Since(start)
 			mu.Lock()
 			defer mu.Unlock()

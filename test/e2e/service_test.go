@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,14 +21,11 @@ import (
 	"github.com/facefleet/facefleet/internal/service"
 	"github.com/facefleet/facefleet/internal/testenv"
 	"github.com/facefleet/facefleet/scaling"
+	"github.com/facefleet/facefleet/test/facedata"
 )
 
-// person is one subject and their photos (file name -> bytes).
-type person struct {
-	name   string
-	files  []string
-	photos [][]byte
-}
+// person is one subject and their photos.
+type person = facedata.Person
 
 // runService runs the embedded service on 127.0.0.1 and drives the whole story:
 // enroll 2 photos per person over HTTP, wait for the fleet to be idle at 0, fire
@@ -92,9 +88,9 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 
 	for _, p := range people {
 		for i := range 2 {
-			code, body := post(t, "PUT", url+"/v1/subjects/"+p.name+"/faces", "image", p.files[i], p.photos[i])
+			code, body := post(t, "PUT", url+"/v1/subjects/"+p.Name+"/faces", "image", p.Files[i], p.Photos[i])
 			if code != 201 {
-				t.Fatalf("enroll %s/%s: %d %s", p.name, p.files[i], code, body)
+				t.Fatalf("enroll %s/%s: %d %s", p.Name, p.Files[i], code, body)
 			}
 		}
 	}
@@ -123,12 +119,12 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 	wrong := 0
 	for i := range 100 {
 		p := people[i%len(people)]
-		k := (i / len(people)) % len(p.photos)
-		file := fmt.Sprintf("u%03d_%s", i, p.files[k])
-		want := fmt.Sprintf("u%03d_%s:%s", i, trimExt(p.files[k]), p.name)
+		k := (i / len(people)) % len(p.Photos)
+		file := fmt.Sprintf("u%03d_%s", i, p.Files[k])
+		want := fmt.Sprintf("u%03d_%s:%s", i, trimExt(p.Files[k]), p.Name)
 		ups = append(ups, upload{file, want})
 		wg.Go(func() {
-			code, body := post(t, "POST", url+"/", "inputFile", file, p.photos[k])
+			code, body := post(t, "POST", url+"/", "inputFile", file, p.Photos[k])
 			if code != 200 || body != want {
 				mu.Lock()
 				wrong++
@@ -186,12 +182,12 @@ func TestEndToEndWithEngineDouble(t *testing.T) {
 	eng := newFakeEngine()
 	var people []person
 	for p := range 5 {
-		pp := person{name: name(p)}
+		pp := person{Name: name(p)}
 		for k := range 5 {
 			img := randomPNG(t, uint64(100+p*10+k))
 			eng.register(img, p)
-			pp.files = append(pp.files, fmt.Sprintf("%s%d.png", pp.name, k+1))
-			pp.photos = append(pp.photos, img)
+			pp.Files = append(pp.Files, fmt.Sprintf("%s%d.png", pp.Name, k+1))
+			pp.Photos = append(pp.Photos, img)
 		}
 		people = append(people, pp)
 	}
@@ -206,34 +202,9 @@ func TestEndToEndRealEngine(t *testing.T) {
 		t.Skip("real engine end to end: skipped with -short")
 	}
 	models, lib := testenv.Models(t), testenv.ORTLib(t)
-	dir := testenv.Shared(t, "faces")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var people []person
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		files, _ := filepath.Glob(filepath.Join(dir, e.Name(), "*.png"))
-		sort.Strings(files)
-		p := person{name: e.Name()}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.files = append(p.files, filepath.Base(f))
-			p.photos = append(p.photos, b)
-		}
-		if len(p.photos) < 2 {
-			t.Fatalf("%s has %d photos, want at least 2", p.name, len(p.photos))
-		}
-		people = append(people, p)
-	}
+	people := facedata.Load(t, 2)
 	if len(people) != 5 {
-		t.Fatalf("found %d people in %s, want 5", len(people), dir)
+		t.Fatalf("found %d people in the shared faces, want 5", len(people))
 	}
 	eng, err := engine.New(engine.Options{ModelDir: models, LibraryPath: lib, IntraOpThreads: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
