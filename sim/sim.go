@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
@@ -651,17 +652,27 @@ func (f simFleet) find(id string) (*instance, error) {
 	return nil, fmt.Errorf("%w: %s", fleet.ErrNotFound, id)
 }
 
-func (f simFleet) Start(ctx context.Context, ids ...string) error {
+// pick finds every id and checks it is in one of the allowed states before any is
+// acted on: EC2 acts on all or none.
+func (f simFleet) pick(ids []string, allowed ...fleet.State) ([]*instance, error) {
 	ins := make([]*instance, 0, len(ids))
-	for _, id := range ids { // validate all first: EC2 starts all or none
+	for _, id := range ids {
 		in, err := f.find(id)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if in.state != fleet.Stopped {
-			return fmt.Errorf("%w: %s is %s", fleet.ErrIncorrectState, id, in.state)
+		if !slices.Contains(allowed, in.state) {
+			return nil, fmt.Errorf("%w: %s is %s", fleet.ErrIncorrectState, id, in.state)
 		}
 		ins = append(ins, in)
+	}
+	return ins, nil
+}
+
+func (f simFleet) Start(ctx context.Context, ids ...string) error {
+	ins, err := f.pick(ids, fleet.Stopped)
+	if err != nil {
+		return err
 	}
 	for _, in := range ins {
 		f.w.bringUp(in, 0)
@@ -670,16 +681,9 @@ func (f simFleet) Start(ctx context.Context, ids ...string) error {
 }
 
 func (f simFleet) Stop(ctx context.Context, ids ...string) error {
-	ins := make([]*instance, 0, len(ids))
-	for _, id := range ids {
-		in, err := f.find(id)
-		if err != nil {
-			return err
-		}
-		if in.state != fleet.Running && in.state != fleet.Pending {
-			return fmt.Errorf("%w: %s is %s", fleet.ErrIncorrectState, id, in.state)
-		}
-		ins = append(ins, in)
+	ins, err := f.pick(ids, fleet.Running, fleet.Pending)
+	if err != nil {
+		return err
 	}
 	for _, in := range ins {
 		f.w.stop(in, true)
@@ -691,16 +695,9 @@ func (f simFleet) Stop(ctx context.Context, ids ...string) error {
 type retirer struct{ simFleet }
 
 func (f retirer) Retire(ctx context.Context, ids ...string) error {
-	ins := make([]*instance, 0, len(ids))
-	for _, id := range ids {
-		in, err := f.find(id)
-		if err != nil {
-			return err
-		}
-		if in.state != fleet.Running && in.state != fleet.Pending {
-			return fmt.Errorf("%w: %s is %s", fleet.ErrIncorrectState, id, in.state)
-		}
-		ins = append(ins, in)
+	ins, err := f.pick(ids, fleet.Running, fleet.Pending)
+	if err != nil {
+		return err
 	}
 	for _, in := range ins {
 		if in.retiring {
