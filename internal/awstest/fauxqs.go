@@ -7,7 +7,6 @@
 package awstest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,7 +18,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,33 +43,11 @@ type Server struct {
 	// Endpoint is http://127.0.0.1:PORT.
 	Endpoint string
 	cmd      *exec.Cmd
-	logs     *syncBuffer
+	logs     *LogBuffer
 	done     chan struct{}
 	waitErr  error
 	// unavailable says why the emulator could not start (tests skip with it).
 	unavailable string
-}
-
-// syncBuffer keeps the emulator's output for failure messages, bounded.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 1<<20 {
-		b.buf.Reset()
-		b.buf.WriteString("[earlier output dropped]\n")
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Paths finds Node 22 and fauxqs's library entry (dist/app.js) from
@@ -134,7 +110,7 @@ func Start(ctx context.Context) (*Server, error) {
 }
 
 func start(ctx context.Context, node, app string, port int) (*Server, error) {
-	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), logs: &syncBuffer{}, done: make(chan struct{})}
+	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), logs: NewLogBuffer(1 << 20), done: make(chan struct{})}
 	script := fmt.Sprintf(launcher, "file://"+app, port, Region)
 	cmd := exec.Command(node, "--no-warnings", "--input-type=module", "-e", script)
 	cmd.Env = os.Environ()

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/awstest"
 	"github.com/facefleet/facefleet/internal/testenv"
 )
 
@@ -58,7 +59,7 @@ type Function struct {
 	// URL is the invoke URL: http://127.0.0.1:PORT/2015-03-31/functions/function/invocations
 	URL  string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *awstest.LogBuffer
 	done chan struct{}
 }
 
@@ -136,7 +137,7 @@ func Start(t testing.TB, o Options) *Function {
 	f := &Function{
 		URL:  "http://127.0.0.1:" + strconv.Itoa(rieAddr) + InvokePath,
 		cmd:  cmd,
-		logs: &syncBuffer{},
+		logs: awstest.NewLogBuffer(8 << 20),
 		done: make(chan struct{}),
 	}
 	cmd.Stdout, cmd.Stderr = f.logs, f.logs
@@ -312,25 +313,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Bound memory if a function logs without end.
-	if s.b.Len() > 8<<20 {
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
