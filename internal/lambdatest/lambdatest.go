@@ -100,13 +100,13 @@ func Start(t testing.TB, o Options) *Function {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiPort, err := freePort()
+	apiPort, err := awstest.FreePort()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("lambdatest: find a free port: %v", err)
 	}
-	rieAddr, err := freePort()
+	rieAddr, err := awstest.FreePort()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("lambdatest: find a free port: %v", err)
 	}
 	secs := int(o.Timeout.Round(time.Second) / time.Second)
 	if secs < 1 {
@@ -132,8 +132,9 @@ func Start(t testing.TB, o Options) *Function {
 		bootstrap)
 	cmd.Dir = dir
 	cmd.Env = env
-	// Own process group, so cleanup kills the bootstrap RIE started as well.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group, so cleanup kills the bootstrap RIE started as well; and
+	// RIE is killed if the test binary dies before its cleanup runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	f := &Function{
 		URL:  "http://127.0.0.1:" + strconv.Itoa(rieAddr) + InvokePath,
 		cmd:  cmd,
@@ -304,13 +305,4 @@ func EnsureRIE(ctx context.Context, binDir string) (string, error) {
 		return "", fmt.Errorf("lambdatest: go install did not produce %s: %w", p, err)
 	}
 	return p, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("lambdatest: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
