@@ -138,12 +138,27 @@ func New(o Options) (*Worker, error) {
 // Run processes requests until ctx is cancelled (it then finishes the current image
 // and returns nil: a drain) or until IdleTimeout passes without work (returns nil:
 // the instance stops itself). It returns an error only when it cannot go on.
+//
+// Run overlaps the tail of one image (storing the result, answering, deleting the
+// request) with the receive, fetch and analysis of the next, so the engine does
+// not wait for the store's fsync; at most one tail is outstanding, so a slow
+// store still holds the worker back. Every request is still acknowledged only
+// after its result is stored and its answer sent.
 func (w *Worker) Run(ctx context.Context) error {
 	started := time.Now()
 	lastWork := started
 	failures := 0
+	var tail chan struct{} // closed when the previous image's tail is done
+	waitTail := func() {
+		if tail != nil {
+			<-tail
+			tail = nil
+		}
+	}
+	defer waitTail()
 	for {
 		if ctx.Err() != nil {
+			waitTail()
 			w.log.Info("worker drained")
 			return nil
 		}
@@ -151,6 +166,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if w.o.IdleTimeout > 0 {
 			left := max(w.o.IdleTimeout-time.Since(lastWork), w.o.MinLifetime-time.Since(started))
 			if left <= 0 {
+				waitTail()
 				w.log.Info("worker idle, stopping", "idle_timeout", w.o.IdleTimeout)
 				return nil
 			}
@@ -169,39 +185,71 @@ func (w *Worker) Run(ctx context.Context) error {
 		failures = 0
 		for _, m := range msgs {
 			// The image in hand is finished even when a drain was asked for.
-			w.Handle(context.WithoutCancel(ctx), m)
+			finish := w.start(context.WithoutCancel(ctx), m)
+			waitTail()
+			if finish != nil {
+				done := make(chan struct{})
+				tail = done
+				go func() {
+					defer close(done)
+					finish()
+				}()
+			}
 			lastWork = time.Now()
 		}
 	}
 }
 
-// Handle processes one received message (exported for tests and for callers that
-// receive themselves).
+// Handle processes one received message to the end: result stored, answer sent,
+// request deleted (exported for tests and for callers that receive themselves).
 func (w *Worker) Handle(ctx context.Context, m queue.Message) {
+	if finish := w.start(ctx, m); finish != nil {
+		finish()
+	}
+}
+
+// start decodes the request and analyses its image; it returns the tail (store,
+// answer, delete), or nil when nothing is left to do. The request's visibility is
+// extended until the tail has run.
+func (w *Worker) start(ctx context.Context, m queue.Message) (finish func()) {
 	received := time.Now()
-	log := w.log.With("msg", m.ID, "receive", m.ReceiveCount)
 	req, err := protocol.DecodeRequest(m.Body)
 	if err != nil {
 		// Not our message: nobody can be waiting for it by an ID we know, so it
 		// is dropped rather than retried into the dead-letter queue.
-		log.Warn("dropping undecodable request", "err", err)
-		w.delete(ctx, log, m)
-		return
+		w.log.Warn("dropping undecodable request", "msg", m.ID, "receive", m.ReceiveCount, "err", err)
+		w.delete(ctx, m, nil)
+		return nil
 	}
-	log = log.With("id", req.ID, "key", req.Key)
-
-	stop := w.extendVisibility(ctx, log, m.ReceiptHandle)
-	defer stop()
-
+	// Log attributes are only formatted when something is logged: per-request
+	// loggers (slog's With) would format them for every image.
+	attrs := []any{"msg", m.ID, "receive", m.ReceiveCount, "id", req.ID, "key", req.Key}
+	stop := w.extendVisibility(ctx, attrs, m.ReceiptHandle)
 	resp, err := w.process(ctx, req, received)
+	return func() {
+		defer stop()
+		w.finish(ctx, m, req, resp, err, attrs, stop)
+	}
+}
+
+// finish stores a successful result, answers and deletes the request; a transient
+// error leaves the request for redelivery instead.
+func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Request, resp protocol.Response, err error, attrs []any, stop func()) {
 	var perm *protocol.Error
+	switch {
+	case err == nil && req.Kind != protocol.Describe:
+		err = w.store(ctx, req, &resp)
+	case errors.As(err, &perm) && perm.Code == protocol.CodeBadImage:
+		// Best effort: the answer carries the error either way.
+		_ = w.record(ctx, resp.Stem, req, protocol.Response{ID: req.ID, Key: req.Key, Stem: resp.Stem, Error: perm})
+	}
 	switch {
 	case err == nil:
 	case errors.As(err, &perm):
 		resp = protocol.Response{ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key), Error: perm, Timings: resp.Timings}
-		log.Info("permanent failure, answering with an error", "code", perm.Code, "err", perm.Message)
+		w.log.Info("permanent failure, answering with an error", append(attrs, "code", perm.Code, "err", perm.Message)...)
 	default:
-		w.backoff(ctx, log, m, err)
+		w.backoff(ctx, attrs, m, err)
 		return
 	}
 	resp.V, resp.Worker = protocol.Version, w.o.ID
@@ -212,15 +260,18 @@ func (w *Worker) Handle(ctx context.Context, m queue.Message) {
 		body, _ = protocol.EncodeResponse(resp)
 	}
 	if _, err := w.o.Responses.Send(ctx, body); err != nil {
-		w.backoff(ctx, log, m, fmt.Errorf("send response: %w", err))
+		w.backoff(ctx, attrs, m, fmt.Errorf("send response: %w", err))
 		return
 	}
 	stop()
-	w.delete(ctx, log, m)
-	log.Debug("answered", "name", resp.Name, "queued_ms", resp.Timings.QueuedMS, "inference_ms", resp.Timings.InferenceMS)
+	w.delete(ctx, m, attrs)
+	if w.log.Enabled(ctx, slog.LevelDebug) {
+		w.log.Debug("answered", append(attrs, "name", resp.Name, "queued_ms", resp.Timings.QueuedMS, "inference_ms", resp.Timings.InferenceMS)...)
+	}
 }
 
-// process does the work; a *protocol.Error is permanent, any other error transient.
+// process fetches and analyses the image; a *protocol.Error is permanent, any
+// other error transient.
 func (w *Worker) process(ctx context.Context, req protocol.Request, received time.Time) (protocol.Response, error) {
 	resp := protocol.Response{ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key)}
 	if !req.SentAt.IsZero() {
@@ -247,9 +298,7 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 	res, err := w.analyze(ctx, data)
 	resp.Timings.InferenceMS = ms(time.Since(t1))
 	if engine.IsImageError(err) {
-		perr := &protocol.Error{Code: protocol.CodeBadImage, Message: err.Error()}
-		w.record(ctx, resp.Stem, req, protocol.Response{ID: req.ID, Key: req.Key, Stem: resp.Stem, Error: perr})
-		return resp, perr
+		return resp, &protocol.Error{Code: protocol.CodeBadImage, Message: err.Error()}
 	}
 	if err != nil {
 		return resp, fmt.Errorf("analyze %q: %w", req.Key, err)
@@ -269,24 +318,29 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 			return resp, &protocol.Error{Code: protocol.CodeNoFace, Message: fmt.Sprintf("no face found in %q to enroll", req.Key)}
 		}
 		resp.Descriptor = big.Descriptor
-		return resp, nil
 	}
+	return resp, nil
+}
+
+// store writes the result (<stem> holding the name) and its record; an error is
+// transient.
+func (w *Worker) store(ctx context.Context, req protocol.Request, resp *protocol.Response) error {
 	t2 := time.Now()
 	// The two writes are independent; on a store that fsyncs, doing them at
 	// once halves the time the answer waits.
 	var recErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { recErr = w.record(ctx, resp.Stem, req, resp) })
-	_, err = w.o.Outputs.Put(ctx, resp.Stem, []byte(resp.Name), "text/plain; charset=utf-8")
+	wg.Go(func() { recErr = w.record(ctx, resp.Stem, req, *resp) })
+	_, err := w.o.Outputs.Put(ctx, resp.Stem, []byte(resp.Name), "text/plain; charset=utf-8")
 	wg.Wait()
 	if err != nil {
-		return resp, fmt.Errorf("store result %q: %w", resp.Stem, err)
+		return fmt.Errorf("store result %q: %w", resp.Stem, err)
 	}
 	if recErr != nil {
-		return resp, recErr
+		return recErr
 	}
 	resp.Timings.StoreMS = ms(time.Since(t2))
-	return resp, nil
+	return nil
 }
 
 // Record is the JSON written to results/<stem>.json in the output store.
@@ -370,7 +424,7 @@ func (w *Worker) gallery(ctx context.Context, hint string) (Matcher, error) {
 }
 
 // extendVisibility keeps the message invisible while it is being processed.
-func (w *Worker) extendVisibility(ctx context.Context, log *slog.Logger, handle string) (stop func()) {
+func (w *Worker) extendVisibility(ctx context.Context, attrs []any, handle string) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	finished := make(chan struct{})
 	go func() {
@@ -383,31 +437,32 @@ func (w *Worker) extendVisibility(ctx context.Context, log *slog.Logger, handle 
 				return
 			case <-t.C:
 				if err := w.o.Requests.ChangeVisibility(ctx, handle, w.o.VisibilityTimeout); err != nil && ctx.Err() == nil {
-					log.Warn("extending visibility failed", "err", err)
+					w.log.Warn("extending visibility failed", append(attrs, "err", err)...)
 				}
 			}
 		}
 	}()
-	return func() { cancel(); <-finished }
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-finished }) }
 }
 
-func (w *Worker) backoff(ctx context.Context, log *slog.Logger, m queue.Message, cause error) {
+func (w *Worker) backoff(ctx context.Context, attrs []any, m queue.Message, cause error) {
 	d := w.o.RetryBackoff
 	for i := 1; i < m.ReceiveCount && d < w.o.VisibilityTimeout; i++ {
 		d *= 2
 	}
 	d = min(d, w.o.VisibilityTimeout)
-	log.Warn("transient failure, leaving the request for redelivery", "err", cause, "retry_in", d)
+	w.log.Warn("transient failure, leaving the request for redelivery", append(attrs, "err", cause, "retry_in", d)...)
 	if err := w.o.Requests.ChangeVisibility(ctx, m.ReceiptHandle, d); err != nil {
-		log.Warn("could not shorten visibility; the request returns after the visibility timeout", "err", err)
+		w.log.Warn("could not shorten visibility; the request returns after the visibility timeout", append(attrs, "err", err)...)
 	}
 }
 
-func (w *Worker) delete(ctx context.Context, log *slog.Logger, m queue.Message) {
+func (w *Worker) delete(ctx context.Context, m queue.Message, attrs []any) {
 	if err := w.o.Requests.Delete(ctx, m.ReceiptHandle); err != nil {
 		// The receipt expired: another worker may answer again; the web tier
 		// drops the duplicate.
-		log.Warn("delete request failed", "err", err)
+		w.log.Warn("delete request failed", append(attrs, "err", err)...)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/facefleet/facefleet/apptier"
+	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/memqueue"
@@ -320,5 +321,67 @@ func TestWorkerIdleStopWaitsForMinLifetime(t *testing.T) {
 				t.Fatalf("stopped after %v, want at least %v", got, tc.wantAtLeast)
 			}
 		})
+	}
+}
+
+// gatedBlob holds every Put of a result until open is closed.
+type gatedBlob struct {
+	*memBlob
+	open chan struct{}
+}
+
+func (g *gatedBlob) Put(ctx context.Context, key string, data []byte, ct string) (string, error) {
+	if key != "gallery/gallery.json" {
+		<-g.open
+	}
+	return g.memBlob.Put(ctx, key, data, ct)
+}
+
+func TestWorkerOverlapsStoreWithNextImageButAnswersOnlyAfterStore(t *testing.T) {
+	gate := &gatedBlob{memBlob: newMemBlob(), open: make(chan struct{})}
+	r := newRig(t, func(o *apptier.Options) { o.Outputs = gate })
+	r.send(t, "a", "a.jpg", "face", protocol.Recognize)
+	r.send(t, "b", "b.jpg", "face", protocol.Recognize)
+	r.send(t, "c", "c.jpg", "face", protocol.Recognize)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { done <- r.w.Run(ctx) }()
+
+	// a's store is held: b is analysed meanwhile, c waits (one tail at most).
+	for deadline := time.Now().Add(5 * time.Second); r.eng.Calls() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the next image was not analysed while a result was being stored (calls %d)", r.eng.Calls())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := r.eng.Calls(); n != 2 {
+		t.Fatalf("engine calls = %d while one store is held, want 2 (at most one outstanding tail)", n)
+	}
+	if n := counts(t, r.resp); n.Visible != 0 {
+		t.Fatalf("%d answers sent before their results were stored", n.Visible)
+	}
+	if n := counts(t, r.req); n.Visible+n.InFlight != 3 {
+		t.Fatalf("requests deleted before their results were stored: %+v", n)
+	}
+	close(gate.open)
+	if err := <-done; err != nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v (ctx %v), want an idle stop", err, ctx.Err())
+	}
+	got := r.responses(t)
+	for _, id := range []string{"a", "b", "c"} {
+		if got[id].Error != nil || got[id].Name != engine.Unknown {
+			t.Errorf("answer %s = %+v", id, got[id])
+		}
+		if _, _, err := gate.Get(context.Background(), id); err != nil {
+			t.Errorf("result %s not stored: %v", id, err)
+		}
+	}
+	if a := got["a"].Timings.StoreMS; a < 100 {
+		t.Errorf("a's store time %.1f ms does not include the 100 ms it was held", a)
+	}
+	if n := counts(t, r.req); n.Visible+n.InFlight != 0 {
+		t.Fatalf("request queue not empty: %+v", n)
 	}
 }
