@@ -157,14 +157,54 @@ func valueInfo(name string, dims ...dim) *onnxpb.ValueInfoProto {
 	}
 }
 
-// preprocess adds the graph's input (NHWC float32 RGB 0..255), subtracts mean,
-// divides by div and transposes to NCHW, as face-api's nets do before their
-// first layer.
-func (b *builder) preprocess(mean [3]float32, div float32, dims ...dim) string {
+// inputNorm is the normalisation face-api applies before a net's first layer:
+// (x - mean[c]) / div on RGB values 0..255.
+type inputNorm struct {
+	mean [3]float32
+	div  float32
+}
+
+// input adds the graph's input (NHWC float32 RGB 0..255) and transposes it to
+// NCHW. It does not normalise: a first conv without padding absorbs the
+// normalisation into its weights (convSpec.norm), others use normalize. A
+// separate Sub broadcasting a 3-vector over NHWC was a quarter of the
+// detector's time in ONNX Runtime.
+func (b *builder) input(dims ...dim) string {
 	b.g.Input = append(b.g.Input, valueInfo("input", dims...))
-	x := b.node("Sub", "normalize/sub", []string{"input", b.initF32("normalize/mean", []int64{3}, mean[:])})
-	x = b.node("Div", "normalize/div", []string{x, b.initF32("normalize/divisor", nil, []float32{div})})
-	return b.node("Transpose", "to_nchw", []string{x}, attrInts("perm", 0, 3, 1, 2))
+	return b.node("Transpose", "to_nchw", []string{"input"}, attrInts("perm", 0, 3, 1, 2))
+}
+
+// normalize adds (x - mean) / div on an NCHW value as graph ops, for nets whose
+// first conv pads its input (padding must stay zero after normalisation, which
+// a folded conv cannot express).
+func (b *builder) normalize(x string, n inputNorm) string {
+	x = b.node("Sub", "normalize/sub", []string{x, b.initF32("normalize/mean", []int64{3, 1, 1}, n.mean[:])})
+	return b.node("Div", "normalize/div", []string{x, b.initF32("normalize/divisor", nil, []float32{n.div})})
+}
+
+// foldNorm rewrites an OIHW conv that reads (x - mean) / div so that it reads x:
+// conv(W, (x-m)/d) + B = conv(W/d, x) + (B - sum(W*m)/d). This holds only
+// without padding (a padded zero would stand for x = m). Sums are in float64.
+func foldNorm(w, bias []float32, dims [4]int64, n inputNorm) ([]float32, []float32) {
+	out, in, k := int(dims[0]), int(dims[1]), int(dims[2]*dims[3])
+	fw := make([]float32, len(w))
+	fb := make([]float32, out)
+	d := float64(n.div)
+	for o := 0; o < out; o++ {
+		acc := 0.0
+		if bias != nil {
+			acc = float64(bias[o])
+		}
+		for c := 0; c < in; c++ {
+			for i := 0; i < k; i++ {
+				j := (o*in+c)*k + i
+				acc -= float64(w[j]) * float64(n.mean[c]) / d
+				fw[j] = float32(float64(w[j]) / d)
+			}
+		}
+		fb[o] = float32(acc)
+	}
+	return fw, fb
 }
 
 // convSpec describes one 2-D convolution in ONNX terms.
@@ -173,10 +213,20 @@ type convSpec struct {
 	pads   [4]int64 // top, left, bottom, right
 	group  int64
 	auto   string // auto_pad, e.g. SAME_UPPER, instead of pads
+	// norm, if set, is the input normalisation folded into this (first,
+	// unpadded, ungrouped, 3-channel) conv's weights and bias.
+	norm *inputNorm
 }
 
 // conv adds a Conv node with OIHW weights (dims) and an optional bias.
 func (b *builder) conv(name, x string, w []float32, dims [4]int64, bias []float32, s convSpec) string {
+	if s.norm != nil {
+		if s.pads != [4]int64{} || s.auto != "" || s.group > 1 || dims[1] != 3 {
+			b.fail(fmt.Errorf("%s: input normalisation can only be folded into an unpadded, ungrouped conv over RGB", name))
+			return x
+		}
+		w, bias = foldNorm(w, bias, dims, *s.norm)
+	}
 	inputs := []string{x, b.initF32(name+"/W", dims[:], w)}
 	if bias != nil {
 		inputs = append(inputs, b.initF32(name+"/B", []int64{dims[0]}, bias))

@@ -10,7 +10,8 @@ const LandmarkSize = 112
 func landmarkNet(w *Weights) ([]byte, error) {
 	b := newBuilder(w, "face_landmark_68")
 	n := dim{param: "N"}
-	x := b.preprocess(faceMeanRGB, 255, n, dim{size: LandmarkSize}, dim{size: LandmarkSize}, dim{size: 3})
+	// The first conv pads ("same"), so the normalisation stays a graph op.
+	x := b.normalize(b.input(n, dim{size: LandmarkSize}, dim{size: LandmarkSize}, dim{size: 3}), inputNorm{faceMeanRGB, 255})
 	size, ch := int64(LandmarkSize), 3
 	for i, out := range []int{32, 64, 128, 256} {
 		x = b.denseBlock4(name("dense", i), x, ch, out, size, i == 0)
@@ -46,13 +47,13 @@ func (b *builder) denseBlock4(prefix, x string, in, out int, size int64, first b
 		out1 = b.separable(prefix+"/conv0", x, in, out, 2, down)
 	}
 	out1 = b.node("Relu", prefix+"/relu0", []string{out1})
-	out2 := b.separable(prefix+"/conv1", out1, out, out, 1, one)
-	in3 := b.node("Relu", prefix+"/relu1", []string{b.node("Add", prefix+"/add1", []string{out1, out2})})
-	out3 := b.separable(prefix+"/conv2", in3, out, out, 1, one)
-	s23 := b.node("Add", prefix+"/add2a", []string{out2, out3})
-	in4 := b.node("Relu", prefix+"/relu2", []string{b.node("Add", prefix+"/add2b", []string{out1, s23})})
-	out4 := b.separable(prefix+"/conv3", in4, out, out, 1, one)
-	s34 := b.node("Add", prefix+"/add3a", []string{out3, out4})
-	s234 := b.node("Add", prefix+"/add3b", []string{out2, s34})
-	return b.node("Relu", prefix+"/relu3", []string{b.node("Add", prefix+"/add3c", []string{out1, s234})})
+	// face-api adds the branches as in3 = relu(out1+out2), in4 =
+	// relu(out1+(out2+out3)), out = relu(out1+(out2+(out3+out4))). Running sums
+	// (out1+out2, +out3, +out4) give the same values (up to float rounding
+	// order) with every Add taking a conv output used nowhere else, which ONNX
+	// Runtime fuses into that conv.
+	s := b.node("Add", prefix+"/add1", []string{out1, b.separable(prefix+"/conv1", out1, out, out, 1, one)})
+	s = b.node("Add", prefix+"/add2", []string{s, b.separable(prefix+"/conv2", b.node("Relu", prefix+"/relu1", []string{s}), out, out, 1, one)})
+	s = b.node("Add", prefix+"/add3", []string{s, b.separable(prefix+"/conv3", b.node("Relu", prefix+"/relu2", []string{s}), out, out, 1, one)})
+	return b.node("Relu", prefix+"/relu3", []string{s})
 }

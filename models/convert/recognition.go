@@ -14,12 +14,12 @@ const RecognitionSize = 150
 func recognitionNet(w *Weights) ([]byte, error) {
 	b := newBuilder(w, "face_recognition")
 	n := dim{param: "N"}
-	x := b.preprocess(faceMeanRGB, 255, n, dim{size: RecognitionSize}, dim{size: RecognitionSize}, dim{size: 3})
+	x := b.input(n, dim{size: RecognitionSize}, dim{size: RecognitionSize}, dim{size: 3})
 	size := int64(RecognitionSize)
 	ch := int64(3)
 
 	// conv32_down: 7x7 stride 2 valid, ReLU; then max pool 3x3 stride 2 valid.
-	x, ch = b.scaledConv("conv32_down", x, ch, 7, convSpec{stride: 2}, true)
+	x, ch = b.scaledConv("conv32_down", x, ch, 7, convSpec{stride: 2, norm: &inputNorm{faceMeanRGB, 255}}, true)
 	size = (size-7)/2 + 1
 	x = b.node("MaxPool", "pool", []string{x}, attrInts("kernel_shape", 3, 3), attrInts("strides", 2, 2))
 	size = (size-3)/2 + 1
@@ -101,9 +101,20 @@ func (b *builder) residualDown(name, x string, ch, size int64) (string, int64, i
 	y, _ = b.scaledConv(name+"/conv2", y, out, 3, convSpec{stride: 1, pads: [4]int64{1, 1, 1, 1}}, false)
 	convSize := (size-3)/2 + 1
 	poolSize := size / 2
-	pooled := b.node("AveragePool", name+"/pool", []string{x}, attrInts("kernel_shape", 2, 2), attrInts("strides", 2, 2))
-	if out != ch {
-		pooled = b.node("Pad", name+"/pad_channels", []string{pooled, b.initI64(name+"/pad_channels/pads", 0, 0, 0, 0, 0, out-ch, 0, 0)})
+	var pooled string
+	if out == ch {
+		pooled = b.node("AveragePool", name+"/pool", []string{x}, attrInts("kernel_shape", 2, 2), attrInts("strides", 2, 2))
+	} else {
+		// avgPool 2x2/2 then zero channels appended, as one 2x2/2 conv with
+		// weights 0.25 on the diagonal: a Pad would make ONNX Runtime leave its
+		// blocked (NCHWc) layout and reorder around every later Add.
+		w := make([]float32, out*ch*4)
+		for c := int64(0); c < ch; c++ {
+			for k := int64(0); k < 4; k++ {
+				w[(c*ch+c)*4+k] = 0.25
+			}
+		}
+		pooled = b.conv(name+"/pool", x, w, [4]int64{out, ch, 2, 2}, nil, convSpec{stride: 2})
 	}
 	if convSize != poolSize {
 		if poolSize-convSize != 1 {

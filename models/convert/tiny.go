@@ -10,11 +10,12 @@ var tinyMeanRGB = [3]float32{117.001, 114.697, 97.404}
 func tinyFaceDetector(w *Weights) ([]byte, error) {
 	b := newBuilder(w, "tiny_face_detector")
 	n, h, wd := dim{param: "N"}, dim{param: "H"}, dim{param: "W"}
-	x := b.preprocess(tinyMeanRGB, 255, n, h, wd, dim{size: 3})
+	x := b.input(n, h, wd, dim{size: 3})
 
 	// conv0: plain 3x3 conv, valid padding, bias, leaky ReLU.
 	f0 := b.weight("conv0/filters", 3, 3, 3, 16)
-	x = b.conv("conv0", x, hwioToOIHW(f0, 3, 3, 3, 16), [4]int64{16, 3, 3, 3}, b.weight("conv0/bias", 16), convSpec{stride: 1})
+	x = b.conv("conv0", x, hwioToOIHW(f0, 3, 3, 3, 16), [4]int64{16, 3, 3, 3}, b.weight("conv0/bias", 16),
+		convSpec{stride: 1, norm: &inputNorm{tinyMeanRGB, 255}})
 	x = b.node("LeakyRelu", "conv0/leaky", []string{x}, attrFloat("alpha", 0.1))
 	x = b.maxPoolSame("pool0", x, 2)
 
