@@ -210,47 +210,6 @@ func (f *Fleet) Launch(ctx context.Context, n int) ([]fleet.Instance, error) {
 	return res, nil
 }
 
-// ScaleUp adds n instances to the running set: stopped instances are started
-// first (faster, and already paid for in storage), then new ones launched from the
-// template, never above Max. It returns how many it started and launched; an error
-// with a positive count means a partial success.
-func (f *Fleet) ScaleUp(ctx context.Context, n int) (started, launched int, err error) {
-	if n <= 0 {
-		return 0, 0, nil
-	}
-	pool, err := f.List(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	var stopped []string
-	for _, in := range pool {
-		if in.State == fleet.Stopped && len(stopped) < n {
-			stopped = append(stopped, in.ID)
-		}
-	}
-	if len(stopped) > 0 {
-		if err := f.Start(ctx, stopped...); err != nil {
-			return 0, 0, err
-		}
-		started = len(stopped)
-	}
-	want := n - started
-	if room := f.opts.Max - len(pool); want > room {
-		want = room
-	}
-	if want > 0 {
-		got, err := f.Launch(ctx, want)
-		if err != nil {
-			return started, 0, err
-		}
-		launched = len(got)
-	}
-	if started+launched < n {
-		return started, launched, fmt.Errorf("ec2fleet: added %d of %d instances, the pool is at its cap of %d: %w", started+launched, n, f.opts.Max, fleet.ErrCapacity)
-	}
-	return started, launched, nil
-}
-
 // wrap maps EC2 error codes onto the fleet errors with an actionable message.
 func wrap(op string, err error) error {
 	var apiErr smithy.APIError

@@ -97,14 +97,16 @@ func TestLifecycle(t *testing.T) {
 	if fake.Count("running") != 2 { // the web instance and one app instance
 		t.Fatalf("running = %d; want 2", fake.Count("running"))
 	}
-	// ScaleUp restarts the stopped one before launching.
-	started, launched, err := f.ScaleUp(ctx, 2)
-	if err != nil || started != 1 || launched != 1 {
-		t.Fatalf("ScaleUp(2) = %d started, %d launched, %v; want 1, 1", started, launched, err)
+	// The stopped one starts again and a launch fills the pool to its cap.
+	if err := f.Start(ctx, got[0].ID); err != nil {
+		t.Fatalf("Start(stopped) = %v", err)
+	}
+	if _, err := f.Launch(ctx, 1); err != nil {
+		t.Fatalf("Launch(1) below the cap = %v", err)
 	}
 	waitState(t, f, fleet.Running, 3)
-	if _, _, err := f.ScaleUp(ctx, 1); !errors.Is(err, fleet.ErrCapacity) {
-		t.Fatalf("ScaleUp at the cap = %v; want ErrCapacity", err)
+	if _, err := f.Launch(ctx, 1); !errors.Is(err, fleet.ErrCapacity) {
+		t.Fatalf("Launch at the cap = %v; want ErrCapacity", err)
 	}
 }
 
