@@ -228,13 +228,12 @@ func (c *Controller) start(ctx context.Context, insts []fleet.Instance, d *Decis
 	return nil
 }
 
-// stop stops d.Stop instances. The fleet port does not say which workers are busy,
-// so it prefers pending instances (never busy), then the most recently started
-// running ones (least likely to hold a long job). Our policy never asks for stops:
-// workers stop themselves when idle.
+// stop stops up to d.Stop running instances, the most recently started first: the
+// fleet port does not say which workers are busy, and those are the least likely
+// to hold a long job. Pending ones are left to come up and idle out, since EC2
+// refuses to stop an instance that never reached running (IncorrectInstanceState).
+// Our policy never asks for stops: workers stop themselves when idle.
 func (c *Controller) stop(ctx context.Context, insts []fleet.Instance, d *Decision) error {
-	// Only running instances: EC2 refuses to stop one that never reached running
-	// (IncorrectInstanceState), so pending capacity is left to come up and idle out.
 	var cand []fleet.Instance
 	for _, in := range insts {
 		if in.State == fleet.Running {
