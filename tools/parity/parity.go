@@ -4,15 +4,19 @@
 package parity
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 )
 
 //go:embed faceapi.js
@@ -40,11 +44,14 @@ type Face struct {
 	Descriptor []float32    `json:"descriptor"`
 }
 
-// Result is face-api's answer for one image; MS is its median wall time per full
-// detectAllFaces().withFaceLandmarks().withFaceDescriptors() run.
+// Result is face-api's answer for one image. From Run, MS is the median wall
+// time of the timed detectAllFaces().withFaceLandmarks().withFaceDescriptors()
+// runs; from Peer.Analyze, MS and CPUMS are that one run's wall and process CPU
+// time.
 type Result struct {
 	Name  string  `json:"name"`
 	MS    float64 `json:"ms"`
+	CPUMS float64 `json:"cpuMs"`
 	Faces []Face  `json:"faces"`
 }
 
@@ -56,15 +63,45 @@ type Output struct {
 	Images  []Result        `json:"images"`
 }
 
-// Run writes the pixels to a temporary folder and runs face-api on them with the
-// Node binary node and the npm tree modules (tools/node/node_modules). repeat is
-// the number of timed runs per image (after one warm-up run).
-func Run(ctx context.Context, node, modules string, images []Image, repeat int) (*Output, error) {
+// Peer is a running face-api process (Node) that holds the models loaded and
+// runs its pipeline on one of the images it was started with per Analyze call,
+// so a benchmark can interleave face-api and the engine under the same load.
+// A Peer is not safe for concurrent use.
+type Peer struct {
+	Backend string          // tfjs backend, "wasm"
+	SIMD    bool            // WASM SIMD in use
+	Threads json.RawMessage // 1, or "multi" if the WASM backend runs threads
+
+	images []Image
+	dir    string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *bufio.Reader
+	stderr *bytes.Buffer
+
+	waitOnce sync.Once
+	waitErr  error
+}
+
+// wait reaps the process once (read's error path and Close both need it).
+func (p *Peer) wait() error {
+	p.waitOnce.Do(func() { p.waitErr = p.cmd.Wait() })
+	return p.waitErr
+}
+
+// Start writes the pixels to a temporary folder and starts face-api on them with
+// the Node binary node and the npm tree modules (tools/node/node_modules). It
+// returns once the models are loaded. Cancelling ctx kills the process.
+func Start(ctx context.Context, node, modules string, images []Image) (_ *Peer, err error) {
 	dir, err := os.MkdirTemp("", "facefleet-parity-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	js := filepath.Join(dir, "faceapi.js")
 	if err := os.WriteFile(js, script, 0o644); err != nil {
 		return nil, err
@@ -83,9 +120,8 @@ func Run(ctx context.Context, node, modules string, images []Image, repeat int) 
 	}
 	man := struct {
 		Modules string  `json:"modules"`
-		Repeat  int     `json:"repeat"`
 		Images  []entry `json:"images"`
-	}{Modules: abs, Repeat: repeat}
+	}{Modules: abs}
 	for i, im := range images {
 		if len(im.Pix) != im.W*im.H*3 {
 			return nil, fmt.Errorf("parity: %s: %d bytes for %dx%d", im.Name, len(im.Pix), im.W, im.H)
@@ -101,18 +137,108 @@ func Run(ctx context.Context, node, modules string, images []Image, repeat int) 
 	if err := os.WriteFile(mf, mb, 0o644); err != nil {
 		return nil, err
 	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, node, js, mf)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("parity: face-api on node %s failed: %w\n%s", node, err, stderr.String())
+	p := &Peer{images: images, dir: dir, stderr: &bytes.Buffer{}}
+	p.cmd = exec.CommandContext(ctx, node, js, mf)
+	p.cmd.Stderr = p.stderr
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		return nil, err
 	}
-	var out Output
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		return nil, fmt.Errorf("parity: reading face-api's output: %w", err)
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
 	}
-	if len(out.Images) != len(images) {
-		return nil, fmt.Errorf("parity: face-api answered for %d of %d images", len(out.Images), len(images))
+	p.out = bufio.NewReaderSize(stdout, 1<<20)
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("parity: start face-api on node %s: %w", node, err)
 	}
-	return &out, nil
+	var hello struct {
+		Backend string          `json:"backend"`
+		SIMD    bool            `json:"simd"`
+		Threads json.RawMessage `json:"threads"`
+	}
+	if err := p.read(&hello); err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.Backend, p.SIMD, p.Threads = hello.Backend, hello.SIMD, hello.Threads
+	return p, nil
+}
+
+// read decodes face-api's next answer line.
+func (p *Peer) read(v any) error {
+	line, err := p.out.ReadBytes('\n')
+	if err != nil {
+		p.stdin.Close()
+		werr := p.wait()
+		return fmt.Errorf("parity: face-api stopped (%v, exit: %v):\n%s", err, werr, p.stderr.String())
+	}
+	if err := json.Unmarshal(line, v); err != nil {
+		return fmt.Errorf("parity: reading face-api's answer: %w", err)
+	}
+	return nil
+}
+
+// Analyze runs face-api's pipeline once on image i; Faces is filled only when
+// withFaces is set (serialising descriptors is not part of the timing, but
+// skipping it keeps benchmark rounds short).
+func (p *Peer) Analyze(i int, withFaces bool) (Result, error) {
+	if i < 0 || i >= len(p.images) {
+		return Result{}, fmt.Errorf("parity: image %d of %d", i, len(p.images))
+	}
+	req, _ := json.Marshal(struct {
+		Image int  `json:"image"`
+		Faces bool `json:"faces"`
+	}{i, withFaces})
+	if _, err := p.stdin.Write(append(req, '\n')); err != nil {
+		return Result{}, fmt.Errorf("parity: send to face-api: %w (%s)", err, p.stderr.String())
+	}
+	var r Result
+	if err := p.read(&r); err != nil {
+		return Result{}, err
+	}
+	r.Name = p.images[i].Name
+	return r, nil
+}
+
+// Close ends the process (EOF on its stdin) and removes the temporary files.
+func (p *Peer) Close() error {
+	p.stdin.Close()
+	err := p.wait()
+	os.RemoveAll(p.dir)
+	if err != nil {
+		return fmt.Errorf("parity: face-api exited: %w: %s", err, p.stderr.String())
+	}
+	return nil
+}
+
+// Run runs face-api on every image: one warm-up run (whose faces are returned)
+// and repeat timed runs, whose median wall time is Result.MS (0 when repeat is 0).
+func Run(ctx context.Context, node, modules string, images []Image, repeat int) (*Output, error) {
+	p, err := Start(ctx, node, modules, images)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	out := &Output{Backend: p.Backend, SIMD: p.SIMD, Threads: p.Threads}
+	for i := range images {
+		r, err := p.Analyze(i, true)
+		if err != nil {
+			return nil, err
+		}
+		var ms []float64
+		for range repeat {
+			t, err := p.Analyze(i, false)
+			if err != nil {
+				return nil, err
+			}
+			ms = append(ms, t.MS)
+		}
+		r.MS, r.CPUMS = 0, 0
+		if len(ms) > 0 {
+			slices.Sort(ms)
+			r.MS = ms[len(ms)/2]
+		}
+		out.Images = append(out.Images, r)
+	}
+	return out, nil
 }
