@@ -289,6 +289,17 @@ func Need(t testing.TB, s *Server) *Server {
 	return s
 }
 
+// NeedClients is Need, then SDK clients aimed at the emulator; it fails the test
+// when they cannot be made.
+func NeedClients(t testing.TB, s *Server) *awsconfig.Clients {
+	t.Helper()
+	c, err := Need(t, s).Clients(context.Background())
+	if err != nil {
+		t.Fatalf("awstest: clients for %s: %v", s.Endpoint, err)
+	}
+	return c
+}
+
 // Unique returns a name unique within this process, for per-test queues and
 // buckets on a shared emulator.
 func Unique(t testing.TB, prefix string) string {

@@ -20,12 +20,8 @@ func TestMain(m *testing.M) { os.Exit(awstest.Main(m, &faux)) }
 
 func newStore(t *testing.T) *s3blob.Store {
 	t.Helper()
-	s := awstest.Need(t, faux)
 	ctx := context.Background()
-	c, err := s.Clients(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := awstest.NeedClients(t, faux)
 	name := awstest.Unique(t, "b")
 	if err := awstest.CreateBucket(ctx, c.S3(), name); err != nil {
 		t.Fatal(err)

@@ -20,12 +20,8 @@ func TestMain(m *testing.M) { os.Exit(awstest.Main(m, &faux)) }
 
 func newQueue(t *testing.T, spec awstest.QueueSpec) (*sqsqueue.Queue, awstest.Queue) {
 	t.Helper()
-	s := awstest.Need(t, faux)
 	ctx := context.Background()
-	c, err := s.Clients(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := awstest.NeedClients(t, faux)
 	if spec.Name == "" {
 		spec.Name = awstest.Unique(t, "q")
 	}
@@ -115,7 +111,7 @@ func TestLongPollWakes(t *testing.T) {
 func TestRedriveToDLQ(t *testing.T) {
 	q, created := newQueue(t, awstest.QueueSpec{MaxReceives: 2})
 	ctx := context.Background()
-	c, _ := faux.Clients(ctx)
+	c := awstest.NeedClients(t, faux)
 	dlq, err := sqsqueue.New(c.SQS(), created.DLQURL, sqsqueue.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -156,13 +152,8 @@ func TestBadOptions(t *testing.T) {
 // TestConformance runs the queue port's suite against fauxqs, exactly as memqueue
 // runs it in process.
 func TestConformance(t *testing.T) {
-	s := awstest.Need(t, faux)
 	ctx := context.Background()
-	c, err := s.Clients(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := c.SQS()
+	client := awstest.NeedClients(t, faux).SQS()
 	queuetest.Run(t, queuetest.Harness{New: func(t *testing.T, cfg queuetest.Config) (queue.Queue, queue.Queue) {
 		created, err := awstest.CreateQueue(ctx, client, awstest.QueueSpec{
 			Name: awstest.Unique(t, "conf"), VisibilityTimeout: cfg.VisibilityTimeout,
