@@ -163,6 +163,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	if o.Client == nil {
 		o.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Concurrency, MaxConnsPerHost: o.Concurrency}}
+		// The run owns this client: leave no keep-alive connection behind it.
+		defer o.Client.CloseIdleConnections()
 	}
 	data := map[string][]byte{}
 	for _, img := range o.Images {

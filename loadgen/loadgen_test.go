@@ -3,6 +3,7 @@ package loadgen_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/facefleet/facefleet/loadgen"
 )
@@ -115,5 +117,50 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := loadgen.Percentile(nil, 50); p != 0 {
 		t.Errorf("empty = %v", p)
+	}
+}
+
+// A run that made its own HTTP client leaves no connection open behind it.
+func TestRunClosesItsConnections(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "amy", "amy1.png"), "amy")
+	imgs, err := loadgen.LoadImages(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   sync.Mutex
+		open = map[net.Conn]bool{}
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "amy1:amy")
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		if s == http.StateClosed || s == http.StateHijacked {
+			delete(open, c)
+		} else {
+			open[c] = true
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	s, err := loadgen.Run(context.Background(), loadgen.Options{URL: srv.URL, Images: imgs, N: 1, Concurrency: 2})
+	if err != nil || !s.OK() {
+		t.Fatalf("Run = %+v, %v", s, err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		n := len(open)
+		mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connection(s) still open after Run returned", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
