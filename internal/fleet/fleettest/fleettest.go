@@ -113,6 +113,16 @@ func find(l []fleet.Instance, id string) (fleet.Instance, bool) {
 	return fleet.Instance{}, false
 }
 
+// stateOf is id's state in a fresh List; it fails the test when id is missing.
+func stateOf(t *testing.T, f fleet.Fleet, id string) fleet.State {
+	t.Helper()
+	in, ok := find(list(t, f), id)
+	if !ok {
+		t.Fatalf("instance %s is missing from List", id)
+	}
+	return in.State
+}
+
 // order ranks the states of one boot-and-stop cycle.
 var order = map[fleet.State]int{fleet.Pending: 0, fleet.Running: 1, fleet.Stopping: 2, fleet.Stopped: 3}
 
@@ -235,8 +245,8 @@ func testStopToStopped(t *testing.T, h Harness) {
 	}
 	s := await(t, h, f, in.ID, fleet.Stopped)
 	checkSince(t, s, before)
-	if o, _ := find(list(t, f), other.ID); o.State != fleet.Running {
-		t.Fatalf("the instance not stopped is %s", o.State)
+	if st := stateOf(t, f, other.ID); st != fleet.Running {
+		t.Fatalf("the instance not stopped is %s", st)
 	}
 }
 
@@ -247,8 +257,8 @@ func testStartStopped(t *testing.T, h Harness) {
 	if err := f.Start(ctxT(t), in.ID); err != nil {
 		t.Fatalf("Start of a stopped instance: %v", err)
 	}
-	if s, _ := find(list(t, f), in.ID); s.State != fleet.Pending && s.State != fleet.Running {
-		t.Fatalf("right after Start the instance is %s, want pending", s.State)
+	if st := stateOf(t, f, in.ID); st != fleet.Pending && st != fleet.Running {
+		t.Fatalf("right after Start the instance is %s, want pending", st)
 	}
 	r := await(t, h, f, in.ID, fleet.Running)
 	checkSince(t, r, before)
@@ -279,8 +289,8 @@ func testIdempotent(t *testing.T, h Harness) {
 	if err := f.Stop(ctxT(t), r.ID); err != nil {
 		t.Fatalf("Stop of a stopped instance = %v, want nil", err)
 	}
-	if s, _ := find(list(t, f), r.ID); s.State != fleet.Stopped {
-		t.Fatalf("second Stop changed the state to %s", s.State)
+	if st := stateOf(t, f, r.ID); st != fleet.Stopped {
+		t.Fatalf("second Stop changed the state to %s", st)
 	}
 	await(t, h, f, p.ID, fleet.Running)
 }
@@ -299,8 +309,8 @@ func testUnknownIDs(t *testing.T, h Harness) {
 	if err := f.Stop(ctx, in.ID, unknownID); !errors.Is(err, fleet.ErrNotFound) {
 		t.Fatalf("Stop(known, unknown) = %v, want ErrNotFound", err)
 	}
-	if s, _ := find(list(t, f), in.ID); s.State != fleet.Running {
-		t.Fatalf("a failed Stop changed the known instance to %s", s.State)
+	if st := stateOf(t, f, in.ID); st != fleet.Running {
+		t.Fatalf("a failed Stop changed the known instance to %s", st)
 	}
 }
 
@@ -321,8 +331,8 @@ func testStopPending(t *testing.T, h Harness) {
 	if err := f.Stop(ctxT(t), r.ID, p.ID); !errors.Is(err, fleet.ErrIncorrectState) {
 		t.Fatalf("Stop(running, pending) = %v, want ErrIncorrectState", err)
 	}
-	if s, _ := find(list(t, f), r.ID); s.State != fleet.Running {
-		t.Fatalf("a failed Stop changed the running instance to %s", s.State)
+	if st := stateOf(t, f, r.ID); st != fleet.Running {
+		t.Fatalf("a failed Stop changed the running instance to %s", st)
 	}
 	await(t, h, f, p.ID, fleet.Running)
 }
