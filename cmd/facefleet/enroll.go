@@ -79,11 +79,12 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("reading %s: %w", dir, err)
 	}
 	g := gallery.New()
-	if *appendTo {
-		if g, err = gallery.Load(*ef.gallery); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if *appendTo { // a missing FILE starts empty
+		switch old, err := gallery.Load(*ef.gallery); {
+		case err == nil:
+			g = old
+		case !errors.Is(err, os.ErrNotExist):
 			return err
-		} else if g == nil {
-			g = gallery.New()
 		}
 	}
 	eng, err := ef.engine(stderr)

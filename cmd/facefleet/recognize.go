@@ -68,7 +68,9 @@ func runRecognize(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			fmt.Fprintf(stderr, "%s: %v\n", path, err)
 			if *asJSON {
 				rec.Error = err.Error()
-				enc.Encode(rec)
+				if err := enc.Encode(rec); err != nil {
+					return err
+				}
 			}
 			continue
 		}
