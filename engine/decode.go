@@ -70,6 +70,12 @@ type RGB struct {
 // from the header before any pixel is decoded, so a small file that claims a huge
 // size costs nothing.
 func Decode(data []byte, lim DecodeLimits) (*RGB, error) {
+	return decode(data, lim, nil)
+}
+
+// decode is Decode that may decode into buf (a JPEG through libjpeg-turbo,
+// not rotated by EXIF): the result's Pix then aliases buf.
+func decode(data []byte, lim DecodeLimits, buf []uint8) (*RGB, error) {
 	lim = lim.withDefaults()
 	if len(data) == 0 {
 		return nil, &ImageError{Kind: KindEmpty, Detail: "the body is empty; send a JPEG, PNG, GIF or WebP photo"}
@@ -98,7 +104,7 @@ func Decode(data []byte, lim DecodeLimits) (*RGB, error) {
 		return nil, &ImageError{Kind: KindTooSmall, Detail: fmt.Sprintf("%dx%d is smaller than %dx%d pixels", cfg.Width, cfg.Height, lim.MinSide, lim.MinSide)}
 	}
 	if format == "jpeg" && !lim.PureGo {
-		if rgb, ok := decodeJPEGTurbo(data, cfg.Width, cfg.Height); ok {
+		if rgb, ok := decodeJPEGTurbo(data, cfg.Width, cfg.Height, buf); ok {
 			return orient(rgb, jpegOrientation(data)), nil
 		}
 	}

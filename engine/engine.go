@@ -165,6 +165,7 @@ func (e *Engine) Close() error {
 
 // buffers are reused between calls through a sync.Pool.
 type buffers struct {
+	pix          []uint8 // decoded pixels (Analyze)
 	det, lm, rec []float32
 	rs           resizeScratch
 }
@@ -190,18 +191,29 @@ func grow(b []float32, n int) []float32 {
 //     taken as the face box with score 0, and landmarks and descriptor are
 //     computed on it as usual.
 func (e *Engine) Analyze(ctx context.Context, image []byte) (*Result, error) {
+	buf := e.scratch.Get().(*buffers)
+	defer e.scratch.Put(buf)
 	t0 := time.Now()
-	img, err := Decode(image, e.limits)
+	img, err := decode(image, e.limits, buf.pix)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Width: img.W, Height: img.H, Faces: []Face{}}
 	res.Timings.Decode = time.Since(t0)
-	if err := e.analyzeRGB(ctx, img, res); err != nil {
+	if err := e.analyzeRGB(ctx, img, res, buf); err != nil {
 		return nil, err
+	}
+	// The pixels are not part of the result: keep them for the next decode
+	// (allocating and zeroing megabytes per photo costs as much as a
+	// detector stage), unless the image was unusually large.
+	if len(img.Pix) <= maxPooledPix {
+		buf.pix = img.Pix[:0]
 	}
 	return res, nil
 }
+
+// maxPooledPix bounds the decoded-pixel buffer an idle worker keeps (8 MP).
+const maxPooledPix = 8 << 20 * 3
 
 // AnalyzeRGB runs the pipeline on already-decoded pixels (used by the parity
 // test to feed face-api and the engine the very same tensor).
@@ -210,15 +222,15 @@ func (e *Engine) AnalyzeRGB(ctx context.Context, img *RGB) (*Result, error) {
 		return nil, &ImageError{Kind: KindFormat, Detail: "RGB buffer does not match its size"}
 	}
 	res := &Result{Width: img.W, Height: img.H, Faces: []Face{}}
-	if err := e.analyzeRGB(ctx, img, res); err != nil {
+	buf := e.scratch.Get().(*buffers)
+	defer e.scratch.Put(buf)
+	if err := e.analyzeRGB(ctx, img, res, buf); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-func (e *Engine) analyzeRGB(ctx context.Context, img *RGB, res *Result) error {
-	buf := e.scratch.Get().(*buffers)
-	defer e.scratch.Put(buf)
+func (e *Engine) analyzeRGB(ctx context.Context, img *RGB, res *Result, buf *buffers) error {
 
 	t := time.Now()
 	size := e.opt.DetectorInputSize

