@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -46,7 +47,49 @@ func main() {
 	}
 }
 
-type sample struct{ total, queued, inference, overhead, fetch, store float64 }
+type sample struct{ total, queued, inference, overhead, input, fetch, store float64 }
+
+// cpuClock reads this process's CPU time and, from /proc/stat, the whole
+// machine's busy time, so a run can say how much CPU others took meanwhile.
+type cpuClock struct{ self, machine time.Duration }
+
+func readCPU() cpuClock {
+	var c cpuClock
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	// First line of /proc/stat: cpu user nice system idle iowait irq softirq steal ...
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		var busy int64
+		for i, v := range f[1:] {
+			var n int64
+			fmt.Sscan(v, &n)
+			if i != 3 && i != 4 && i < 8 { // not idle, not iowait; no guest columns
+				busy += n
+			}
+		}
+		c.machine = time.Duration(busy) * time.Second / 100 // USER_HZ is 100 on Linux
+	}
+	return c
+}
+
+// span is one measured run: its wall time and the CPU this process and everyone
+// else used meanwhile.
+type span struct {
+	wall        time.Duration
+	self, other time.Duration
+}
+
+func measure(f func()) span {
+	c0, t0 := readCPU(), time.Now()
+	f()
+	wall, c1 := time.Since(t0), readCPU()
+	self := c1.self - c0.self
+	return span{wall: wall, self: self, other: max(c1.machine-c0.machine-self, 0)}
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("benchservice", flag.ContinueOnError)
@@ -58,16 +101,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	faces := fs.String("faces", filepath.Join(shared, "datasets", "faces"), "folder of <name>/<photo> images")
 	models := fs.String("models", envOr("FACEFLEET_MODELS", "build/models"), "models folder")
 	ortLib := fs.String("ort-lib", envOr("FACEFLEET_ORT_LIB", "build/lib/libonnxruntime.so.1"), "ONNX Runtime library")
-	workers := fs.Int("workers", runtime.NumCPU(), "engine goroutines for the baseline (one ORT thread each): the cores both sides get")
-	instances := fs.Int("instances", 0, "app-tier instances (0: workers+1, so a core is not idle while one worker waits on the store or the queue)")
+	instances := fs.Int("instances", 0, "app-tier instances, and the engine baseline's goroutines (0: the core count, as `facefleet up` defaults)")
 	noSync := fs.Bool("no-sync", false, "write results without fsync (as `up -no-sync`)")
-	baseline := fs.Int("baseline", 500, "images the engine-alone baseline analyses")
+	baseline := fs.Int("baseline", 500, "images each engine-alone run analyses")
 	burstsFlag := fs.String("bursts", "100,1000", "comma-separated burst sizes")
+	dataParent := fs.String("data", "build", "folder in which the run's data folder (inputs/, outputs/) is made and removed; empty: the system temp folder")
+	seqN := fs.Int("sequential", 50, "requests sent one at a time (overhead without contention)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bursts (service and load generator) to this file")
+	blockProfile := fs.String("blockprofile", "", "write block and mutex profiles of the bursts to this file (+ .mutex)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *instances <= 0 {
-		*instances = *workers + 1
+		*instances = runtime.NumCPU()
 	}
 	var bursts []int
 	for _, s := range strings.Split(*burstsFlag, ",") {
@@ -94,38 +140,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer eng.Close()
 
-	// Engine alone: as many goroutines as cores, over the same images. The
-	// machine may be shared, so it is measured again around every burst and the
-	// ratio uses the mean of the runs before and after it.
+	// Engine alone: as many goroutines as the service has instances (one ORT
+	// thread each), over the same images, in this process. The machine may be
+	// shared, so it is measured again after every burst and the ratio uses the
+	// mean of the runs before and after it.
 	n := max(*baseline, len(imgs))
-	engineRun := func() float64 {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		t0 := time.Now()
-		for range *workers {
-			wg.Go(func() {
-				for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-					if _, err := eng.Analyze(ctx, data[i%len(data)]); err != nil {
-						fmt.Fprintln(stderr, "engine:", err)
+	engineRun := func() span {
+		return measure(func() {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range *instances {
+				wg.Go(func() {
+					for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+						if _, err := eng.Analyze(ctx, data[i%len(data)]); err != nil {
+							fmt.Fprintln(stderr, "engine:", err)
+						}
 					}
-				}
-			})
-		}
-		wg.Wait()
-		return float64(n) / time.Since(t0).Seconds()
+				})
+			}
+			wg.Wait()
+		})
 	}
-	engineRate := engineRun()
-	fmt.Fprintf(stdout, "service: %d instances over the same %d cores\n", *instances, *workers)
-	fmt.Fprintf(stdout, "engine alone: %d images, %d goroutines: %.1f images/s (%s/%s, GOMAXPROCS %d)\n", n, *workers, engineRate, runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
+	engineRun() // warm-up: the first runs of each model are slower
+	eBefore := engineRun()
+	fmt.Fprintf(stdout, "%d app-tier instances and %d engine goroutines on %d cores (%s/%s, GOMAXPROCS %d), results %s\n",
+		*instances, *instances, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), map[bool]string{true: "not fsynced", false: "fsynced"}[*noSync])
 
-	dir, err := os.MkdirTemp("", "benchservice-")
+	// The data folder lives where `facefleet up`'s ./data would (beside the
+	// repository), not in /tmp: on the development VM creating a file in /tmp
+	// costs 5-10 times the CPU (ext4 inode allocation in a crowded block group),
+	// and the service creates three files per request.
+	if *dataParent != "" {
+		if err := os.MkdirAll(*dataParent, 0o755); err != nil {
+			return fmt.Errorf("-data: %w", err)
+		}
+	}
+	dir, err := os.MkdirTemp(*dataParent, "benchservice-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	// Our policy sized with the measured service time and a short drain target,
 	// so a burst gets the whole fleet (its default optimises billed minutes).
-	pol := scaling.NewFacefleet(scaling.FacefleetOptions{ServiceTime: time.Duration(float64(*workers) / engineRate * float64(time.Second)), DrainTarget: time.Second})
+	pol := scaling.NewFacefleet(scaling.FacefleetOptions{ServiceTime: time.Duration(float64(*instances) * float64(eBefore.wall) / float64(n)), DrainTarget: time.Second})
 	svc, err := service.New(service.Config{DataDir: dir, NoSyncOutputs: *noSync, Analyzer: eng, MaxInstances: *instances, IdleTimeout: time.Minute, Policy: pol,
 		WorkerWait: time.Second, Limits: webtier.Limits{MaxPending: 5000, RequestTimeout: 5 * time.Minute}, Logger: log})
 	if err != nil {
@@ -159,7 +216,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// One at a time: the overhead of the path itself, without CPU contention.
 	var seq []float64
-	for i := range 50 {
+	for i := range *seqN {
 		k := i % len(imgs)
 		body, err := call(ctx, client, http.MethodPost, url+"/v1/recognize", fmt.Sprintf("seq_%d_%s", i, filepath.Base(imgs[k].Path)), data[k])
 		if err != nil {
@@ -172,19 +229,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		seq = append(seq, r.Timings.OverheadMS)
 	}
 	slices.Sort(seq)
-	fmt.Fprintf(stdout, "sequential 50: overhead p50 %.2f ms p95 %.2f ms (no contention)\n", loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95))
 
+	stopProfiles, err := startProfiles(*cpuProfile, *blockProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
+	fmt.Fprintf(stdout, "engine alone: %d images, %.1f images/s, %.2f ms CPU per image\n", n, float64(n)/eBefore.wall.Seconds(), ms(eBefore.self)/float64(n))
+	fmt.Fprintf(stdout, "sequential %d: overhead p50 %.2f ms p95 %.2f ms (no contention)\n\n", *seqN, loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95))
+	fmt.Fprintln(stdout, "| burst | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | overhead p50/p95/p99 ms | of which input, fetch, store p50 ms | others' CPU |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")
 	var ratio, overheadP50 float64
 	for _, b := range bursts {
-		samples, elapsed, err := burst(ctx, client, url, imgs, data, b, fmt.Sprintf("b%d", b))
-		if err != nil {
-			return err
+		var samples []sample
+		var berr error
+		br := measure(func() { samples, _, berr = burst(ctx, client, url, imgs, data, b, fmt.Sprintf("b%d", b)) })
+		if berr != nil {
+			return berr
 		}
-		after := engineRun()
-		base := (engineRate + after) / 2
-		engineRate = after
-		rate := float64(b) / elapsed.Seconds()
-		ratio = rate / base
+		eAfter := engineRun()
+		engineRate := (float64(n)/eBefore.wall.Seconds() + float64(n)/eAfter.wall.Seconds()) / 2
+		engineCPU := (ms(eBefore.self) + ms(eAfter.self)) / float64(2*n)
+		eBefore = eAfter
+		rate := float64(b) / br.wall.Seconds()
+		ratio = rate / engineRate
 		col := func(f func(sample) float64) []float64 {
 			v := make([]float64, len(samples))
 			for i, s := range samples {
@@ -193,18 +261,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			slices.Sort(v)
 			return v
 		}
+		pct := func(v []float64, f string) string {
+			return fmt.Sprintf(f+"/"+f+"/"+f, loadgen.Percentile(v, 50), loadgen.Percentile(v, 95), loadgen.Percentile(v, 99))
+		}
 		tot, ov := col(func(s sample) float64 { return s.total }), col(func(s sample) float64 { return s.overhead })
 		inf := col(func(s sample) float64 { return s.inference })
 		fetch, store := col(func(s sample) float64 { return s.fetch }), col(func(s sample) float64 { return s.store })
+		input := col(func(s sample) float64 { return s.input })
 		overheadP50 = loadgen.Percentile(ov, 50)
-		fmt.Fprintf(stdout, "burst %4d: %.2fs, %.1f req/s = %.2f of the engine (%.1f/s around it); latency p50 %.0f ms p95 %.0f ms p99 %.0f ms; inference p50 %.1f ms; overhead p50 %.2f ms p95 %.2f ms p99 %.2f ms (of which fetch p50 %.2f ms, store p50 %.2f ms)\n",
-			b, elapsed.Seconds(), rate, ratio, base, loadgen.Percentile(tot, 50), loadgen.Percentile(tot, 95), loadgen.Percentile(tot, 99),
-			loadgen.Percentile(inf, 50), overheadP50, loadgen.Percentile(ov, 95), loadgen.Percentile(ov, 99),
-			loadgen.Percentile(fetch, 50), loadgen.Percentile(store, 50))
+		// CPU vs engine: engine CPU per image over this process's CPU per
+		// request (service and load generator): the throughput ratio the
+		// burst would reach on otherwise idle cores with none left idle.
+		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %s | %.2f, %.2f, %.2f | %.2f cores |\n",
+			b, br.wall.Seconds(), rate, engineRate, ratio, engineCPU/(ms(br.self)/float64(b)), pct(tot, "%.0f"),
+			loadgen.Percentile(inf, 50), pct(ov, "%.2f"), loadgen.Percentile(input, 50), loadgen.Percentile(fetch, 50), loadgen.Percentile(store, 50),
+			br.other.Seconds()/br.wall.Seconds())
 	}
-	fmt.Fprintf(stdout, "throughput_vs_engine=%.3f overhead_p50_ms=%.3f\n", ratio, overheadP50)
+	fmt.Fprintf(stdout, "\nthroughput_vs_engine=%.3f overhead_p50_ms=%.3f\n", ratio, overheadP50)
 	return nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // burst fires n concurrent /v1/recognize uploads and checks every name.
 func burst(ctx context.Context, client *http.Client, url string, imgs []loadgen.Image, data [][]byte, n int, tag string) ([]sample, time.Duration, error) {
@@ -231,7 +308,7 @@ func burst(ctx context.Context, client *http.Client, url string, imgs []loadgen.
 				errs <- fmt.Errorf("%s: got %q, want %q", name, r.Name, imgs[k].Expected)
 			}
 			samples[i] = sample{total: float64(time.Since(t0).Microseconds()) / 1000, queued: r.Timings.QueuedMS,
-				inference: r.Timings.InferenceMS, overhead: r.Timings.OverheadMS, fetch: r.Timings.FetchMS, store: r.Timings.StoreMS}
+				inference: r.Timings.InferenceMS, overhead: r.Timings.OverheadMS, input: r.Timings.InputMS, fetch: r.Timings.FetchMS, store: r.Timings.StoreMS}
 		})
 	}
 	wg.Wait()
@@ -268,6 +345,41 @@ func call(ctx context.Context, client *http.Client, method, url, filename string
 		return nil, fmt.Errorf("%s %s: %d %s", method, url, res.StatusCode, strings.TrimSpace(string(body)))
 	}
 	return body, nil
+}
+
+// startProfiles starts the CPU profile and block/mutex sampling; the returned
+// func writes them.
+func startProfiles(cpu, block string) (func(), error) {
+	var cf *os.File
+	if cpu != "" {
+		f, err := os.Create(cpu)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		cf = f
+	}
+	if block != "" {
+		runtime.SetBlockProfileRate(int(time.Microsecond))
+		runtime.SetMutexProfileFraction(5)
+	}
+	return func() {
+		if cf != nil {
+			pprof.StopCPUProfile()
+			cf.Close()
+		}
+		if block != "" {
+			for name, path := range map[string]string{"block": block, "mutex": block + ".mutex"} {
+				if f, err := os.Create(path); err == nil {
+					_ = pprof.Lookup(name).WriteTo(f, 0)
+					f.Close()
+				}
+			}
+		}
+	}, nil
 }
 
 func envOr(k, def string) string {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -56,7 +57,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ortLib := fs.String("ort-lib", repoDefault("lib/libonnxruntime.so.1"), "ONNX Runtime shared library")
 	threads := fs.Int("ort-threads", 1, "ONNX Runtime intra-op threads per model run (instances share one engine and run in parallel; keep 1 on small machines)")
 	threshold := fs.Float64("threshold", 0, "match distance threshold (0: the gallery's default, 0.6)")
-	maxInst := fs.Int("max-instances", 20, "cap on pending+running app-tier instances (goroutines sharing one engine)")
+	maxInst := fs.Int("max-instances", 0, "cap on pending+running app-tier instances (goroutines sharing one engine; 0: cores / ort-threads, at least 1)")
 	boot := fs.Duration("boot-delay", 0, "simulated instance boot time")
 	idle := fs.Duration("idle-timeout", 10*time.Second, "an instance with no work for this long stops itself")
 	minLife := fs.Duration("min-lifetime", 60*time.Second, "an idle instance never stops itself sooner than this after it started (EC2 bills 60 s per start)")
@@ -82,6 +83,12 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"request-timeout", "FACEFLEET_REQUEST_TIMEOUT"}, {"log-level", "FACEFLEET_LOG_LEVEL"},
 	}); err != nil {
 		return err
+	}
+	if *maxInst <= 0 {
+		// Local instances share this machine's cores: one model run per core
+		// keeps them all busy (a worker stores its last result while it
+		// analyses the next); more only time-slice the same cores.
+		*maxInst = max(1, runtime.NumCPU()/max(1, *threads))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -45,7 +46,13 @@ type Config struct {
 	// Threshold is the match distance threshold (0: the gallery's default).
 	Threshold float64
 
-	MaxInstances int           // cap on pending+running instances (default 20)
+	// MaxInstances caps pending+running instances (default: the core count).
+	// Local instances share one engine and this machine's cores, each running
+	// one model at a time (intra-op 1), and a worker stores its last result
+	// while it analyses the next, so a core per instance keeps every core busy;
+	// more instances only time-slice the same cores (slower answers, no more
+	// throughput, more memory).
+	MaxInstances int
 	BootDelay    time.Duration // simulated instance boot time
 	// IdleTimeout: an instance with no work for this long stops itself (default 10 s).
 	IdleTimeout time.Duration
@@ -82,7 +89,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("service: an Analyzer (the engine) is required")
 	}
 	if cfg.MaxInstances <= 0 {
-		cfg.MaxInstances = 20
+		cfg.MaxInstances = runtime.NumCPU()
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Second
