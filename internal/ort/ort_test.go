@@ -162,4 +162,16 @@ func TestSession(t *testing.T) {
 	if _, err := rt.NewSession(filepath.Join(t.TempDir(), "none.onnx"), ort.SessionOptions{}); err == nil {
 		t.Error("NewSession on a missing file succeeded")
 	}
+	// A thread pool, spinning or not, gives the same answers.
+	for _, spin := range []bool{false, true} {
+		s, err := rt.NewSession(writeModel(t), ort.SessionOptions{IntraOpThreads: 2, Spin: spin})
+		if err != nil {
+			t.Fatalf("Spin %v: %v", spin, err)
+		}
+		out, err := s.Run(ctx, []float32{1, 2, 3, 4, 5, 6}, []int64{2, 3})
+		if err != nil || len(out["sum"].Data) != 2 || out["sum"].Data[0] != 6 || out["sum"].Data[1] != 15 {
+			t.Errorf("Spin %v: sum = %v, %v; want [6 15]", spin, out["sum"].Data, err)
+		}
+		s.Close()
+	}
 }
