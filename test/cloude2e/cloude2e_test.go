@@ -8,12 +8,10 @@
 package cloude2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -36,7 +34,7 @@ import (
 	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
 	"github.com/facefleet/facefleet/internal/scalerfn"
 	"github.com/facefleet/facefleet/internal/testenv"
-	"github.com/facefleet/facefleet/test/facedata"
+	"github.com/facefleet/facefleet/test/e2ekit"
 )
 
 var faux *awstest.Server
@@ -141,41 +139,6 @@ func fakeCloudWatch(t *testing.T, calls *atomic.Int64) string {
 	return srv.URL
 }
 
-func upload(client *http.Client, method, url, field, filename string, data []byte) (int, string, error) {
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	fw, err := mw.CreateFormFile(field, filename)
-	if err != nil {
-		return 0, "", err
-	}
-	_, _ = fw.Write(data)
-	_ = mw.Close()
-	req, err := http.NewRequest(method, url, &b)
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	res, err := client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	return res.StatusCode, string(body), err
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func pct(ds []time.Duration, p float64) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
@@ -188,7 +151,7 @@ func TestCloudE2E(t *testing.T) {
 	}
 	s := awstest.Need(t, faux)
 	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
-	people := facedata.Load(t, enrollEach+1)
+	people := e2ekit.LoadFaces(t, enrollEach+1)
 	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -296,7 +259,7 @@ func TestCloudE2E(t *testing.T) {
 	}()
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	client := &http.Client{Timeout: 2 * time.Minute}
-	waitFor(t, "the web tier's /healthz", 30*time.Second, func() bool {
+	e2ekit.WaitFor(t, "the web tier's /healthz", 30*time.Second, func() bool {
 		select {
 		case <-web.done:
 			t.Fatalf("webtier exited: %v\n%s", web.err, web.tail(20))
@@ -342,13 +305,13 @@ func TestCloudE2E(t *testing.T) {
 	// Enroll the first photos of each person (this already needs the fleet).
 	for _, p := range people {
 		for i := range enrollEach {
-			code, body, err := upload(client, "PUT", url+"/v1/subjects/"+p.Name+"/faces", "image", p.Files[i], p.Photos[i])
+			code, body, err := e2ekit.Upload(client, "PUT", url+"/v1/subjects/"+p.Name+"/faces", "image", p.Files[i], p.Photos[i])
 			if err != nil || code != http.StatusCreated {
 				t.Fatalf("enroll %s/%s: %d %q %v", p.Name, p.Files[i], code, body, err)
 			}
 		}
 	}
-	waitFor(t, "the fleet to go back to 0 after enrollment", 60*time.Second, func() bool { return live() == 0 })
+	e2ekit.WaitFor(t, "the fleet to go back to 0 after enrollment", 60*time.Second, func() bool { return live() == 0 })
 
 	// Bad input at the edges, just before the burst: a request that is not our
 	// JSON, and a well-formed one whose S3 key has vanished. Neither may crash a
@@ -404,7 +367,7 @@ func TestCloudE2E(t *testing.T) {
 		want := fmt.Sprintf("u%03d_%s:%s", i, strings.TrimSuffix(p.Files[k], filepath.Ext(p.Files[k])), p.Name)
 		wg.Go(func() {
 			start := time.Now()
-			code, body, err := upload(client, "POST", url+"/", "inputFile", file, p.Photos[k])
+			code, body, err := e2ekit.Upload(client, "POST", url+"/", "inputFile", file, p.Photos[k])
 			el := time.Since(start)
 			mu.Lock()
 			defer mu.Unlock()
@@ -424,7 +387,7 @@ func TestCloudE2E(t *testing.T) {
 	if peak.Load() == 0 {
 		t.Error("no instance ran during the burst")
 	}
-	waitFor(t, "the fleet to scale back to 0", 60*time.Second, func() bool { return live() == 0 })
+	e2ekit.WaitFor(t, "the fleet to scale back to 0", 60*time.Second, func() bool { return live() == 0 })
 	backToZero := time.Since(burstEnd)
 
 	// Every queue, and both dead-letter queues, end empty.
@@ -433,7 +396,7 @@ func TestCloudE2E(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "queue "+u+" to be empty", 10*time.Second, func() bool {
+		e2ekit.WaitFor(t, "queue "+u+" to be empty", 10*time.Second, func() bool {
 			c, err := q.Counts(ctx)
 			return err == nil && c == (queue.Counts{})
 		})

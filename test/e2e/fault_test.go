@@ -20,6 +20,7 @@ import (
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/memqueue"
+	"github.com/facefleet/facefleet/test/e2ekit"
 	"github.com/facefleet/facefleet/webtier"
 )
 
@@ -105,7 +106,7 @@ func newFaultRig(t *testing.T, workers int) *faultRig {
 func (r *faultRig) assertQueuesEmpty(t *testing.T) {
 	t.Helper()
 	for qn, q := range map[string]queue.Queue{"requests": r.req, "responses": r.resp, "dead-letter": r.dlq} {
-		waitFor(t, qn+" queue to drain", 5*time.Second, func() bool {
+		e2ekit.WaitFor(t, qn+" queue to drain", 5*time.Second, func() bool {
 			n, err := q.Counts(context.Background())
 			return err == nil && n.Visible+n.InFlight+n.Delayed == 0
 		})

@@ -13,7 +13,6 @@ import (
 	"image/png"
 	"io"
 	"math/rand/v2"
-	"mime/multipart"
 	"net/http"
 	"sync"
 	"testing"
@@ -21,32 +20,19 @@ import (
 
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/test/e2ekit"
 )
 
-// post sends data as a multipart file and returns status and body.
+// post sends data as a multipart file and returns status and body; a transport
+// error fails the test (from any goroutine) and answers 0, "".
 func post(t testing.TB, method, url, field, filename string, data []byte) (int, string) {
 	t.Helper()
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	fw, err := mw.CreateFormFile(field, filename)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw.Write(data)
-	mw.Close()
-	req, err := http.NewRequest(method, url, &b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	res, err := http.DefaultClient.Do(req)
+	code, body, err := e2ekit.Upload(http.DefaultClient, method, url, field, filename, data)
 	if err != nil {
 		t.Errorf("%s %s: %v", method, url, err)
 		return 0, ""
 	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(body)
+	return code, body
 }
 
 // randomPNG is a small noise image, distinct per seed.
@@ -124,17 +110,6 @@ func (f *fakeEngine) Analyze(ctx context.Context, img []byte) (*engine.Result, e
 	return &engine.Result{Width: 32, Height: 32, Faces: []engine.Face{{
 		Box: engine.Box{X: 4, Y: 4, W: 20, H: 20}, Score: 0.9, Descriptor: descriptorFor(p),
 	}}}, nil
-}
-
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func name(person int) string { return fmt.Sprintf("person%d", person) }

@@ -21,11 +21,11 @@ import (
 	"github.com/facefleet/facefleet/internal/service"
 	"github.com/facefleet/facefleet/internal/testenv"
 	"github.com/facefleet/facefleet/scaling"
-	"github.com/facefleet/facefleet/test/facedata"
+	"github.com/facefleet/facefleet/test/e2ekit"
 )
 
 // person is one subject and their photos.
-type person = facedata.Person
+type person = e2ekit.Person
 
 // runService runs the embedded service on 127.0.0.1 and drives the whole story:
 // enroll 2 photos per person over HTTP, wait for the fleet to be idle at 0, fire
@@ -97,7 +97,7 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 	if body, _ := httpGet(url + "/v1/subjects"); len(body) < 10 {
 		t.Fatalf("subjects: %s", body)
 	}
-	waitFor(t, "the fleet to go back to 0 after enrollment", 20*time.Second, func() bool { return live() == 0 })
+	e2ekit.WaitFor(t, "the fleet to go back to 0 after enrollment", 20*time.Second, func() bool { return live() == 0 })
 
 	// Watch the fleet while the burst runs.
 	var peak atomic.Int64
@@ -159,12 +159,12 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 		}
 	}
 	for name, q := range map[string]queue.Queue{"requests": svc.Requests, "responses": svc.Responses, "dead-letter": svc.DeadLetter} {
-		waitFor(t, name+" queue to be empty", 5*time.Second, func() bool {
+		e2ekit.WaitFor(t, name+" queue to be empty", 5*time.Second, func() bool {
 			n, err := q.Counts(context.Background())
 			return err == nil && n.Visible+n.InFlight+n.Delayed == 0
 		})
 	}
-	waitFor(t, "the fleet to scale back to 0", 20*time.Second, func() bool { return live() == 0 })
+	e2ekit.WaitFor(t, "the fleet to scale back to 0", 20*time.Second, func() bool { return live() == 0 })
 	decisions := svc.Controller.Recent()
 	started := 0
 	for _, d := range decisions {
@@ -202,7 +202,7 @@ func TestEndToEndRealEngine(t *testing.T) {
 		t.Skip("real engine end to end: skipped with -short")
 	}
 	models, lib := testenv.Models(t), testenv.ORTLib(t)
-	people := facedata.Load(t, 2)
+	people := e2ekit.LoadFaces(t, 2)
 	if len(people) != 5 {
 		t.Fatalf("found %d people in the shared faces, want 5", len(people))
 	}

@@ -1,6 +1,7 @@
-// Package facedata loads the shared face dataset for the end-to-end tests, which
-// enroll some photos of each person and upload the rest.
-package facedata
+// Package e2ekit holds what both end-to-end suites (test/e2e, in process, and
+// test/cloude2e, on the AWS emulators) need: the shared face dataset, multipart
+// uploads and polling.
+package e2ekit
 
 import (
 	"os"
@@ -18,10 +19,10 @@ type Person struct {
 	Photos [][]byte // Photos[i] is the content of Files[i]
 }
 
-// Load reads testenv.Shared "faces" (one folder of PNG crops per person; it skips
+// LoadFaces reads testenv.Shared "faces" (one folder of PNG crops per person; it skips
 // or fails as testenv decides when the dataset is absent). It fails the test when
 // there is nobody or someone has fewer than minPhotos photos.
-func Load(t testing.TB, minPhotos int) []Person {
+func LoadFaces(t testing.TB, minPhotos int) []Person {
 	t.Helper()
 	dir := testenv.Shared(t, "faces")
 	entries, err := os.ReadDir(dir)
