@@ -237,7 +237,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer stopProfiles()
 	fmt.Fprintf(stdout, "engine alone: %d images, %.1f images/s, %.2f ms CPU per image\n", n, float64(n)/eBefore.wall.Seconds(), ms(eBefore.self)/float64(n))
 	fmt.Fprintf(stdout, "sequential %d: overhead p50 %.2f ms p95 %.2f ms (no contention)\n\n", *seqN, loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95))
-	fmt.Fprintln(stdout, "| burst | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | overhead p50/p95/p99 ms | of which input, fetch, store p50 ms | others' CPU |")
+	fmt.Fprintln(stdout, "| burst | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")
 	var ratio, overheadP50 float64
 	for _, b := range bursts {
@@ -272,9 +272,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// CPU vs engine: engine CPU per image over this process's CPU per
 		// request (service and load generator): the throughput ratio the
 		// burst would reach on otherwise idle cores with none left idle.
-		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %s | %.2f, %.2f, %.2f | %.2f cores |\n",
+		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %s | %.2f (%.1f), %.2f (%.1f), %.2f (%.1f) | %.2f cores |\n",
 			b, br.wall.Seconds(), rate, engineRate, ratio, engineCPU/(ms(br.self)/float64(b)), pct(tot, "%.0f"),
-			loadgen.Percentile(inf, 50), pct(ov, "%.2f"), loadgen.Percentile(input, 50), loadgen.Percentile(fetch, 50), loadgen.Percentile(store, 50),
+			loadgen.Percentile(inf, 50), pct(ov, "%.2f"), loadgen.Percentile(input, 50), loadgen.Percentile(input, 95),
+			loadgen.Percentile(fetch, 50), loadgen.Percentile(fetch, 95), loadgen.Percentile(store, 50), loadgen.Percentile(store, 95),
 			br.other.Seconds()/br.wall.Seconds())
 	}
 	fmt.Fprintf(stdout, "\nthroughput_vs_engine=%.3f overhead_p50_ms=%.3f\n", ratio, overheadP50)
