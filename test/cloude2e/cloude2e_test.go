@@ -227,13 +227,15 @@ func TestCloudE2E(t *testing.T) {
 	})
 	ec2URL = fake.URL
 	defer func() {
+		// Close the fake first: it waits for its hooks, so no OnRunning can start
+		// an apptier after the list below is taken.
+		fake.Close()
 		procMu.Lock()
 		ps := append([]*proc(nil), allProc...)
 		procMu.Unlock()
 		for _, p := range ps {
 			p.stop(5 * time.Second)
 		}
-		fake.Close()
 		if t.Failed() {
 			for _, p := range ps {
 				t.Logf("--- %s (exit %v):\n%s", p.name, p.err, p.tail(15))
