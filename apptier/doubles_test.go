@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -104,6 +105,9 @@ func (f *fakeEngine) Analyze(ctx context.Context, img []byte) (*engine.Result, e
 		return nil, fmt.Errorf("onnxruntime: out of memory")
 	case "panic":
 		panic("engine exploded")
+	case "exit":
+		runtime.Goexit() // the instance dies mid-image
+
 	case "noface":
 		return &engine.Result{Width: 10, Height: 10}, nil
 	}

@@ -225,7 +225,16 @@ func (w *Worker) start(ctx context.Context, m queue.Message) (finish func()) {
 	// loggers (slog's With) would format them for every image.
 	attrs := []any{"msg", m.ID, "receive", m.ReceiveCount, "id", req.ID, "key", req.Key}
 	stop := w.extendVisibility(ctx, attrs, m.ReceiptHandle)
+	// If the goroutine dies here (runtime.Goexit: a killed instance), the
+	// extension must die with it so that the request is redelivered.
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			stop()
+		}
+	}()
 	resp, err := w.process(ctx, req, received)
+	handedOver = true
 	return func() {
 		defer stop()
 		w.finish(ctx, m, req, resp, err, attrs, stop)

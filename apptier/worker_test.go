@@ -385,3 +385,21 @@ func TestWorkerOverlapsStoreWithNextImageButAnswersOnlyAfterStore(t *testing.T) 
 		t.Fatalf("request queue not empty: %+v", n)
 	}
 }
+
+func TestWorkerKilledMidImageStopsExtendingVisibility(t *testing.T) {
+	r := newRig(t, func(o *apptier.Options) { o.VisibilityTimeout = 300 * time.Millisecond })
+	r.send(t, "a", "a.jpg", "exit", protocol.Recognize)
+	died := make(chan struct{})
+	go func() {
+		defer close(died)
+		_ = r.w.Run(context.Background())
+	}()
+	<-died
+	// Nobody extends the dead delivery: it becomes visible again for another worker.
+	for deadline := time.Now().Add(3 * time.Second); counts(t, r.req).Visible != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("request still invisible after its visibility timeout: %+v", counts(t, r.req))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
