@@ -196,7 +196,8 @@ func (s *Server) Clients(ctx context.Context) (*awsconfig.Clients, error) {
 // QueueSpec describes a queue to create.
 type QueueSpec struct {
 	Name string
-	// VisibilityTimeout, MaxMessageBytes: 0 keeps SQS's defaults (30 s, 1 MiB).
+	// VisibilityTimeout (rounded up to whole seconds), MaxMessageBytes: 0 keeps
+	// SQS's defaults (30 s, 1 MiB).
 	VisibilityTimeout time.Duration
 	MaxMessageBytes   int
 	// MaxReceives > 0 creates Name+"-dlq" and a redrive policy to it.
@@ -214,7 +215,9 @@ func CreateQueue(ctx context.Context, client *sqs.Client, spec QueueSpec) (Queue
 	var q Queue
 	attrs := map[string]string{}
 	if spec.VisibilityTimeout > 0 {
-		attrs["VisibilityTimeout"] = strconv.Itoa(int(spec.VisibilityTimeout / time.Second))
+		// Whole seconds, rounded up: truncating 500 ms would give 0, a queue
+		// whose messages come back at once.
+		attrs["VisibilityTimeout"] = strconv.Itoa(int((spec.VisibilityTimeout + time.Second - 1) / time.Second))
 	}
 	if spec.MaxMessageBytes > 0 {
 		attrs["MaximumMessageSize"] = strconv.Itoa(spec.MaxMessageBytes)

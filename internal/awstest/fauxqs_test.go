@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
 	"github.com/facefleet/facefleet/internal/awstest"
 )
 
@@ -34,6 +37,21 @@ func TestStartStop(t *testing.T) {
 	}
 	if q.URL == "" || q.DLQURL == "" || !strings.Contains(q.DLQARN, "selftest") {
 		t.Fatalf("queue %+v; want URLs and the DLQ's ARN", q)
+	}
+	// SQS counts visibility in whole seconds: a sub-second spec rounds up, never
+	// down to 0 (messages visible again at once).
+	short, err := awstest.CreateQueue(ctx, c.SQS(), awstest.QueueSpec{Name: awstest.Unique(t, "selftest"), VisibilityTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attrs, err := c.SQS().GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: &short.URL, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameVisibilityTimeout},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := attrs.Attributes[string(sqstypes.QueueAttributeNameVisibilityTimeout)]; v != "1" {
+		t.Errorf("VisibilityTimeout of a 500 ms spec = %q; want \"1\"", v)
 	}
 	if err := awstest.CreateBucket(ctx, c.S3(), awstest.Unique(t, "selftest")); err != nil {
 		t.Fatal(err)
