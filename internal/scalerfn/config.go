@@ -25,6 +25,10 @@ const (
 	MaxInstancesLimit = 1000
 	MinInterval       = 100 * time.Millisecond
 	MaxInterval       = time.Minute
+	// MinMargin is above 0 because the handler reads a 0 margin as "default":
+	// "0s" would silently mean DefaultMargin.
+	MinMargin = 100 * time.Millisecond
+	MaxMargin = 30 * time.Second
 )
 
 // Config is the function's configuration.
@@ -88,7 +92,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		*dst = d
 	}
 	dur(EnvInterval, &c.Interval, MinInterval, MaxInterval)
-	dur(EnvMargin, &c.Margin, 0, 30*time.Second)
+	dur(EnvMargin, &c.Margin, MinMargin, MaxMargin)
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("scaler configuration: %w", err)
 	}

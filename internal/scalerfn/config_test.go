@@ -28,11 +28,11 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Errorf("got %+v, %v", c, err)
 	}
 
-	_, err = ConfigFromEnv(env(map[string]string{EnvQueueURL: "facefleet-requests", EnvMaxInstances: "0", EnvInterval: "5"}))
+	_, err = ConfigFromEnv(env(map[string]string{EnvQueueURL: "facefleet-requests", EnvMaxInstances: "0", EnvInterval: "5", EnvMargin: "0s"}))
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, want := range []string{EnvQueueURL, EnvLaunchTemplateID, EnvTagKey, EnvTagValue, EnvMaxInstances, EnvInterval} {
+	for _, want := range []string{EnvQueueURL, EnvLaunchTemplateID, EnvTagKey, EnvTagValue, EnvMaxInstances, EnvInterval, EnvMargin} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}
