@@ -11,7 +11,7 @@ import (
 // The tiers refuse bad configuration with a clear error before touching AWS.
 func TestTierFlagErrors(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	for _, name := range []string{"FACEFLEET_REQUEST_QUEUE_URL", "FACEFLEET_RESPONSE_QUEUE_URL", "FACEFLEET_INPUT_BUCKET", "FACEFLEET_OUTPUT_BUCKET", "FACEFLEET_INSTANCE_ID"} {
+	for _, name := range []string{"FACEFLEET_REQUEST_QUEUE_URL", "FACEFLEET_RESPONSE_QUEUE_URL", "FACEFLEET_INPUT_BUCKET", "FACEFLEET_OUTPUT_BUCKET", "FACEFLEET_INSTANCE_ID", "FACEFLEET_APP_TAG_KEY", "FACEFLEET_APP_TAG_VALUE"} {
 		t.Setenv(name, "")
 	}
 	full := []string{"-request-queue-url", "http://127.0.0.1:1/0/req", "-response-queue-url", "http://127.0.0.1:1/0/resp",
@@ -29,6 +29,7 @@ func TestTierFlagErrors(t *testing.T) {
 		{"apptier too many workers", runApptier, append([]string{"-workers", "0"}, full...), "-workers 0 must be 1..64"},
 		{"webtier bad endpoint", runWebtier, append([]string{"-sqs-endpoint", "127.0.0.1:4566"}, full...), "not an absolute URL"},
 		{"bad log level", runWebtier, append([]string{"-log-level", "loud"}, full...), "-log-level"},
+		{"webtier fleet tag key without value", runWebtier, append([]string{"-fleet-tag-key", "tier"}, full...), "set both"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

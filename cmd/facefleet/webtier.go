@@ -132,6 +132,9 @@ func runWebtier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if (*tagKey == "") != (*tagValue == "") {
+		return fmt.Errorf("-fleet-tag-key %q and -fleet-tag-value %q: set both to report the fleet, or neither", *tagKey, *tagValue)
+	}
 	log, err := tf.logger(stderr)
 	if err != nil {
 		return err
@@ -149,7 +152,7 @@ func runWebtier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if a.dlq != nil {
 		o.RequestDLQ = a.dlq
 	}
-	if *tagKey != "" && *tagValue != "" {
+	if *tagKey != "" {
 		// Read-only use (List for /status); Max only bounds launches, which the
 		// web tier never does.
 		if o.Fleet, err = ec2fleet.New(a.clients.EC2(), ec2fleet.Options{TagKey: *tagKey, TagValue: *tagValue, Max: 1000}); err != nil {
