@@ -670,23 +670,30 @@ func (f simFleet) pick(ids []string, allowed ...fleet.State) ([]*instance, error
 }
 
 func (f simFleet) Start(ctx context.Context, ids ...string) error {
-	ins, err := f.pick(ids, fleet.Stopped)
+	// As in EC2: starting a pending or running instance is an accepted no-op.
+	ins, err := f.pick(ids, fleet.Stopped, fleet.Pending, fleet.Running)
 	if err != nil {
 		return err
 	}
 	for _, in := range ins {
-		f.w.bringUp(in, 0)
+		if in.state == fleet.Stopped {
+			f.w.bringUp(in, 0)
+		}
 	}
 	return ctx.Err()
 }
 
 func (f simFleet) Stop(ctx context.Context, ids ...string) error {
-	ins, err := f.pick(ids, fleet.Running, fleet.Pending)
+	// As in EC2: a pending instance cannot be stopped (IncorrectInstanceState);
+	// stopping a stopping or stopped one is an accepted no-op.
+	ins, err := f.pick(ids, fleet.Running, fleet.Stopping, fleet.Stopped)
 	if err != nil {
 		return err
 	}
 	for _, in := range ins {
-		f.w.stop(in, true)
+		if in.state == fleet.Running {
+			f.w.stop(in, true)
+		}
 	}
 	return ctx.Err()
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/scaling"
 )
 
@@ -447,5 +449,30 @@ func TestCapacityErrorsAreSurvived(t *testing.T) {
 	}
 	if r.StepErrors == 0 || r.Answered != r.Requests || r.Starts != 2 {
 		t.Fatalf("step errors %d, answered %d/%d, starts %d", r.StepErrors, r.Answered, r.Requests, r.Starts)
+	}
+}
+
+// The simulated fleet follows EC2's rules, as localfleet and ec2fleet do (see
+// fleettest): Stop of a pending instance fails, Start of a pending one and Stop of
+// a stopped one are accepted no-ops.
+func TestSimFleetFollowsEC2States(t *testing.T) {
+	w := &world{cfg: DefaultConfig().withDefaults(), delays: rand.New(rand.NewPCG(1, 2)), blips: rand.New(rand.NewPCG(3, 4))}
+	f := simFleet{w: w}
+	ctx := context.Background()
+	stopped, pending := w.newInstance(), w.newInstance()
+	if err := f.Start(ctx, pending.id); err != nil || pending.state != fleet.Pending {
+		t.Fatalf("Start(stopped) = %v, state %s; want nil, pending", err, pending.state)
+	}
+	if err := f.Stop(ctx, pending.id); !errors.Is(err, fleet.ErrIncorrectState) {
+		t.Errorf("Stop(pending) = %v; want ErrIncorrectState", err)
+	}
+	if err := f.Start(ctx, pending.id); err != nil || pending.state != fleet.Pending {
+		t.Errorf("Start(pending) = %v, state %s; want an accepted no-op", err, pending.state)
+	}
+	if err := f.Stop(ctx, stopped.id); err != nil || stopped.state != fleet.Stopped {
+		t.Errorf("Stop(stopped) = %v, state %s; want an accepted no-op", err, stopped.state)
+	}
+	if err := f.Stop(ctx, "i-none"); !errors.Is(err, fleet.ErrNotFound) {
+		t.Errorf("Stop(unknown) = %v; want ErrNotFound", err)
 	}
 }
