@@ -117,14 +117,15 @@ func stopSelf(ctx context.Context, log *slog.Logger, mode, cmdline, id string, a
 		// A running instance with no worker would be billed for nothing, so retry
 		// (throttling, a blip) before giving up; the exit status then lets the
 		// service manager restart the tier, which will try again when idle.
+		const attempts = 4
 		var err error
-		for attempt, wait := 1, time.Second; attempt <= 4; attempt, wait = attempt+1, wait*2 {
+		for attempt, wait := 1, time.Second; ; attempt, wait = attempt+1, wait*2 {
 			if err = ec2fleet.StopSelf(ctx, a.clients.EC2(), id); err == nil {
 				return nil
 			}
 			log.Warn("idle: could not stop this instance", "instance", id, "attempt", attempt, "err", err)
-			if errors.Is(err, fleet.ErrNotFound) {
-				break
+			if errors.Is(err, fleet.ErrNotFound) || attempt == attempts {
+				break // no sleep after the last attempt: exit now and let the service manager restart
 			}
 			select {
 			case <-ctx.Done():
