@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,8 +23,7 @@ import (
 // instance stops itself (-self-stop), so the fleet shrinks to zero without the
 // scaler.
 func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("apptier", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("apptier", "", stderr)
 	var (
 		tf           awsTierFlags
 		models       = fs.String("models", envOr("FACEFLEET_MODELS", repoDefault("models")), "directory of the converted .onnx models (env FACEFLEET_MODELS)")

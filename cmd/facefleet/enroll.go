@@ -58,12 +58,7 @@ func (f *engineFlags) engine(stderr io.Writer) (*engine.Engine, error) {
 var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".webp": true}
 
 func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("enroll", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: facefleet enroll -gallery FILE [flags] DIR\n\nDIR holds one folder per person, named after them, of photos of that person.\nThe largest face of each photo is enrolled.")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("enroll", "usage: facefleet enroll -gallery FILE [flags] DIR\n\nDIR holds one folder per person, named after them, of photos of that person.\nThe largest face of each photo is enrolled.", stderr)
 	ef := addEngineFlags(fs)
 	appendTo := fs.Bool("append", false, "add to the existing gallery FILE instead of replacing it")
 	if err := ef.parse(fs, args); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,8 +18,7 @@ import (
 // runLoadgen fires concurrent course-style uploads and checks the answers; it
 // fails when any answer is wrong or any upload failed.
 func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("loadgen", "", stderr)
 	url := fs.String("url", "http://127.0.0.1:8000/", "web tier URL (uploads POST here, field inputFile)")
 	dir := fs.String("dir", "", "folder of images (searched recursively; sub-folder names are the expected names when -csv is absent)")
 	csvPath := fs.String("csv", "", "expected answers: CSV with header Image,Results (image stems without extension)")

@@ -72,3 +72,17 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nRun 'facefleet <command> -h' for a command's flags.")
 }
+
+// newFlagSet is a command's flag set: errors and -h go to stderr, headed by usage
+// when it is given.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if usage != "" {
+		fs.Usage = func() {
+			fmt.Fprintln(stderr, usage)
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,12 +24,7 @@ type recognition struct {
 }
 
 func runRecognize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("recognize", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: facefleet recognize -gallery FILE [-json] [flags] IMAGE...\n\nPrints <file stem>:<name> per image: the best match of its largest face,\nUnknown when nobody enrolled is close enough, NoFace when there is no face.")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("recognize", "usage: facefleet recognize -gallery FILE [-json] [flags] IMAGE...\n\nPrints <file stem>:<name> per image: the best match of its largest face,\nUnknown when nobody enrolled is close enough, NoFace when there is no face.", stderr)
 	ef := addEngineFlags(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per image (faces, boxes, distances, timings)")
 	if err := ef.parse(fs, args); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -15,8 +14,7 @@ import (
 // a markdown table (or -json), optionally writing SVG plots.
 func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := sim.DefaultConfig()
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("simulate", "", stderr)
 	workload := fs.String("workload", "all", "workload name or `all` ("+strings.Join(sim.WorkloadNames(), ", ")+", burst-N, poisson-R, replay:FILE.csv)")
 	policy := fs.String("policy", "all", "policy name or `all` ("+strings.Join(sim.PolicyNames(), ", ")+")")
 	fs.IntVar(&cfg.Max, "max", cfg.Max, "cap on pending+running instances")

@@ -116,8 +116,7 @@ func (f *awsTierFlags) logger(w io.Writer) (*slog.Logger, error) {
 // runWebtier serves the web tier on AWS: uploads go to S3 and the request queue,
 // answers come back on the response queue.
 func runWebtier(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("webtier", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("webtier", "", stderr)
 	var (
 		tf         awsTierFlags
 		listen     = fs.String("listen", ":8000", "HTTP listen address")
