@@ -164,21 +164,29 @@ type inputNorm struct {
 	div  float32
 }
 
-// input adds the graph's input (NHWC float32 RGB 0..255) and transposes it to
-// NCHW. It does not normalise: a first conv without padding absorbs the
-// normalisation into its weights (convSpec.norm), others use normalize. A
-// separate Sub broadcasting a 3-vector over NHWC was a quarter of the
-// detector's time in ONNX Runtime.
+// input adds the graph's input (NHWC float32 RGB 0..255) and views it, without
+// moving any data, as one channel of H rows of W*3 interleaved values
+// [N,1,H,W*3]. The first conv reads RGB pixels there with a kernel 3*kw values
+// wide and a horizontal stride of 3 values per pixel (convSpec.interleaved):
+// the same sums as on NCHW, with no Transpose. Normalisation is folded into
+// that conv when it does not pad (convSpec.norm), otherwise done by normalize.
+// (A Sub broadcasting a 3-vector over NHWC took a quarter of the detector's
+// time in ONNX Runtime.)
 func (b *builder) input(dims ...dim) string {
 	b.g.Input = append(b.g.Input, valueInfo("input", dims...))
-	return b.node("Transpose", "to_nchw", []string{"input"}, attrInts("perm", 0, 3, 1, 2))
+	x := b.node("Reshape", "interleave/rows", []string{"input", b.initI64("interleave/rows/shape", 0, 0, -1)})
+	return b.node("Unsqueeze", "interleave", []string{x, b.initI64("interleave/axes", 1)})
 }
 
-// normalize adds (x - mean) / div on an NCHW value as graph ops, for nets whose
-// first conv pads its input (padding must stay zero after normalisation, which
-// a folded conv cannot express).
-func (b *builder) normalize(x string, n inputNorm) string {
-	x = b.node("Sub", "normalize/sub", []string{x, b.initF32("normalize/mean", []int64{3, 1, 1}, n.mean[:])})
+// normalize adds (x - mean) / div on the interleaved view of an image width
+// pixels wide, for nets whose first conv pads its input (padding must stay
+// zero after normalisation, which a folded conv cannot express).
+func (b *builder) normalize(x string, n inputNorm, width int) string {
+	mean := make([]float32, 3*width)
+	for i := range mean {
+		mean[i] = n.mean[i%3]
+	}
+	x = b.node("Sub", "normalize/sub", []string{x, b.initF32("normalize/mean", []int64{int64(len(mean))}, mean)})
 	return b.node("Div", "normalize/div", []string{x, b.initF32("normalize/divisor", nil, []float32{n.div})})
 }
 
@@ -216,6 +224,9 @@ type convSpec struct {
 	// norm, if set, is the input normalisation folded into this (first,
 	// unpadded, ungrouped, 3-channel) conv's weights and bias.
 	norm *inputNorm
+	// interleaved: the conv reads RGB from input's [N,1,H,W*3] view; its
+	// weights (given OIHW over 3 channels) are laid out to match.
+	interleaved bool
 }
 
 // conv adds a Conv node with OIHW weights (dims) and an optional bias.
@@ -227,14 +238,24 @@ func (b *builder) conv(name, x string, w []float32, dims [4]int64, bias []float3
 		}
 		w, bias = foldNorm(w, bias, dims, *s.norm)
 	}
+	stride := max(s.stride, 1)
+	sx := stride
+	if s.interleaved {
+		if s.auto != "" || s.group > 1 || dims[1] != 3 {
+			b.fail(fmt.Errorf("%s: only an ungrouped conv over RGB with explicit pads can read the interleaved input", name))
+			return x
+		}
+		w, dims = interleave(w, dims)
+		sx = 3 * stride
+		s.pads = [4]int64{s.pads[0], 3 * s.pads[1], s.pads[2], 3 * s.pads[3]}
+	}
 	inputs := []string{x, b.initF32(name+"/W", dims[:], w)}
 	if bias != nil {
 		inputs = append(inputs, b.initF32(name+"/B", []int64{dims[0]}, bias))
 	}
-	stride := max(s.stride, 1)
 	attrs := []*onnxpb.AttributeProto{
 		attrInts("kernel_shape", dims[2], dims[3]),
-		attrInts("strides", stride, stride),
+		attrInts("strides", stride, sx),
 	}
 	if s.auto != "" {
 		attrs = append(attrs, attrString("auto_pad", s.auto))
@@ -245,6 +266,23 @@ func (b *builder) conv(name, x string, w []float32, dims [4]int64, bias []float3
 		attrs = append(attrs, attrInt("group", s.group))
 	}
 	return b.node("Conv", name, inputs, attrs...)
+}
+
+// interleave turns OIHW weights over 3 channels [O,3,kh,kw] into [O,1,kh,3*kw]
+// for the interleaved input view: tap (c, i, j) moves to row i, column 3*j+c.
+func interleave(w []float32, dims [4]int64) ([]float32, [4]int64) {
+	o, kh, kw := int(dims[0]), int(dims[2]), int(dims[3])
+	out := make([]float32, len(w))
+	for k := 0; k < o; k++ {
+		for c := 0; c < 3; c++ {
+			for i := 0; i < kh; i++ {
+				for j := 0; j < kw; j++ {
+					out[(k*kh+i)*3*kw+3*j+c] = w[((k*3+c)*kh+i)*kw+j]
+				}
+			}
+		}
+	}
+	return out, [4]int64{dims[0], 1, dims[2], 3 * dims[3]}
 }
 
 // samePads are TensorFlow's "same" paddings for one axis: the odd pixel goes at the end.

@@ -11,7 +11,7 @@ func landmarkNet(w *Weights) ([]byte, error) {
 	b := newBuilder(w, "face_landmark_68")
 	n := dim{param: "N"}
 	// The first conv pads ("same"), so the normalisation stays a graph op.
-	x := b.normalize(b.input(n, dim{size: LandmarkSize}, dim{size: LandmarkSize}, dim{size: 3}), inputNorm{faceMeanRGB, 255})
+	x := b.normalize(b.input(n, dim{size: LandmarkSize}, dim{size: LandmarkSize}, dim{size: 3}), inputNorm{faceMeanRGB, 255}, LandmarkSize)
 	size, ch := int64(LandmarkSize), 3
 	for i, out := range []int{32, 64, 128, 256} {
 		x = b.denseBlock4(name("dense", i), x, ch, out, size, i == 0)
@@ -42,7 +42,7 @@ func (b *builder) denseBlock4(prefix, x string, in, out int, size int64, first b
 	var out1 string
 	if first {
 		f := b.weight(prefix+"/conv0/filters", 3, 3, in, out)
-		out1 = b.conv(prefix+"/conv0", x, hwioToOIHW(f, 3, 3, in, out), [4]int64{int64(out), int64(in), 3, 3}, b.weight(prefix+"/conv0/bias", out), convSpec{stride: 2, pads: down})
+		out1 = b.conv(prefix+"/conv0", x, hwioToOIHW(f, 3, 3, in, out), [4]int64{int64(out), int64(in), 3, 3}, b.weight(prefix+"/conv0/bias", out), convSpec{stride: 2, pads: down, interleaved: true})
 	} else {
 		out1 = b.separable(prefix+"/conv0", x, in, out, 2, down)
 	}

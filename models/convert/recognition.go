@@ -19,7 +19,7 @@ func recognitionNet(w *Weights) ([]byte, error) {
 	ch := int64(3)
 
 	// conv32_down: 7x7 stride 2 valid, ReLU; then max pool 3x3 stride 2 valid.
-	x, ch = b.scaledConv("conv32_down", x, ch, 7, convSpec{stride: 2, norm: &inputNorm{faceMeanRGB, 255}}, true)
+	x, ch = b.scaledConv("conv32_down", x, ch, 7, convSpec{stride: 2, norm: &inputNorm{faceMeanRGB, 255}, interleaved: true}, true)
 	size = (size-7)/2 + 1
 	x = b.node("MaxPool", "pool", []string{x}, attrInts("kernel_shape", 3, 3), attrInts("strides", 2, 2))
 	size = (size-3)/2 + 1

@@ -15,7 +15,7 @@ func tinyFaceDetector(w *Weights) ([]byte, error) {
 	// conv0: plain 3x3 conv, valid padding, bias, leaky ReLU.
 	f0 := b.weight("conv0/filters", 3, 3, 3, 16)
 	x = b.conv("conv0", x, hwioToOIHW(f0, 3, 3, 3, 16), [4]int64{16, 3, 3, 3}, b.weight("conv0/bias", 16),
-		convSpec{stride: 1, norm: &inputNorm{tinyMeanRGB, 255}})
+		convSpec{stride: 1, norm: &inputNorm{tinyMeanRGB, 255}, interleaved: true})
 	x = b.node("LeakyRelu", "conv0/leaky", []string{x}, attrFloat("alpha", 0.1))
 	x = b.maxPoolSame("pool0", x, 2)
 
