@@ -104,6 +104,9 @@ func Start(ctx context.Context) (*Server, error) {
 		if err == nil {
 			return s, nil
 		}
+		if ctx.Err() != nil { // out of time: another try would only spawn node again
+			return nil, err
+		}
 		lastErr = err
 	}
 	return nil, lastErr
