@@ -66,18 +66,20 @@ func NewCloudWatch(client *cloudwatch.Client, namespace string) (*CloudWatch, er
 	return &CloudWatch{client: client, namespace: namespace}, nil
 }
 
-// Publish sends data in batches of PutMetricData's maximum.
+// Publish sends data in batches of PutMetricData's maximum. Every datum is
+// checked before the first call, so a bad one publishes nothing rather than the
+// batches before it.
 func (c *CloudWatch) Publish(ctx context.Context, data ...Datum) error {
-	for start := 0; start < len(data); start += maxPerCall {
-		end := min(start+maxPerCall, len(data))
-		batch := make([]types.MetricDatum, 0, end-start)
-		for _, d := range data[start:end] {
-			md, err := toDatum(d)
-			if err != nil {
-				return err
-			}
-			batch = append(batch, md)
+	all := make([]types.MetricDatum, 0, len(data))
+	for _, d := range data {
+		md, err := toDatum(d)
+		if err != nil {
+			return err
 		}
+		all = append(all, md)
+	}
+	for start := 0; start < len(all); start += maxPerCall {
+		batch := all[start:min(start+maxPerCall, len(all))]
 		if _, err := c.client.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{
 			Namespace: aws.String(c.namespace), MetricData: batch,
 		}); err != nil {

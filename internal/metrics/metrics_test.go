@@ -91,6 +91,12 @@ func TestCloudWatchPublish(t *testing.T) {
 	if err := p.Publish(context.Background(), metrics.Datum{Value: 1}); err == nil {
 		t.Fatal("a datum without a name was published")
 	}
+	// A bad datum past the first batch publishes nothing, not a partial set.
+	data[1000].Name = ""
+	calls := len(fake.names)
+	if err := p.Publish(context.Background(), data...); err == nil || len(fake.names) != calls {
+		t.Fatalf("Publish with a bad 1001st datum = %v after %d call(s); want an error and no call", err, len(fake.names)-calls)
+	}
 	if _, err := metrics.NewCloudWatch(client, ""); err == nil {
 		t.Fatal("empty namespace accepted")
 	}
