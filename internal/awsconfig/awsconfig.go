@@ -67,15 +67,17 @@ type Clients struct {
 // that is missing everywhere, so a misconfigured tier stops at start-up rather than
 // at its first request.
 func Load(ctx context.Context, opts Options) (*Clients, error) {
-	for name, ep := range map[string]string{
-		"endpoint": opts.Endpoint, "sqs endpoint": opts.SQSEndpoint, "s3 endpoint": opts.S3Endpoint,
-		"ec2 endpoint": opts.EC2Endpoint, "cloudwatch endpoint": opts.CloudWatchEndpoint,
+	// A slice, not a map: with several bad endpoints the error names the same one
+	// every run.
+	for _, e := range []struct{ name, url string }{
+		{"endpoint", opts.Endpoint}, {"sqs endpoint", opts.SQSEndpoint}, {"s3 endpoint", opts.S3Endpoint},
+		{"ec2 endpoint", opts.EC2Endpoint}, {"cloudwatch endpoint", opts.CloudWatchEndpoint},
 	} {
-		if ep == "" {
+		if e.url == "" {
 			continue
 		}
-		if u, err := url.Parse(ep); err != nil || u.Scheme == "" || u.Host == "" {
-			return nil, fmt.Errorf("awsconfig: %s %q is not an absolute URL like http://127.0.0.1:4566", name, ep)
+		if u, err := url.Parse(e.url); err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("awsconfig: %s %q is not an absolute URL like http://127.0.0.1:4566", e.name, e.url)
 		}
 	}
 	var lo []func(*config.LoadOptions) error
