@@ -10,6 +10,7 @@ import (
 
 	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/internal/blob/memblob"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/memqueue"
@@ -17,14 +18,14 @@ import (
 
 type rig struct {
 	req, resp, dlq *memqueue.Queue
-	in, out        *memBlob
+	in, out        *memblob.Store
 	eng            *fakeEngine
 	w              *apptier.Worker
 }
 
 func newRig(t *testing.T, mod func(*apptier.Options)) *rig {
 	t.Helper()
-	r := &rig{in: newMemBlob(), out: newMemBlob(), eng: &fakeEngine{block: make(chan struct{})}}
+	r := &rig{in: memblob.New(), out: memblob.New(), eng: &fakeEngine{block: make(chan struct{})}}
 	var err error
 	if r.dlq, err = memqueue.New(memqueue.Options{Name: "dlq"}); err != nil {
 		t.Fatal(err)
@@ -326,7 +327,7 @@ func TestWorkerIdleStopWaitsForMinLifetime(t *testing.T) {
 
 // gatedBlob holds every Put of a result until open is closed.
 type gatedBlob struct {
-	*memBlob
+	*memblob.Store
 	open chan struct{}
 }
 
@@ -334,11 +335,11 @@ func (g *gatedBlob) Put(ctx context.Context, key string, data []byte, ct string)
 	if key != "gallery/gallery.json" {
 		<-g.open
 	}
-	return g.memBlob.Put(ctx, key, data, ct)
+	return g.Store.Put(ctx, key, data, ct)
 }
 
 func TestWorkerOverlapsStoreWithNextImageButAnswersOnlyAfterStore(t *testing.T) {
-	gate := &gatedBlob{memBlob: newMemBlob(), open: make(chan struct{})}
+	gate := &gatedBlob{Store: memblob.New(), open: make(chan struct{})}
 	r := newRig(t, func(o *apptier.Options) { o.Outputs = gate })
 	r.send(t, "a", "a.jpg", "face", protocol.Recognize)
 	r.send(t, "b", "b.jpg", "face", protocol.Recognize)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/blob/memblob"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/memqueue"
@@ -84,7 +85,7 @@ func mapCodec(data []byte) (webtier.Gallery, error) {
 type env struct {
 	t              *testing.T
 	req, resp, dlq *memqueue.Queue
-	in, out        *memBlob
+	in, out        *memblob.Store
 	s              *webtier.Server
 	url            string
 	nudges         int
@@ -96,7 +97,7 @@ type env struct {
 
 func newEnv(t *testing.T, lim webtier.Limits) *env {
 	t.Helper()
-	e := &env{t: t, in: newMemBlob(), out: newMemBlob()}
+	e := &env{t: t, in: memblob.New(), out: memblob.New()}
 	var err error
 	e.dlq, _ = memqueue.New(memqueue.Options{Name: "dlq"})
 	e.req, err = memqueue.New(memqueue.Options{Name: "req", DeadLetter: e.dlq, MaxReceiveCount: 3})
