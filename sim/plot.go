@@ -51,6 +51,9 @@ func svgPlot(r Result) string {
 		bMax = max(bMax, p.Backlog)
 		cMax = max(cMax, p.Capacity)
 	}
+	// Round the axes up to multiples of the 4 grid steps so every tick is a whole
+	// number (a fleet of 1 would otherwise read 1, 0, 0, 0, 0).
+	bMax, cMax = (bMax+3)/4*4, (cMax+3)/4*4
 	x := func(t float64) float64 { return padL + t/tMax*innerW }
 	yb := func(v int) float64 { return padTop + innerH - float64(v)/float64(bMax)*innerH }
 	yc := func(v int) float64 { return padTop + innerH - float64(v)/float64(cMax)*innerH }
