@@ -58,27 +58,29 @@ func svgPlot(r Result) string {
 	yb := func(v int) float64 { return padTop + innerH - float64(v)/float64(bMax)*innerH }
 	yc := func(v int) float64 { return padTop + innerH - float64(v)/float64(cMax)*innerH }
 
-	// Step lines, thinned to the peak per column so long runs stay small.
+	// Step lines, thinned to one column per pixel so long runs stay small: each
+	// column rises to its peak and ends at its last value (so a queue that drains
+	// inside a column is drawn at 0 afterwards, not at its peak).
 	var bl, cl strings.Builder
-	col, colB, colC := -1, 0, 0
+	col, colB, colC, endB, endC := -1, 0, 0, 0, 0
 	lastB, lastC := 0, 0
 	flush := func() {
 		if col < 0 {
 			return
 		}
 		t := float64(col) / maxPlottedColumns * tMax
-		fmt.Fprintf(&bl, "%.1f,%.1f %.1f,%.1f ", x(t), yb(lastB), x(t), yb(colB))
-		fmt.Fprintf(&cl, "%.1f,%.1f %.1f,%.1f ", x(t), yc(lastC), x(t), yc(colC))
-		lastB, lastC = colB, colC
+		fmt.Fprintf(&bl, "%.1f,%.1f %.1f,%.1f %.1f,%.1f ", x(t), yb(lastB), x(t), yb(colB), x(t), yb(endB))
+		fmt.Fprintf(&cl, "%.1f,%.1f %.1f,%.1f %.1f,%.1f ", x(t), yc(lastC), x(t), yc(colC), x(t), yc(endC))
+		lastB, lastC = endB, endC
 	}
 	for _, p := range pts {
 		c := int(p.T / tMax * maxPlottedColumns)
 		if c != col {
 			flush()
 			col, colB, colC = c, p.Backlog, p.Capacity
-			continue
 		}
 		colB, colC = max(colB, p.Backlog), max(colC, p.Capacity)
+		endB, endC = p.Backlog, p.Capacity
 	}
 	flush()
 	fmt.Fprintf(&bl, "%.1f,%.1f", x(tMax), yb(lastB))

@@ -476,3 +476,27 @@ func TestSimFleetFollowsEC2States(t *testing.T) {
 		t.Errorf("Stop(unknown) = %v; want ErrNotFound", err)
 	}
 }
+
+// A queue that drains inside one plotted column must be drawn at 0 afterwards, not
+// held at the column's peak until the next event.
+func TestPlotEndsAtLastValueNotPeak(t *testing.T) {
+	r := Result{Workload: "w", Policy: "p", Timeline: []Point{
+		{T: 0, Backlog: 100, Capacity: 1},
+		{T: 50, Backlog: 4, Capacity: 1},
+		{T: 50.001, Backlog: 0, Capacity: 1},
+		{T: 100, Backlog: 0, Capacity: 0},
+	}}
+	svg := svgPlot(r)
+	i := strings.Index(svg, `points="`)
+	pts := strings.Fields(svg[i+len(`points="`) : i+strings.Index(svg[i:], `"/>`)])
+	bottom := fmt.Sprintf("%.1f", float64(padTop+innerH))
+	// Every point drawn after the drain (t > 60 s) must be at the bottom.
+	for _, p := range pts {
+		xs, y, _ := strings.Cut(p, ",")
+		var x float64
+		fmt.Sscanf(xs, "%g", &x)
+		if x > padL+60.0/100*innerW && y != bottom {
+			t.Fatalf("backlog drawn at y=%s at x=%s after the queue drained; want y=%s: %v", y, xs, bottom, pts)
+		}
+	}
+}
