@@ -32,7 +32,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&cfg.BlipRate, "blip", cfg.BlipRate, "chance an empty queue reads as 1 (negative: never)")
 	fs.DurationVar(&cfg.Facefleet.DrainTarget, "drain-target", 0, "facefleet: clear a backlog within this long once capacity is up (0: default)")
 	fs.IntVar(&cfg.Capacity, "capacity", 0, "instances the provider will ever hold; launches beyond fail with ErrCapacity (0: unlimited)")
-	fs.BoolVar(&cfg.Retire, "retire", false, "give the simulated fleet scaling.Retirer (stop after the current job), which the real adapters lack today")
+	fs.BoolVar(&cfg.Retire, "retire", true, "give the simulated fleet scaling.Retirer (stop after the current job), as localfleet and ec2fleet have")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed; the same seed gives the same results")
 	asJSON := fs.Bool("json", false, "print one JSON array instead of a markdown table")
 	plotDir := fs.String("plot", "", "write an SVG of queue depth and instances per (workload, policy) into `DIR`")

@@ -157,6 +157,12 @@ func (f *Fleet) Start(ctx context.Context, ids ...string) error {
 	return nil
 }
 
+// Retire implements scaling.Retirer: stop after the current job. StopInstances
+// shuts the OS down normally; systemd sends the worker SIGTERM and waits up to
+// TimeoutStopSec (the template's DrainSeconds) while it finishes the image in hand,
+// answers and acknowledges it, so Retire is Stop.
+func (f *Fleet) Retire(ctx context.Context, ids ...string) error { return f.Stop(ctx, ids...) }
+
 // Stop stops running or pending instances of the pool.
 func (f *Fleet) Stop(ctx context.Context, ids ...string) error {
 	if err := f.checkPool(ctx, ids); err != nil {

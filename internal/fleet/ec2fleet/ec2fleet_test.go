@@ -14,6 +14,7 @@ import (
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet/fakeec2"
 	"github.com/facefleet/facefleet/internal/fleet/fleettest"
+	"github.com/facefleet/facefleet/scaling"
 )
 
 func client(url string) *ec2.Client {
@@ -175,4 +176,23 @@ func TestConformance(t *testing.T) {
 			return f
 		},
 	})
+}
+
+// Retire (the controller's scale-in through scaling.Retirer) is an EC2 stop: the
+// OS shutdown gives the worker its drain time (systemd TimeoutStopSec).
+func TestRetireStopsTheInstance(t *testing.T) {
+	f, _ := newFleet(t, fakeec2.Options{}, 2)
+	var r scaling.Retirer = f
+	ctx := context.Background()
+	if _, err := f.Launch(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	insts := waitState(t, f, fleet.Running, 1)
+	if err := r.Retire(ctx, insts[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, f, fleet.Stopped, 1)
+	if err := r.Retire(ctx, "i-0000000000000dead"); !errors.Is(err, fleet.ErrNotFound) {
+		t.Fatalf("Retire of an instance outside the pool: %v, want ErrNotFound", err)
+	}
 }

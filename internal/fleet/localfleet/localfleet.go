@@ -180,6 +180,11 @@ func (f *Fleet) Start(ctx context.Context, ids ...string) error {
 	return nil
 }
 
+// Retire implements scaling.Retirer: stop after the current job. A local stop is
+// already that (the app-tier worker finishes the image in hand when its context
+// is cancelled), so Retire is Stop.
+func (f *Fleet) Retire(ctx context.Context, ids ...string) error { return f.Stop(ctx, ids...) }
+
 // Stop asks running instances to stop: their Run's context is cancelled and they
 // stay stopping until Run returns (a busy worker finishes its job first). It
 // checks every id before changing any.

@@ -11,6 +11,7 @@ import (
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/fleet/fleettest"
 	"github.com/facefleet/facefleet/internal/fleet/localfleet"
+	"github.com/facefleet/facefleet/scaling"
 )
 
 func newFleet(t *testing.T, o localfleet.Options) *localfleet.Fleet {
@@ -213,5 +214,50 @@ func TestIDsSortInLaunchOrder(t *testing.T) {
 		if in.ID != ids[i] {
 			t.Fatalf("List[%d] = %s, want %s (launch order)", i, in.ID, ids[i])
 		}
+	}
+}
+
+// Retire (the controller's scale-in through scaling.Retirer) lets a busy worker
+// finish: the instance stays stopping until its job is done, then stops.
+func TestRetireLetsTheCurrentJobFinish(t *testing.T) {
+	started, finish := make(chan struct{}), make(chan struct{})
+	var cancelledWhileBusy atomic.Bool
+	f := newFleet(t, localfleet.Options{Max: 1, Run: func(ctx context.Context, _ fleet.Instance) error {
+		close(started)
+		<-ctx.Done() // asked to stop while busy ...
+		cancelledWhileBusy.Store(true)
+		<-finish // ... but the job in hand is finished first
+		return nil
+	}})
+	var r scaling.Retirer = f
+	ctx := context.Background()
+	insts, err := f.Launch(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if err := r.Retire(ctx, insts[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	state := func() fleet.State {
+		list, err := f.List(ctx)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("List: %v %v", list, err)
+		}
+		return list[0].State
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !cancelledWhileBusy.Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := state(); got != fleet.Stopping {
+		t.Fatalf("retired busy instance is %s, want stopping until its job ends", got)
+	}
+	close(finish)
+	for state() != fleet.Stopped {
+		if time.Now().After(deadline) {
+			t.Fatalf("instance still %s after its job ended", state())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
