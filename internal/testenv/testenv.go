@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // Root is the repository root (found from this file's location).
@@ -63,4 +64,17 @@ func Shared(t testing.TB, sub string) string {
 		t.Skipf("skipping: shared dataset %s is absent (set FACEFLEET_SHARED or place ../shared beside the project)", p)
 	}
 	return p
+}
+
+// NoGoroutineLeak fails the test unless the goroutine count falls back to before
+// within two seconds (goroutines a Close released may take a moment to exit).
+func NoGoroutineLeak(t testing.TB, before int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after Close, %d before", n, before)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/fleet/fleettest"
 	"github.com/facefleet/facefleet/internal/fleet/localfleet"
+	"github.com/facefleet/facefleet/internal/testenv"
 	"github.com/facefleet/facefleet/scaling"
 )
 
@@ -191,13 +192,7 @@ func TestCloseStopsEverythingAndLeaksNothing(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines after Close, %d before", n, before)
-	}
+	testenv.NoGoroutineLeak(t, before)
 }
 
 func TestIDsSortInLaunchOrder(t *testing.T) {

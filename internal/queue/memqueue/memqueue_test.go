@@ -11,6 +11,7 @@ import (
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/memqueue"
 	"github.com/facefleet/facefleet/internal/queue/queuetest"
+	"github.com/facefleet/facefleet/internal/testenv"
 )
 
 func TestConformance(t *testing.T) {
@@ -176,13 +177,7 @@ func TestCloseWakesWaitersAndLeaksNothing(t *testing.T) {
 	if err := q.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines after Close, %d before", n, before)
-	}
+	testenv.NoGoroutineLeak(t, before)
 }
 
 // A long poll wakes when an in-flight message's visibility runs out, without a send.
