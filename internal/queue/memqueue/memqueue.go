@@ -19,14 +19,11 @@ import (
 	"github.com/facefleet/facefleet/internal/queue"
 )
 
-// SQS's limits, used to validate options and calls.
+// Defaults; SQS's limits are the port's (queue.MaxWaitTime, ...).
 const (
 	DefaultVisibilityTimeout = 30 * time.Second
 	// DefaultMaxMessageSize matches the 1 KiB queues of the course's SQS setup.
 	DefaultMaxMessageSize = 1024
-	MaxVisibilityTimeout  = 12 * time.Hour
-	MaxWaitTime           = 20 * time.Second
-	MaxReceiveBatch       = 10
 )
 
 // ErrClosed is returned by every call after Close.
@@ -91,7 +88,7 @@ func New(opts Options) (*Queue, error) {
 	if opts.VisibilityTimeout == 0 {
 		opts.VisibilityTimeout = DefaultVisibilityTimeout
 	}
-	if opts.VisibilityTimeout < 0 || opts.VisibilityTimeout > MaxVisibilityTimeout {
+	if opts.VisibilityTimeout < 0 || opts.VisibilityTimeout > queue.MaxVisibilityTimeout {
 		return nil, fmt.Errorf("memqueue: VisibilityTimeout %v must be in (0, 12h]: %w", opts.VisibilityTimeout, queue.ErrInvalidArgument)
 	}
 	if opts.MaxMessageSize == 0 {
@@ -220,22 +217,13 @@ func (q *Queue) expireLocked(now time.Time) (next time.Time) {
 // opts.WaitTime for the first one. Each returned message gets a new receipt handle
 // and stays invisible for the visibility timeout.
 func (q *Queue) Receive(ctx context.Context, opts queue.ReceiveOptions) ([]queue.Message, error) {
-	maxN := opts.MaxMessages
-	if maxN == 0 {
-		maxN = 1
-	}
-	if maxN < 1 || maxN > MaxReceiveBatch {
-		return nil, fmt.Errorf("memqueue: MaxMessages %d must be 1..%d: %w", opts.MaxMessages, MaxReceiveBatch, queue.ErrInvalidArgument)
-	}
-	if opts.WaitTime < 0 || opts.WaitTime > MaxWaitTime {
-		return nil, fmt.Errorf("memqueue: WaitTime %v must be 0..%v: %w", opts.WaitTime, MaxWaitTime, queue.ErrInvalidArgument)
+	maxN, err := opts.Check()
+	if err != nil {
+		return nil, fmt.Errorf("memqueue: %w", err)
 	}
 	vis := opts.VisibilityTimeout
 	if vis == 0 {
 		vis = q.opts.VisibilityTimeout
-	}
-	if vis < 0 || vis > MaxVisibilityTimeout {
-		return nil, fmt.Errorf("memqueue: VisibilityTimeout %v must be 0..12h: %w", vis, queue.ErrInvalidArgument)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -359,8 +347,8 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d ti
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if d < 0 || d > MaxVisibilityTimeout {
-		return fmt.Errorf("memqueue: visibility %v must be 0..12h: %w", d, queue.ErrInvalidArgument)
+	if err := queue.CheckVisibility(d); err != nil {
+		return fmt.Errorf("memqueue: %w", err)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
