@@ -328,25 +328,52 @@ func (e *Engine) detect(ctx context.Context, img *RGB, n int, buf *buffers, res 
 	return decodeTiny(o.Data, o.Shape, img.W, img.H, n, e.opt.MinScore, e.opt.NMSIoU)
 }
 
+// Bounds of the framed retry. A tight face crop is never a strip, and the
+// framed image is resized to SmallInputSize by the detector anyway, so:
+//   - images with an aspect ratio beyond maxFramedAspect are not framed at all
+//     (a 400000x16 PNG once asked for a 533 GB frame);
+//   - the image is shrunk first so the frame's longer side is at most
+//     maxFramedSide (4x the detector's 160 input: the shrink costs nothing the
+//     detector would have seen). The course's 150x150 crops (frame 250) and the
+//     64x64 photos are framed at full size, exactly as before.
+//
+// The frame therefore never holds more than maxFramedSide^2 pixels (1.2 MB),
+// whatever the image's shape or size.
+const (
+	maxFramedAspect = 4
+	maxFramedSide   = 640
+)
+
 // detectFramed detects on the image framed by a mid-grey border (the fallback for
-// tight crops) and maps the boxes back to the image.
+// tight crops) and maps the boxes back to the image. It returns nothing for
+// images too elongated to be a face crop.
 func (e *Engine) detectFramed(ctx context.Context, img *RGB, buf *buffers, res *Result) ([]detection, error) {
-	border := max(img.W, img.H) / 3
-	fw, fh := img.W+2*border, img.H+2*border
+	long, short := max(img.W, img.H), min(img.W, img.H)
+	if short <= 0 || long > maxFramedAspect*short {
+		return nil, nil
+	}
+	src, k := img, 1.0 // k: source pixels per framed pixel
+	if framed := long + 2*(long/3); framed > maxFramedSide {
+		k = float64(framed) / maxFramedSide
+		src = shrinkRGB(img, max(1, int(float64(img.W)/k)), max(1, int(float64(img.H)/k)))
+	}
+	border := max(src.W, src.H) / 3
+	fw, fh := src.W+2*border, src.H+2*border
 	framed := &RGB{W: fw, H: fh, Pix: make([]uint8, fw*fh*3)}
 	for i := range framed.Pix {
 		framed.Pix[i] = 128
 	}
-	for y := 0; y < img.H; y++ {
-		copy(framed.Pix[3*((y+border)*fw+border):], img.Pix[3*y*img.W:3*(y+1)*img.W])
+	for y := 0; y < src.H; y++ {
+		copy(framed.Pix[3*((y+border)*fw+border):], src.Pix[3*y*src.W:3*(y+1)*src.W])
 	}
 	dets, err := e.detect(ctx, framed, e.opt.SmallInputSize, buf, res)
 	if err != nil {
 		return nil, err
 	}
+	sx, sy := float64(img.W)/float64(src.W), float64(img.H)/float64(src.H)
 	var out []detection
 	for _, d := range dets {
-		b := Box{X: d.box.X - float64(border), Y: d.box.Y - float64(border), W: d.box.W, H: d.box.H}
+		b := Box{X: (d.box.X - float64(border)) * sx, Y: (d.box.Y - float64(border)) * sy, W: d.box.W * sx, H: d.box.H * sy}
 		// Keep the box inside the image: it is the face's frame from now on.
 		x0, y0 := math.Max(0, b.X), math.Max(0, b.Y)
 		x1, y1 := math.Min(float64(img.W), b.X+b.W), math.Min(float64(img.H), b.Y+b.H)
@@ -356,6 +383,31 @@ func (e *Engine) detectFramed(ctx context.Context, img *RGB, buf *buffers, res *
 		out = append(out, detection{box: Box{x0, y0, x1 - x0, y1 - y0}, score: d.score})
 	}
 	return out, nil
+}
+
+// shrinkRGB downsizes img to w x h (both no larger than img's) by averaging
+// each output pixel's source area (a box filter: no aliasing on big shrinks).
+func shrinkRGB(img *RGB, w, h int) *RGB {
+	out := &RGB{W: w, H: h, Pix: make([]uint8, w*h*3)}
+	for oy := 0; oy < h; oy++ {
+		y0, y1 := oy*img.H/h, max(oy*img.H/h+1, (oy+1)*img.H/h)
+		for ox := 0; ox < w; ox++ {
+			x0, x1 := ox*img.W/w, max(ox*img.W/w+1, (ox+1)*img.W/w)
+			var sum [3]int
+			for y := y0; y < y1; y++ {
+				row := img.Pix[3*(y*img.W+x0) : 3*(y*img.W+x1)]
+				for i := 0; i < len(row); i += 3 {
+					sum[0] += int(row[i])
+					sum[1] += int(row[i+1])
+					sum[2] += int(row[i+2])
+				}
+			}
+			n := (y1 - y0) * (x1 - x0)
+			o := out.Pix[3*(oy*w+ox):]
+			o[0], o[1], o[2] = uint8((sum[0]+n/2)/n), uint8((sum[1]+n/2)/n), uint8((sum[2]+n/2)/n)
+		}
+	}
+	return out
 }
 
 func sigmoid(x float32) float64 { return 1 / (1 + math.Exp(-float64(x))) }
