@@ -31,6 +31,7 @@ import (
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/internal/settings"
 	"github.com/facefleet/facefleet/scaling"
 )
 
@@ -70,16 +71,16 @@ type Limits struct {
 
 func (l *Limits) defaults() {
 	if l.MaxBodyBytes <= 0 {
-		l.MaxBodyBytes = 10 << 20
+		l.MaxBodyBytes = settings.DefaultMaxBody
 	}
 	if l.MaxPixels <= 0 {
-		l.MaxPixels = 40_000_000
+		l.MaxPixels = settings.DefaultMaxPixels
 	}
 	if l.MaxPending <= 0 {
-		l.MaxPending = 2000
+		l.MaxPending = settings.DefaultMaxPending
 	}
 	if l.RequestTimeout <= 0 {
-		l.RequestTimeout = 60 * time.Second
+		l.RequestTimeout = settings.DefaultRequestTimeout
 	}
 	if l.RetryAfter <= 0 {
 		l.RetryAfter = time.Second

@@ -32,6 +32,7 @@ import (
 
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/internal/service"
+	"github.com/facefleet/facefleet/internal/settings"
 	"github.com/facefleet/facefleet/loadgen"
 	"github.com/facefleet/facefleet/scaling"
 	"github.com/facefleet/facefleet/webtier"
@@ -99,10 +100,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		shared = "../shared"
 	}
 	faces := fs.String("faces", filepath.Join(shared, "datasets", "faces"), "folder of <name>/<photo> images")
-	models := fs.String("models", envOr("FACEFLEET_MODELS", "build/models"), "models folder")
-	ortLib := fs.String("ort-lib", envOr("FACEFLEET_ORT_LIB", "build/lib/libonnxruntime.so.1"), "ONNX Runtime library")
-	instances := fs.Int("instances", 0, "app-tier instances, and the engine baseline's goroutines (0: the core count, as `facefleet up` defaults)")
-	noSync := fs.Bool("no-sync", false, "write results without fsync (as `up -no-sync`)")
+	// -models, -ort-lib, -ort-threads, -no-sync and -max-instances (the app-tier
+	// instances, and the engine baseline's goroutines) are the service's settings.
+	set := settings.Bind(settings.Bench, fs)
 	baseline := fs.Int("baseline", 500, "images each engine-alone run analyses")
 	burstsFlag := fs.String("bursts", "100,1000", "comma-separated burst sizes")
 	dataParent := fs.String("data", "build", "folder in which the run's data folder (inputs/, outputs/) is made and removed; empty: the system temp folder")
@@ -112,8 +112,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *instances <= 0 {
-		*instances = runtime.NumCPU()
+	v, err := set.Resolve(os.Getenv)
+	if err != nil {
+		return err
+	}
+	noSync := v.Bool(settings.NoSync)
+	instances := v.Int(settings.MaxInstances)
+	if instances <= 0 { // as `facefleet up` defaults
+		instances = max(1, runtime.NumCPU()/v.Int(settings.ORTThreads))
 	}
 	var bursts []int
 	for _, s := range strings.Split(*burstsFlag, ",") {
@@ -134,7 +140,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := engine.New(engine.Options{ModelDir: *models, LibraryPath: *ortLib, IntraOpThreads: 1, Logger: log})
+	eng, err := engine.New(engine.Options{ModelDir: v.String(settings.Models), LibraryPath: v.String(settings.ORTLib),
+		IntraOpThreads: v.Int(settings.ORTThreads), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -149,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return measure(func() {
 			var next atomic.Int64
 			var wg sync.WaitGroup
-			for range *instances {
+			for range instances {
 				wg.Go(func() {
 					for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
 						if _, err := eng.Analyze(ctx, data[i%len(data)]); err != nil {
@@ -164,7 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	engineRun() // warm-up: the first runs of each model are slower
 	eBefore := engineRun()
 	fmt.Fprintf(stdout, "%d app-tier instances and %d engine goroutines on %d cores (%s/%s, GOMAXPROCS %d), results %s\n",
-		*instances, *instances, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), map[bool]string{true: "not fsynced", false: "fsynced"}[*noSync])
+		instances, instances, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), map[bool]string{true: "not fsynced", false: "fsynced"}[noSync])
 
 	// The data folder lives where `facefleet up`'s ./data would (beside the
 	// repository), not in /tmp: on the development VM creating a file in /tmp
@@ -182,8 +189,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer os.RemoveAll(dir)
 	// Our policy sized with the measured service time and a short drain target,
 	// so a burst gets the whole fleet (its default optimises billed minutes).
-	pol := scaling.NewFacefleet(scaling.FacefleetOptions{ServiceTime: time.Duration(float64(*instances) * float64(eBefore.wall) / float64(n)), DrainTarget: time.Second})
-	svc, err := service.New(service.Config{DataDir: dir, NoSyncOutputs: *noSync, Analyzer: eng, MaxInstances: *instances, IdleTimeout: time.Minute, Policy: pol,
+	pol := scaling.NewFacefleet(scaling.FacefleetOptions{ServiceTime: time.Duration(float64(instances) * float64(eBefore.wall) / float64(n)), DrainTarget: time.Second})
+	svc, err := service.New(service.Config{DataDir: dir, NoSyncOutputs: noSync, Analyzer: eng, MaxInstances: instances, IdleTimeout: time.Minute, Policy: pol,
 		WorkerWait: time.Second, Limits: webtier.Limits{MaxPending: 5000, RequestTimeout: 5 * time.Minute}, Logger: log})
 	if err != nil {
 		return err
@@ -210,7 +217,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("enroll %s: %w", im.Path, err)
 		}
 	}
-	if _, _, err := burst(ctx, client, url, imgs, data, 4**instances, "warm"); err != nil {
+	if _, _, err := burst(ctx, client, url, imgs, data, 4*instances, "warm"); err != nil {
 		return err
 	}
 
@@ -381,11 +388,4 @@ func startProfiles(cpu, block string) (func(), error) {
 			}
 		}
 	}, nil
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }

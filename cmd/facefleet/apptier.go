@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/facefleet/facefleet/apptier"
-	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
+	"github.com/facefleet/facefleet/internal/settings"
 )
 
 // runApptier runs app-tier workers on AWS: requests from SQS, images from S3,
@@ -24,43 +24,24 @@ import (
 // scaler.
 func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("apptier", "", stderr)
-	var (
-		tf           awsTierFlags
-		models       = fs.String("models", envOr("FACEFLEET_MODELS", repoDefault("models")), "directory of the converted .onnx models (env FACEFLEET_MODELS)")
-		ortLib       = fs.String("ort-lib", envOr("FACEFLEET_ORT_LIB", repoDefault("lib/libonnxruntime.so.1")), "ONNX Runtime shared library (env FACEFLEET_ORT_LIB)")
-		workers      = fs.Int("workers", 1, "worker loops in this process, sharing one engine")
-		threads      = fs.Int("threads", 1, "ONNX Runtime intra-op threads per model run")
-		threshold    = fs.Float64("threshold", 0, "match distance threshold (0: the gallery's default)")
-		idle         = fs.Duration("idle-timeout", 10*time.Second, "stop after this long without work (0: never)")
-		minLife      = fs.Duration("min-lifetime", 60*time.Second, "never stop sooner than this after starting (EC2 bills 60 s per start)")
-		wait         = fs.Duration("wait", 5*time.Second, "request queue long-poll wait (max 20s)")
-		visibility   = fs.Duration("visibility-timeout", 30*time.Second, "request visibility while processing (extended while busy)")
-		selfStop     = fs.String("self-stop", "ec2", "what to do when idle: ec2 (StopInstances on this instance), exec:CMD (run CMD via sh -c), or none (just exit)")
-		instanceID   = fs.String("instance-id", os.Getenv("FACEFLEET_INSTANCE_ID"), "this instance's id (env FACEFLEET_INSTANCE_ID; default: read from IMDSv2 when -self-stop=ec2)")
-		imdsEndpoint = fs.String("imds-endpoint", "", "instance metadata endpoint (default: the SDK's, 169.254.169.254)")
-	)
-	tf.register(fs)
+	resolve := bindSettings(settings.Apptier, fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *workers < 1 || *workers > 64 {
-		return fmt.Errorf("-workers %d must be 1..64", *workers)
-	}
-	mode, cmdline, ok := strings.Cut(*selfStop, ":")
-	if !(mode == "ec2" && !ok) && !(mode == "none" && !ok) && !(mode == "exec" && cmdline != "") {
-		return fmt.Errorf("-self-stop %q must be ec2, none or exec:CMD", *selfStop)
-	}
-	log, err := tf.logger(stderr)
+	v, err := resolve()
 	if err != nil {
 		return err
 	}
-	a, err := tf.open(ctx, false)
+	selfStop := v.String(settings.SelfStop)
+	mode, cmdline, _ := strings.Cut(selfStop, ":") // declared Check: ec2, none or exec:CMD
+	log := newLogger(v, stderr, true)
+	a, err := openAWS(ctx, v, false)
 	if err != nil {
 		return err
 	}
-	id := *instanceID
+	id := v.String(settings.InstanceID)
 	if mode == "ec2" && id == "" {
-		if id, err = ec2fleet.InstanceID(ctx, *imdsEndpoint); err != nil {
+		if id, err = ec2fleet.InstanceID(ctx, v.String(settings.IMDSEndpoint)); err != nil {
 			return err
 		}
 	}
@@ -69,7 +50,7 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	log = log.With("instance", id)
 
-	eng, err := engine.New(engine.Options{ModelDir: *models, LibraryPath: *ortLib, IntraOpThreads: *threads, Logger: log})
+	eng, err := newEngine(v, log)
 	if err != nil {
 		return err
 	}
@@ -77,13 +58,14 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	// Build every worker before starting any: returning on a later New error
 	// would leave the earlier ones running on an engine the defer closes.
-	ws := make([]*apptier.Worker, *workers)
+	ws := make([]*apptier.Worker, v.Int(settings.Workers))
 	for i := range ws {
 		if ws[i], err = apptier.New(apptier.Options{
 			ID: fmt.Sprintf("%s/%d", id, i), Requests: a.requests, Responses: a.responses,
 			Inputs: a.inputs, Outputs: a.outputs, Analyzer: eng,
-			GalleryKey: tf.galleryKey, LoadGallery: apptier.GalleryPackageLoader(*threshold),
-			WaitTime: *wait, IdleTimeout: *idle, MinLifetime: *minLife, VisibilityTimeout: *visibility, Logger: log,
+			GalleryKey: v.String(settings.GalleryKey), LoadGallery: apptier.GalleryPackageLoader(v.Float(settings.Threshold)),
+			WaitTime: v.Duration(settings.WorkerWait), IdleTimeout: v.Duration(settings.IdleTimeout), MinLifetime: v.Duration(settings.MinLifetime),
+			VisibilityTimeout: v.Duration(settings.VisibilityTimeout), Logger: log,
 		}); err != nil {
 			return err
 		}
@@ -93,7 +75,8 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for i, w := range ws {
 		wg.Go(func() { errs[i] = w.Run(ctx) })
 	}
-	log.Info("app tier running", "workers", *workers, "requests", tf.requestURL, "idle_timeout", *idle, "self_stop", *selfStop)
+	log.Info("app tier running", "workers", len(ws), "requests", v.String(settings.RequestQueueURL),
+		"idle_timeout", v.Duration(settings.IdleTimeout), "self_stop", selfStop)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -143,11 +126,4 @@ func stopSelf(ctx context.Context, log *slog.Logger, mode, cmdline, id string, a
 		log.Info("idle: exiting")
 	}
 	return nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

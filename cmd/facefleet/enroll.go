@@ -14,22 +14,23 @@ import (
 
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/settings"
 )
 
-// engineFlags are the flags enroll and recognize share.
+// engineFlags are the flags enroll and recognize share: -gallery FILE and the
+// engine's declared settings.
 type engineFlags struct {
-	gallery   *string
-	models    *string
-	ortLib    *string
-	threshold *float64
+	cmd     settings.Command
+	gallery *string
+	resolve func() (*settings.Values, error)
+	v       *settings.Values
 }
 
-func addEngineFlags(fs *flag.FlagSet) *engineFlags {
+func addEngineFlags(cmd settings.Command, fs *flag.FlagSet) *engineFlags {
 	return &engineFlags{
-		gallery:   fs.String("gallery", "", "gallery file (versioned JSON; see gallery/)"),
-		models:    fs.String("models", repoDefault("models"), "folder of the converted .onnx models (env FACEFLEET_MODELS)"),
-		ortLib:    fs.String("ort-lib", repoDefault("lib/libonnxruntime.so.1"), "ONNX Runtime shared library (env FACEFLEET_ORT_LIB)"),
-		threshold: fs.Float64("threshold", gallery.DefaultThreshold, "largest descriptor distance that still names a person"),
+		cmd:     cmd,
+		gallery: fs.String("gallery", "", "gallery file (versioned JSON; see gallery/)"),
+		resolve: bindSettings(cmd, fs),
 	}
 }
 
@@ -37,7 +38,8 @@ func (f *engineFlags) parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := applyEnv(fs, []envFlag{{"models", "FACEFLEET_MODELS"}, {"ort-lib", "FACEFLEET_ORT_LIB"}, {"threshold", "FACEFLEET_THRESHOLD"}}); err != nil {
+	var err error
+	if f.v, err = f.resolve(); err != nil {
 		return err
 	}
 	if *f.gallery == "" {
@@ -46,12 +48,10 @@ func (f *engineFlags) parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+func (f *engineFlags) threshold() float64 { return f.v.Float(settings.Threshold) }
+
 func (f *engineFlags) engine(stderr io.Writer) (*engine.Engine, error) {
-	return engine.New(engine.Options{
-		ModelDir:    *f.models,
-		LibraryPath: *f.ortLib,
-		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	return newEngine(f.v, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
 // imageExts are the files enroll reads from a person's folder.
@@ -59,7 +59,7 @@ var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif
 
 func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("enroll", "usage: facefleet enroll -gallery FILE [flags] DIR\n\nDIR holds one folder per person, named after them, of photos of that person.\nThe largest face of each photo is enrolled.", stderr)
-	ef := addEngineFlags(fs)
+	ef := addEngineFlags(settings.Enroll, fs)
 	appendTo := fs.Bool("append", false, "add to the existing gallery FILE instead of replacing it")
 	if err := ef.parse(fs, args); err != nil {
 		return err

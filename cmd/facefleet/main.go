@@ -29,6 +29,7 @@ func commands() []command {
 		{"simulate", "simulate autoscaling policies over workloads", runSimulate},
 		{"webtier", "run the web tier against AWS (SQS, S3)", runWebtier},
 		{"apptier", "run an app-tier worker against AWS (SQS, S3, EC2)", runApptier},
+		{"config", "list every setting: flag, environment variable, default, limits", runConfig},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/settings"
 )
 
 // recognition is one line of `recognize -json`.
@@ -25,7 +26,7 @@ type recognition struct {
 
 func runRecognize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("recognize", "usage: facefleet recognize -gallery FILE [-json] [flags] IMAGE...\n\nPrints <file stem>:<name> per image: the best match of its largest face,\nUnknown when nobody enrolled is close enough, NoFace when there is no face.", stderr)
-	ef := addEngineFlags(fs)
+	ef := addEngineFlags(settings.Recognize, fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per image (faces, boxes, distances, timings)")
 	if err := ef.parse(fs, args); err != nil {
 		return err
@@ -68,7 +69,7 @@ func runRecognize(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			}
 			continue
 		}
-		name, face := gallery.Answer(res, g, *ef.threshold)
+		name, face := gallery.Answer(res, g, ef.threshold())
 		if !*asJSON {
 			fmt.Fprintf(stdout, "%s:%s\n", stem, name)
 			continue

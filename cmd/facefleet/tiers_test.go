@@ -22,14 +22,19 @@ func TestTierFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"webtier without queues", runWebtier, nil, "missing [-request-queue-url -response-queue-url -input-bucket -output-bucket]"},
-		{"apptier without queues", runApptier, []string{"-self-stop", "none"}, "missing [-request-queue-url"},
-		{"apptier bad self-stop", runApptier, append([]string{"-self-stop", "reboot"}, full...), `-self-stop "reboot" must be`},
+		{"webtier without queues", runWebtier, nil, "-request-queue-url (env FACEFLEET_REQUEST_QUEUE_URL) is required"},
+		{"webtier without buckets", runWebtier, nil, "-output-bucket (env FACEFLEET_OUTPUT_BUCKET) is required"},
+		{"apptier without queues", runApptier, []string{"-self-stop", "none"}, "-response-queue-url (env FACEFLEET_RESPONSE_QUEUE_URL) is required"},
+		{"apptier bad self-stop", runApptier, append([]string{"-self-stop", "reboot"}, full...), `-self-stop "reboot": must be`},
 		{"apptier exec without a command", runApptier, append([]string{"-self-stop", "exec:"}, full...), "must be ec2, none or exec:CMD"},
-		{"apptier too many workers", runApptier, append([]string{"-workers", "0"}, full...), "-workers 0 must be 1..64"},
-		{"webtier bad endpoint", runWebtier, append([]string{"-sqs-endpoint", "127.0.0.1:4566"}, full...), "not an absolute URL"},
-		{"bad log level", runWebtier, append([]string{"-log-level", "loud"}, full...), "-log-level"},
-		{"webtier fleet tag key without value", runWebtier, append([]string{"-fleet-tag-key", "tier"}, full...), "set both"},
+		{"apptier too few workers", runApptier, append([]string{"-workers", "0"}, full...), `-workers "0": out of range in 1 .. 64`},
+		{"webtier bad endpoint", runWebtier, append([]string{"-sqs-endpoint", "127.0.0.1:4566"}, full...), "must be an absolute URL"},
+		{"bad log level", runWebtier, append([]string{"-log-level", "loud"}, full...), `-log-level "loud": must be one of`},
+		{"webtier tag key without value", runWebtier, append([]string{"-app-tag-key", "tier"}, full...), "set both"},
+		{"webtier old tag flag", runWebtier, append([]string{"-fleet-tag-key", "tier"}, full...), "set both"},
+		{"webtier max pixels", runWebtier, append([]string{"-max-pixels", "0"}, full...), `-max-pixels "0": out of range`},
+		{"up bad limits", runUp, []string{"-max-body", "10", "-policy", "fastest"}, `-max-body "10": out of range`},
+		{"up bad policy", runUp, []string{"-max-body", "10", "-policy", "fastest"}, `-policy "fastest": must be one of`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -39,9 +39,7 @@ func wire(ctx context.Context, log *slog.Logger) (*scalerfn.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ao awsconfig.Options
-	ao.FromEnv()
-	clients, err := awsconfig.Load(ctx, ao)
+	clients, err := awsconfig.Load(ctx, cfg.AWS)
 	if err != nil {
 		return nil, fmt.Errorf("scaler: %w", err)
 	}

@@ -10,10 +10,8 @@ package awsconfig
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/url"
-	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -22,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/facefleet/facefleet/internal/settings"
 )
 
 // Options select the region, endpoints and credentials. The zero value uses the
@@ -44,17 +44,15 @@ type Options struct {
 	MaxAttempts int
 }
 
-// RegisterFlags binds the options to fs with the given defaults, so every command
-// spells them the same way.
-func (o *Options) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.Region, "aws-region", o.Region, "AWS region (default: AWS_REGION or shared config)")
-	fs.StringVar(&o.Endpoint, "aws-endpoint", o.Endpoint, "base endpoint URL for all AWS services (default: AWS_ENDPOINT_URL or AWS)")
-	fs.StringVar(&o.SQSEndpoint, "sqs-endpoint", o.SQSEndpoint, "SQS endpoint URL (default: AWS_ENDPOINT_URL_SQS)")
-	fs.StringVar(&o.S3Endpoint, "s3-endpoint", o.S3Endpoint, "S3 endpoint URL (default: AWS_ENDPOINT_URL_S3)")
-	fs.StringVar(&o.EC2Endpoint, "ec2-endpoint", o.EC2Endpoint, "EC2 endpoint URL (default: AWS_ENDPOINT_URL_EC2)")
-	fs.StringVar(&o.CloudWatchEndpoint, "cloudwatch-endpoint", o.CloudWatchEndpoint, "CloudWatch endpoint URL (default: AWS_ENDPOINT_URL_CLOUDWATCH)")
-	fs.BoolVar(&o.S3PathStyle, "s3-path-style", o.S3PathStyle, "address S3 buckets path-style (needed by emulators)")
-	fs.IntVar(&o.MaxAttempts, "aws-max-attempts", o.MaxAttempts, "SDK retry attempts per call (0: SDK default)")
+// FromSettings takes the options from a command's resolved settings (flags and
+// environment, declared in internal/settings).
+func FromSettings(v *settings.Values) Options {
+	return Options{
+		Region: v.String(settings.AWSRegion), Endpoint: v.String(settings.AWSEndpoint),
+		SQSEndpoint: v.String(settings.SQSEndpoint), S3Endpoint: v.String(settings.S3Endpoint),
+		EC2Endpoint: v.String(settings.EC2Endpoint), CloudWatchEndpoint: v.String(settings.CloudWatchEndpoint),
+		S3PathStyle: v.Bool(settings.S3PathStyle), MaxAttempts: v.Int(settings.AWSMaxAttempts),
+	}
 }
 
 // Clients holds the loaded configuration and builds service clients from it.
@@ -154,15 +152,4 @@ func (c *Clients) CloudWatch() *cloudwatch.Client {
 			o.BaseEndpoint = ep
 		}
 	})
-}
-
-// FromEnv fills unset fields from FACEFLEET_AWS_* variables (useful for the
-// Lambda, which has no flags): FACEFLEET_AWS_ENDPOINT, FACEFLEET_S3_PATH_STYLE=1.
-func (o *Options) FromEnv() {
-	if o.Endpoint == "" {
-		o.Endpoint = os.Getenv("FACEFLEET_AWS_ENDPOINT")
-	}
-	if os.Getenv("FACEFLEET_S3_PATH_STYLE") == "1" {
-		o.S3PathStyle = true
-	}
 }

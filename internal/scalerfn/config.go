@@ -1,14 +1,16 @@
 package scalerfn
 
 import (
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/facefleet/facefleet/internal/awsconfig"
+	"github.com/facefleet/facefleet/internal/settings"
 )
 
-// Environment variables the template sets on the function.
+// Environment variables the template sets on the function. The settings are
+// declared in internal/settings (names, defaults, limits); these names are kept
+// for the tests that build the function's environment, and a test checks they
+// match the declarations.
 const (
 	EnvQueueURL         = "FACEFLEET_REQUEST_QUEUE_URL"
 	EnvLaunchTemplateID = "FACEFLEET_LAUNCH_TEMPLATE_ID"
@@ -20,16 +22,8 @@ const (
 	EnvMargin           = "FACEFLEET_DEADLINE_MARGIN"
 )
 
-// Limits on the configuration.
-const (
-	MaxInstancesLimit = 1000
-	MinInterval       = 100 * time.Millisecond
-	MaxInterval       = time.Minute
-	// MinMargin is above 0 because the handler reads a 0 margin as "default":
-	// "0s" would silently mean DefaultMargin.
-	MinMargin = 100 * time.Millisecond
-	MaxMargin = 30 * time.Second
-)
+// DefaultMaxInstances is the fleet cap when FACEFLEET_MAX_INSTANCES is 0 or unset.
+const DefaultMaxInstances = 20
 
 // Config is the function's configuration.
 type Config struct {
@@ -40,61 +34,30 @@ type Config struct {
 	Namespace        string // CloudWatch namespace for the published metrics
 	Interval         time.Duration
 	Margin           time.Duration
+	// AWS is the SDK configuration (region, endpoints) from the same environment.
+	AWS awsconfig.Options
 }
 
 // ConfigFromEnv reads and validates the configuration, reporting every problem at
 // once so a misconfigured stack fails its first invoke with one clear message.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	v, err := settings.FromEnv(settings.Scaler, getenv)
+	if err != nil {
+		return Config{}, err
+	}
 	c := Config{
-		QueueURL:         strings.TrimSpace(getenv(EnvQueueURL)),
-		LaunchTemplateID: strings.TrimSpace(getenv(EnvLaunchTemplateID)),
-		TagKey:           strings.TrimSpace(getenv(EnvTagKey)),
-		TagValue:         strings.TrimSpace(getenv(EnvTagValue)),
-		Namespace:        strings.TrimSpace(getenv(EnvNamespace)),
-		MaxInstances:     20,
-		Interval:         DefaultInterval,
-		Margin:           DefaultMargin,
+		QueueURL:         v.String(settings.RequestQueueURL),
+		LaunchTemplateID: v.String(settings.LaunchTemplateID),
+		TagKey:           v.String(settings.AppTagKey),
+		TagValue:         v.String(settings.AppTagValue),
+		Namespace:        v.String(settings.MetricsNamespace),
+		MaxInstances:     v.Int(settings.MaxInstances),
+		Interval:         v.Duration(settings.StepInterval),
+		Margin:           v.Duration(settings.DeadlineMargin),
+		AWS:              awsconfig.FromSettings(v),
 	}
-	var errs []error
-	need := func(v, name, what string) {
-		if v == "" {
-			errs = append(errs, fmt.Errorf("%s is not set (%s)", name, what))
-		}
-	}
-	need(c.QueueURL, EnvQueueURL, "the request queue's URL")
-	need(c.LaunchTemplateID, EnvLaunchTemplateID, "the app tier's launch template id, lt-...")
-	need(c.TagKey, EnvTagKey, "the tag key marking app-tier instances")
-	need(c.TagValue, EnvTagValue, "the tag value marking app-tier instances")
-	if c.QueueURL != "" && !strings.HasPrefix(c.QueueURL, "https://") && !strings.HasPrefix(c.QueueURL, "http://") {
-		errs = append(errs, fmt.Errorf("%s %q is not a queue URL", EnvQueueURL, c.QueueURL))
-	}
-	if c.Namespace == "" {
-		c.Namespace = "Facefleet"
-	}
-	if v := strings.TrimSpace(getenv(EnvMaxInstances)); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxInstancesLimit {
-			errs = append(errs, fmt.Errorf("%s %q must be an integer in 1..%d", EnvMaxInstances, v, MaxInstancesLimit))
-		} else {
-			c.MaxInstances = n
-		}
-	}
-	dur := func(name string, dst *time.Duration, lo, hi time.Duration) {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			return
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d < lo || d > hi {
-			errs = append(errs, fmt.Errorf("%s %q must be a duration in %v..%v (e.g. 5s)", name, v, lo, hi))
-			return
-		}
-		*dst = d
-	}
-	dur(EnvInterval, &c.Interval, MinInterval, MaxInterval)
-	dur(EnvMargin, &c.Margin, MinMargin, MaxMargin)
-	if err := errors.Join(errs...); err != nil {
-		return Config{}, fmt.Errorf("scaler configuration: %w", err)
+	if c.MaxInstances == 0 {
+		c.MaxInstances = DefaultMaxInstances
 	}
 	return c, nil
 }

@@ -54,7 +54,8 @@ type Config struct {
 	// throughput, more memory).
 	MaxInstances int
 	BootDelay    time.Duration // simulated instance boot time
-	// IdleTimeout: an instance with no work for this long stops itself (default 10 s).
+	// IdleTimeout: an instance with no work for this long stops itself (default
+	// 10 s; NeverIdle: instances never stop themselves).
 	IdleTimeout time.Duration
 	// MinLifetime: an idle instance never stops itself earlier than this after it
 	// started (0: no minimum; `facefleet up` defaults to 60 s, EC2's billing minute).
@@ -69,6 +70,9 @@ type Config struct {
 	Limits            webtier.Limits
 	Logger            *slog.Logger
 }
+
+// NeverIdle as Config.IdleTimeout keeps instances running until the service stops.
+const NeverIdle time.Duration = -1
 
 // Service is the embedded facefleet.
 type Service struct {
@@ -91,7 +95,10 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxInstances <= 0 {
 		cfg.MaxInstances = runtime.NumCPU()
 	}
-	if cfg.IdleTimeout <= 0 {
+	switch {
+	case cfg.IdleTimeout == NeverIdle:
+		cfg.IdleTimeout = 0 // apptier: 0 is never
+	case cfg.IdleTimeout <= 0:
 		cfg.IdleTimeout = 10 * time.Second
 	}
 	if cfg.VisibilityTimeout <= 0 {

@@ -205,7 +205,7 @@ func TestCloudE2E(t *testing.T) {
 			p, err := startProc(t, fmt.Sprintf("apptier-%s-%d", id, boots.Add(1)), bin,
 				append(env, "AWS_ENDPOINT_URL_EC2="+ec2URL),
 				"apptier", "-instance-id", id, "-self-stop", "ec2", "-idle-timeout", idleTimeout.String(), "-min-lifetime", "0s",
-				"-wait", "1s", "-log-level", "warn")
+				"-worker-wait", "1s", "-log-level", "warn")
 			if err != nil {
 				t.Errorf("start apptier for %s: %v", id, err)
 				return
@@ -249,7 +249,7 @@ func TestCloudE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	web, err := startProc(t, "webtier", bin, env, "webtier", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-poll-wait", "1s", "-log-level", "warn")
+	web, err := startProc(t, "webtier", bin, env, "webtier", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-poll-wait", "1s", "-log-level", "warn")
 	if err != nil {
 		t.Fatal(err)
 	}

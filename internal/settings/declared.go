@@ -1,0 +1,213 @@
+package settings
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/facefleet/facefleet/scaling"
+)
+
+// Setting names: the flag names, for Values' accessors.
+const (
+	Host               = "host"
+	Port               = "port"
+	Data               = "data"
+	NoSync             = "no-sync"
+	Gallery            = "gallery"
+	Models             = "models"
+	ORTLib             = "ort-lib"
+	ORTThreads         = "ort-threads"
+	Threshold          = "threshold"
+	MaxBody            = "max-body"
+	MaxPixels          = "max-pixels"
+	MaxPending         = "max-pending"
+	RequestTimeout     = "request-timeout"
+	PollWait           = "poll-wait"
+	MaxReceives        = "max-receives"
+	MaxInstances       = "max-instances"
+	BootDelay          = "boot-delay"
+	IdleTimeout        = "idle-timeout"
+	MinLifetime        = "min-lifetime"
+	VisibilityTimeout  = "visibility-timeout"
+	ScaleEvery         = "scale-every"
+	Policy             = "policy"
+	Workers            = "workers"
+	WorkerWait         = "worker-wait"
+	SelfStop           = "self-stop"
+	InstanceID         = "instance-id"
+	IMDSEndpoint       = "imds-endpoint"
+	RequestQueueURL    = "request-queue-url"
+	ResponseQueueURL   = "response-queue-url"
+	RequestDLQURL      = "request-dlq-url"
+	InputBucket        = "input-bucket"
+	OutputBucket       = "output-bucket"
+	GalleryKey         = "gallery-key"
+	AppTagKey          = "app-tag-key"
+	AppTagValue        = "app-tag-value"
+	LaunchTemplateID   = "launch-template-id"
+	MetricsNamespace   = "metrics-namespace"
+	StepInterval       = "step-interval"
+	DeadlineMargin     = "deadline-margin"
+	AWSRegion          = "aws-region"
+	AWSEndpoint        = "aws-endpoint"
+	SQSEndpoint        = "sqs-endpoint"
+	S3Endpoint         = "s3-endpoint"
+	EC2Endpoint        = "ec2-endpoint"
+	CloudWatchEndpoint = "cloudwatch-endpoint"
+	S3PathStyle        = "s3-path-style"
+	AWSMaxAttempts     = "aws-max-attempts"
+	LogLevel           = "log-level"
+)
+
+// Defaults that library packages fall back to when a caller leaves an option
+// zero; the declarations below use the same constants.
+const (
+	DefaultMaxBody        = 10 << 20
+	DefaultMaxPixels      = 40_000_000
+	DefaultMaxPending     = 2000
+	DefaultRequestTimeout = time.Minute
+	DefaultGalleryKey     = "gallery/gallery.json"
+)
+
+// All returns every declared setting, in the order the README's table lists them.
+func All() []Setting {
+	var (
+		servers = []Command{Up, Webtier}
+		engines = []Command{Up, Apptier, Bench, Enroll, Recognize}
+		workers = []Command{Up, Apptier}
+		images  = []Command{Up, Webtier, Apptier, Enroll, Recognize}
+		aws     = []Command{Webtier, Apptier, Scaler}
+		tiers   = []Command{Webtier, Apptier}
+	)
+	return []Setting{
+		// Listening.
+		{Name: Host, Env: "FACEFLEET_HOST", Kind: String, Default: "127.0.0.1", For: servers,
+			Help: "address to listen on (0.0.0.0 to accept other machines)"},
+		{Name: Port, Env: "FACEFLEET_PORT", Kind: Int, Default: "8000", Min: "0", Max: "65535", For: servers,
+			Help: "HTTP port (0: any free port)"},
+
+		// Embedded stores.
+		{Name: Data, Env: "FACEFLEET_DATA", Kind: String, Default: "./data", For: []Command{Up},
+			Help: "data folder: inputs/, outputs/ (results, gallery/gallery.json, failed/)"},
+		{Name: NoSync, Env: "FACEFLEET_NO_SYNC", Kind: Bool, Default: "false", For: []Command{Up, Bench},
+			Help: "write results without fsync (faster; a machine crash may lose the latest results)"},
+		{Name: Gallery, Env: "FACEFLEET_GALLERY", Kind: String, For: []Command{Up},
+			Help: "merge a gallery file written by `facefleet enroll` into the stored gallery"},
+
+		// Engine.
+		{Name: Models, Env: "FACEFLEET_MODELS", Kind: String, Default: "build/models", For: engines,
+			Help: "folder of the converted .onnx models"},
+		{Name: ORTLib, Env: "FACEFLEET_ORT_LIB", Kind: String, Default: "build/lib/libonnxruntime.so.1", For: engines,
+			Help: "ONNX Runtime shared library"},
+		{Name: ORTThreads, Env: "FACEFLEET_ORT_THREADS", Kind: Int, Default: "1", Min: "1", Max: "64", For: engines,
+			Aliases: []string{"threads"},
+			Help:    "ONNX Runtime intra-op threads per model run (workers share one engine and run in parallel; keep 1 on small machines)"},
+		{Name: Threshold, Env: "FACEFLEET_THRESHOLD", Kind: Float, Default: "0.6", Min: "0.01", Max: "2", For: []Command{Up, Apptier, Recognize},
+			Help: "largest descriptor distance that still names a person"},
+
+		// Request limits.
+		{Name: MaxBody, Env: "FACEFLEET_MAX_BODY", Kind: Int, Default: strconv.Itoa(DefaultMaxBody), Min: "1024", Max: "1073741824", For: images,
+			Aliases: []string{"max-body-bytes"},
+			Help:    "largest request body and image in bytes (413 beyond)"},
+		{Name: MaxPixels, Env: "FACEFLEET_MAX_PIXELS", Kind: Int, Default: strconv.Itoa(DefaultMaxPixels), Min: "1", Max: "1000000000", For: images,
+			Help: "largest width x height, read from the header before decoding (413 beyond)"},
+		{Name: MaxPending, Env: "FACEFLEET_MAX_PENDING", Kind: Int, Default: strconv.Itoa(DefaultMaxPending), Min: "1", Max: "1000000", For: servers,
+			Help: "uploads waiting for an answer at once (503 + Retry-After beyond)"},
+		{Name: RequestTimeout, Env: "FACEFLEET_REQUEST_TIMEOUT", Kind: Duration, Default: "1m", Min: "1s", Max: "1h", For: servers,
+			Help: "how long an upload waits for its answer (504 beyond)"},
+		{Name: PollWait, Env: "FACEFLEET_POLL_WAIT", Kind: Duration, Default: "10s", Min: "1s", Max: "20s", For: []Command{Webtier},
+			Help: "response queue long-poll wait"},
+
+		// Queue and workers.
+		{Name: VisibilityTimeout, Env: "FACEFLEET_VISIBILITY_TIMEOUT", Kind: Duration, Default: "30s", Min: "1s", Max: "12h", For: workers,
+			Help: "request visibility timeout (extended while an image is processed)"},
+		{Name: MaxReceives, Env: "FACEFLEET_MAX_RECEIVES", Kind: Int, Default: "3", Min: "1", Max: "1000", For: servers,
+			Help: "receives before a request goes to the dead-letter queue (on AWS: the queue's maxReceiveCount, for the web tier's reporting)"},
+		{Name: IdleTimeout, Env: "FACEFLEET_IDLE_TIMEOUT", Kind: Duration, Default: "10s", Min: "0s", Max: "24h", For: workers,
+			Help: "a worker with no work this long stops itself (0: never)"},
+		{Name: MinLifetime, Env: "FACEFLEET_MIN_LIFETIME", Kind: Duration, Default: "1m", Min: "0s", Max: "24h", For: workers,
+			Help: "...but never sooner than this after it started (EC2 bills 60 s per start)"},
+		{Name: Workers, Env: "FACEFLEET_WORKERS", Kind: Int, Default: "1", Min: "1", Max: "64", For: []Command{Apptier},
+			Help: "worker loops in this process, sharing one engine (one per vCPU on AWS)"},
+		{Name: WorkerWait, Env: "FACEFLEET_WORKER_WAIT", Kind: Duration, Default: "5s", Min: "1s", Max: "20s", For: []Command{Apptier},
+			Aliases: []string{"wait"},
+			Help:    "request queue long-poll wait"},
+		{Name: SelfStop, Env: "FACEFLEET_SELF_STOP", Kind: String, Default: "ec2", For: []Command{Apptier}, Check: checkSelfStop,
+			Help: "what an idle worker does: ec2 (StopInstances on this instance), exec:CMD (run CMD via sh -c), or none (just exit)"},
+		{Name: InstanceID, Env: "FACEFLEET_INSTANCE_ID", Kind: String, For: []Command{Apptier},
+			Help: "this instance's id (default: read from IMDSv2 when -self-stop=ec2, else the host name)"},
+		{Name: IMDSEndpoint, Env: "FACEFLEET_IMDS_ENDPOINT", Kind: String, For: []Command{Apptier}, Check: absoluteURL,
+			Help: "instance metadata endpoint (default: the SDK's, 169.254.169.254)"},
+
+		// Scaling.
+		{Name: MaxInstances, Env: "FACEFLEET_MAX_INSTANCES", Kind: Int, Default: "0", Min: "0", Max: "1000", For: []Command{Up, Scaler, Bench},
+			Aliases: []string{"instances"},
+			Help:    "cap on pending + running workers (0: up and benchservice run cores / -ort-threads, each a model run at a time on one shared engine; the scaler Lambda 20 instances)"},
+		{Name: BootDelay, Env: "FACEFLEET_BOOT_DELAY", Kind: Duration, Default: "0s", Min: "0s", Max: "10m", For: []Command{Up},
+			Help: "simulated instance boot time"},
+		{Name: ScaleEvery, Env: "FACEFLEET_SCALE_EVERY", Kind: Duration, Default: "1s", Min: "100ms", Max: "1m", For: []Command{Up},
+			Help: "scaling controller period"},
+		{Name: Policy, Env: "FACEFLEET_POLICY", Kind: String, Default: scaling.NameFacefleet, OneOf: scaling.PolicyNames(), For: []Command{Up},
+			Help: "scaling policy (docs/scaling.md)"},
+		{Name: StepInterval, Env: "FACEFLEET_STEP_INTERVAL", Kind: Duration, Default: "5s", Min: "100ms", Max: "1m", For: []Command{Scaler},
+			Help: "scaling steps within one invocation are this far apart"},
+		{Name: DeadlineMargin, Env: "FACEFLEET_DEADLINE_MARGIN", Kind: Duration, Default: "3s", Min: "100ms", Max: "30s", For: []Command{Scaler},
+			Help: "stop stepping this long before the invocation's deadline"},
+		{Name: LaunchTemplateID, Env: "FACEFLEET_LAUNCH_TEMPLATE_ID", Kind: String, For: []Command{Scaler}, Required: []Command{Scaler},
+			Help: "the app tier's launch template id, lt-..."},
+		{Name: MetricsNamespace, Env: "FACEFLEET_METRICS_NAMESPACE", Kind: String, Default: "Facefleet", For: []Command{Scaler},
+			Help: "CloudWatch namespace of the published metrics"},
+
+		// AWS resources.
+		{Name: RequestQueueURL, Env: "FACEFLEET_REQUEST_QUEUE_URL", Kind: String, For: aws, Required: aws, Check: absoluteURL,
+			Help: "SQS request queue URL"},
+		{Name: ResponseQueueURL, Env: "FACEFLEET_RESPONSE_QUEUE_URL", Kind: String, For: tiers, Required: tiers, Check: absoluteURL,
+			Help: "SQS response queue URL"},
+		{Name: RequestDLQURL, Env: "FACEFLEET_REQUEST_DLQ_URL", Kind: String, For: []Command{Webtier}, Check: absoluteURL,
+			Help: "the request queue's dead-letter queue URL (optional: the web tier then answers dead-lettered requests at once)"},
+		{Name: InputBucket, Env: "FACEFLEET_INPUT_BUCKET", Kind: String, For: tiers, Required: tiers,
+			Help: "S3 bucket for uploaded images"},
+		{Name: OutputBucket, Env: "FACEFLEET_OUTPUT_BUCKET", Kind: String, For: tiers, Required: tiers,
+			Help: "S3 bucket for results and the gallery"},
+		{Name: GalleryKey, Env: "FACEFLEET_GALLERY_KEY", Kind: String, Default: DefaultGalleryKey, For: tiers,
+			Help: "key of the enrolled gallery in the output bucket"},
+		{Name: AppTagKey, Env: "FACEFLEET_APP_TAG_KEY", Kind: String, For: []Command{Webtier, Scaler}, Required: []Command{Scaler},
+			Together: AppTagValue, Aliases: []string{"fleet-tag-key"},
+			Help: "tag key marking app-tier instances (web tier: optional, reports the fleet on /v1/status)"},
+		{Name: AppTagValue, Env: "FACEFLEET_APP_TAG_VALUE", Kind: String, For: []Command{Webtier, Scaler}, Required: []Command{Scaler},
+			Together: AppTagKey, Aliases: []string{"fleet-tag-value"},
+			Help: "tag value marking app-tier instances"},
+
+		// AWS SDK.
+		{Name: AWSRegion, Env: "AWS_REGION", Kind: String, For: aws,
+			Help: "AWS region (default: the shared config)"},
+		{Name: AWSEndpoint, Env: "FACEFLEET_AWS_ENDPOINT", Kind: String, For: aws, Check: absoluteURL,
+			Help: "base endpoint URL for every AWS service (an emulator; default: AWS_ENDPOINT_URL or AWS)"},
+		{Name: SQSEndpoint, Env: "AWS_ENDPOINT_URL_SQS", Kind: String, For: aws, Check: absoluteURL,
+			Help: "SQS endpoint URL"},
+		{Name: S3Endpoint, Env: "AWS_ENDPOINT_URL_S3", Kind: String, For: aws, Check: absoluteURL,
+			Help: "S3 endpoint URL"},
+		{Name: EC2Endpoint, Env: "AWS_ENDPOINT_URL_EC2", Kind: String, For: aws, Check: absoluteURL,
+			Help: "EC2 endpoint URL"},
+		{Name: CloudWatchEndpoint, Env: "AWS_ENDPOINT_URL_CLOUDWATCH", Kind: String, For: aws, Check: absoluteURL,
+			Help: "CloudWatch endpoint URL"},
+		{Name: S3PathStyle, Env: "FACEFLEET_S3_PATH_STYLE", Kind: Bool, Default: "false", For: aws,
+			Help: "address S3 buckets path-style (emulators on 127.0.0.1 need it)"},
+		{Name: AWSMaxAttempts, Env: "FACEFLEET_AWS_MAX_ATTEMPTS", Kind: Int, Default: "0", Min: "0", Max: "20", For: aws,
+			Help: "SDK retry attempts per call (0: the SDK's default, 3)"},
+
+		{Name: LogLevel, Env: "FACEFLEET_LOG_LEVEL", Kind: String, Default: "info", OneOf: []string{"debug", "info", "warn", "error"},
+			For: []Command{Up, Webtier, Apptier}, Help: "log level (debug also logs every no-op scaling decision)"},
+	}
+}
+
+// checkSelfStop accepts ec2, none or exec:CMD.
+func checkSelfStop(v string) error {
+	mode, cmd, ok := strings.Cut(v, ":")
+	if (mode == "ec2" || mode == "none") && !ok || mode == "exec" && strings.TrimSpace(cmd) != "" {
+		return nil
+	}
+	return errors.New("must be ec2, none or exec:CMD")
+}
