@@ -12,9 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
 	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
+	"github.com/facefleet/facefleet/internal/service"
 	"github.com/facefleet/facefleet/internal/settings"
 )
 
@@ -35,7 +38,7 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	selfStop := v.String(settings.SelfStop)
 	mode, cmdline, _ := strings.Cut(selfStop, ":") // declared Check: ec2, none or exec:CMD
 	log := newLogger(v, stderr, true)
-	a, err := openAWS(ctx, v, false)
+	b, clients, err := service.OpenAWS(ctx, v)
 	if err != nil {
 		return err
 	}
@@ -56,17 +59,13 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer eng.Close()
 
+	t := service.TiersFromSettings(v)
+	t.Analyzer, t.Logger = eng, log
 	// Build every worker before starting any: returning on a later New error
 	// would leave the earlier ones running on an engine the defer closes.
 	ws := make([]*apptier.Worker, v.Int(settings.Workers))
 	for i := range ws {
-		if ws[i], err = apptier.New(apptier.Options{
-			ID: fmt.Sprintf("%s/%d", id, i), Requests: a.requests, Responses: a.responses,
-			Inputs: a.inputs, Outputs: a.outputs, Analyzer: eng,
-			GalleryKey: v.String(settings.GalleryKey), LoadGallery: apptier.GalleryPackageLoader(v.Float(settings.Threshold)),
-			WaitTime: v.Duration(settings.WorkerWait), IdleTimeout: v.Duration(settings.IdleTimeout), MinLifetime: v.Duration(settings.MinLifetime),
-			VisibilityTimeout: v.Duration(settings.VisibilityTimeout), Logger: log,
-		}); err != nil {
+		if ws[i], err = service.NewWorker(b, t, fmt.Sprintf("%s/%d", id, i)); err != nil {
 			return err
 		}
 	}
@@ -86,10 +85,10 @@ func runApptier(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	// Every worker returned without a signal: they were idle.
-	return stopSelf(context.WithoutCancel(ctx), log, mode, cmdline, id, a)
+	return stopSelf(context.WithoutCancel(ctx), log, mode, cmdline, id, clients.EC2())
 }
 
-func stopSelf(ctx context.Context, log *slog.Logger, mode, cmdline, id string, a *tierAdapters) error {
+func stopSelf(ctx context.Context, log *slog.Logger, mode, cmdline, id string, ec2c *ec2.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	switch mode {
@@ -101,7 +100,7 @@ func stopSelf(ctx context.Context, log *slog.Logger, mode, cmdline, id string, a
 		const attempts = 4
 		var err error
 		for attempt, wait := 1, time.Second; ; attempt, wait = attempt+1, wait*2 {
-			if err = ec2fleet.StopSelf(ctx, a.clients.EC2(), id); err == nil {
+			if err = ec2fleet.StopSelf(ctx, ec2c, id); err == nil {
 				return nil
 			}
 			log.Warn("idle: could not stop this instance", "instance", id, "attempt", attempt, "err", err)

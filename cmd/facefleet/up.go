@@ -17,7 +17,6 @@ import (
 	"github.com/facefleet/facefleet/internal/service"
 	"github.com/facefleet/facefleet/internal/settings"
 	"github.com/facefleet/facefleet/scaling"
-	"github.com/facefleet/facefleet/webtier"
 )
 
 // repoDefault returns build/<rel> beside the executable's working directory.
@@ -40,12 +39,6 @@ func newLogger(v *settings.Values, w io.Writer, json bool) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, o))
 	}
 	return slog.New(slog.NewTextHandler(w, o))
-}
-
-// webLimits are the web tier's limits from the settings.
-func webLimits(v *settings.Values) webtier.Limits {
-	return webtier.Limits{MaxBodyBytes: v.Int(settings.MaxBody), MaxPixels: v.Int(settings.MaxPixels),
-		MaxPending: v.Int(settings.MaxPending), RequestTimeout: v.Duration(settings.RequestTimeout)}
 }
 
 // listenAddr is -host:-port.
@@ -90,7 +83,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DataDir: data, NoSyncOutputs: v.Bool(settings.NoSync), Analyzer: eng, Threshold: v.Float(settings.Threshold),
 		MaxInstances: maxInst, BootDelay: v.Duration(settings.BootDelay), IdleTimeout: idle, MinLifetime: v.Duration(settings.MinLifetime),
 		VisibilityTimeout: v.Duration(settings.VisibilityTimeout), MaxReceives: v.Int(settings.MaxReceives),
-		ScaleEvery: v.Duration(settings.ScaleEvery), Policy: pol, Limits: webLimits(v), Logger: log,
+		ScaleEvery: v.Duration(settings.ScaleEvery), Policy: pol, Limits: service.TiersFromSettings(v).Limits, Logger: log,
 	})
 	if err != nil {
 		return err

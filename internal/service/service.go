@@ -1,8 +1,15 @@
-// Package service wires facefleet's embedded mode: the web tier, in-process queues
-// (memqueue), file-backed stores (fileblob), a local fleet of worker goroutines
-// (localfleet) sharing one engine, and the scaling controller driven by a ticker
-// and nudged when a request arrives while no worker is running. `facefleet up`,
-// the end-to-end tests and bench-service all run this.
+// Package service wires facefleet's tiers onto a Backend: NewWebTier and
+// NewWorker build the same web tier and app-tier workers in both modes.
+//
+// Embedded mode (New): in-process queues (memqueue), file-backed stores
+// (fileblob), a local fleet of worker goroutines (localfleet) sharing one engine,
+// and the scaling controller driven by a ticker and nudged when a request arrives
+// while no worker is running. `facefleet up`, the end-to-end tests and
+// bench-service run this.
+//
+// AWS mode (OpenAWS): SQS queues, S3 buckets and the EC2 fleet; `facefleet
+// webtier` and `facefleet apptier` run one tier each on it, and the scaler
+// Lambda drives the fleet.
 package service
 
 import (
@@ -25,12 +32,13 @@ import (
 	"github.com/facefleet/facefleet/internal/fleet/localfleet"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue/memqueue"
+	"github.com/facefleet/facefleet/internal/settings"
 	"github.com/facefleet/facefleet/scaling"
 	"github.com/facefleet/facefleet/webtier"
 )
 
 // GalleryKey is where the gallery lives in the output store.
-const GalleryKey = "gallery/gallery.json"
+const GalleryKey = settings.DefaultGalleryKey
 
 // Config configures the embedded service. Zero values take the defaults noted.
 type Config struct {
@@ -85,6 +93,8 @@ type Service struct {
 	Web                             *webtier.Server
 	local                           *localfleet.Fleet
 	nudge                           chan struct{}
+	backend                         Backend
+	tiers                           Tiers
 }
 
 // New builds the service; nothing runs until Serve.
@@ -154,13 +164,17 @@ func New(cfg Config) (*Service, error) {
 	s.Fleet, s.local = lf, lf
 	s.Controller = scaling.NewController(scaling.ControllerOptions{Queue: s.Requests, Fleet: s.Fleet, Policy: cfg.Policy,
 		Max: cfg.MaxInstances, Logger: cfg.Logger.With("component", "scaler")})
-	s.Web, err = webtier.New(webtier.Options{
-		Requests: s.Requests, Responses: s.Responses, RequestDLQ: s.DeadLetter,
-		Inputs: s.Inputs, Outputs: s.Outputs, GalleryKey: GalleryKey,
-		Limits: cfg.Limits, MaxReceives: cfg.MaxReceives,
-		Nudge: s.Nudge, Fleet: s.Fleet, Decisions: s.Controller.Recent, Logger: cfg.Logger,
-	})
-	if err != nil {
+	s.backend = Backend{
+		Requests: s.Requests, Responses: s.Responses, RequestDLQ: s.DeadLetter, Inputs: s.Inputs, Outputs: s.Outputs,
+		Fleet: s.Fleet, Nudge: s.Nudge, Decisions: s.Controller.Recent,
+	}
+	s.tiers = Tiers{
+		GalleryKey: GalleryKey, Limits: cfg.Limits, MaxReceives: cfg.MaxReceives,
+		Analyzer: cfg.Analyzer, Threshold: cfg.Threshold, GalleryCheckEvery: cfg.GalleryCheckEvery, WorkerWait: cfg.WorkerWait,
+		IdleTimeout: cfg.IdleTimeout, MinLifetime: cfg.MinLifetime, VisibilityTimeout: cfg.VisibilityTimeout,
+		RetryBackoff: cfg.RetryBackoff, Logger: cfg.Logger,
+	}
+	if s.Web, err = NewWebTier(s.backend, s.tiers); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
 	return s, nil
@@ -168,12 +182,7 @@ func New(cfg Config) (*Service, error) {
 
 // runInstance is one local instance: a worker until it is idle or stopped.
 func (s *Service) runInstance(ctx context.Context, inst fleet.Instance) error {
-	w, err := apptier.New(apptier.Options{
-		ID: inst.ID, Requests: s.Requests, Responses: s.Responses, Inputs: s.Inputs, Outputs: s.Outputs,
-		Analyzer: s.cfg.Analyzer, Gallery: s.Outputs, GalleryKey: GalleryKey, Threshold: s.cfg.Threshold,
-		GalleryCheckEvery: s.cfg.GalleryCheckEvery, WaitTime: s.cfg.WorkerWait, IdleTimeout: s.cfg.IdleTimeout, MinLifetime: s.cfg.MinLifetime,
-		VisibilityTimeout: s.cfg.VisibilityTimeout, RetryBackoff: s.cfg.RetryBackoff, Logger: s.log.With("component", "apptier"),
-	})
+	w, err := NewWorker(s.backend, s.tiers, inst.ID)
 	if err != nil {
 		return err
 	}

@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/service"
+	"github.com/facefleet/facefleet/internal/settings"
 )
 
 type noEngine struct{}
@@ -88,5 +90,35 @@ func TestNewAndSeedGallery(t *testing.T) {
 	}
 	if fmt.Sprint(names) != "[amy bob penny]" {
 		t.Fatalf("merged subjects %v, want [amy bob penny]", names)
+	}
+}
+
+// The settings reach both tiers the same way whichever command reads them.
+func TestTiersFromSettings(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	aws := map[string]string{"FACEFLEET_REQUEST_QUEUE_URL": "http://q/1", "FACEFLEET_RESPONSE_QUEUE_URL": "http://q/2",
+		"FACEFLEET_INPUT_BUCKET": "in", "FACEFLEET_OUTPUT_BUCKET": "out", "FACEFLEET_MAX_BODY": "2048",
+		"FACEFLEET_MAX_PIXELS": "1000", "FACEFLEET_IDLE_TIMEOUT": "0s", "FACEFLEET_GALLERY_KEY": "g/k.json"}
+	up, err := settings.FromEnv(settings.Up, env(aws))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := settings.FromEnv(settings.Webtier, env(aws))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := settings.FromEnv(settings.Apptier, env(aws))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tu, tw, ta := service.TiersFromSettings(up), service.TiersFromSettings(web), service.TiersFromSettings(app)
+	if tu.Limits != tw.Limits || tw.Limits.MaxBodyBytes != 2048 || tw.Limits.MaxPixels != 1000 || ta.Limits.MaxPixels != 1000 {
+		t.Errorf("limits: up %+v, webtier %+v, apptier %+v", tu.Limits, tw.Limits, ta.Limits)
+	}
+	if tu.GalleryKey != service.GalleryKey || tw.GalleryKey != "g/k.json" || ta.GalleryKey != "g/k.json" {
+		t.Errorf("gallery keys %q %q %q", tu.GalleryKey, tw.GalleryKey, ta.GalleryKey)
+	}
+	if ta.IdleTimeout != 0 || ta.WorkerWait != 5*time.Second || tw.PollWait != 10*time.Second || ta.Threshold != 0.6 {
+		t.Errorf("apptier %+v, webtier poll %s", ta, tw.PollWait)
 	}
 }

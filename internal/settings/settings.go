@@ -323,6 +323,12 @@ func (v *Values) Duration(name string) time.Duration { return get[time.Duration]
 // Bool returns a Bool setting.
 func (v *Values) Bool(name string) bool { return get[bool](v, name) }
 
+// Has reports whether the command declared the setting.
+func (v *Values) Has(name string) bool {
+	_, ok := v.vals[name]
+	return ok
+}
+
 // Set reports whether the setting has a non-empty value.
 func (v *Values) Set(name string) bool {
 	get[any](v, name)

@@ -1,0 +1,74 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/facefleet/facefleet/internal/awsconfig"
+	"github.com/facefleet/facefleet/internal/blob/s3blob"
+	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
+	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
+	"github.com/facefleet/facefleet/internal/settings"
+)
+
+// OpenAWS builds the AWS backend from a command's resolved settings: the request
+// and response queues, the dead-letter queue and the app-tier fleet when the
+// command reads and sets them, and the two buckets. It checks that every queue
+// and bucket answers, so a wrong URL or name fails at start-up rather than at
+// the first upload. The clients are returned for the callers' other AWS calls.
+func OpenAWS(ctx context.Context, v *settings.Values) (Backend, *awsconfig.Clients, error) {
+	c, err := awsconfig.Load(ctx, awsconfig.FromSettings(v))
+	if err != nil {
+		return Backend{}, nil, err
+	}
+	var (
+		b                        Backend
+		requests, responses, dlq *sqsqueue.Queue
+		inputs, outputs          *s3blob.Store
+	)
+	sqsc, s3c := c.SQS(), c.S3()
+	if requests, err = sqsqueue.New(sqsc, v.String(settings.RequestQueueURL), sqsqueue.Options{}); err != nil {
+		return Backend{}, nil, err
+	}
+	if responses, err = sqsqueue.New(sqsc, v.String(settings.ResponseQueueURL), sqsqueue.Options{}); err != nil {
+		return Backend{}, nil, err
+	}
+	if v.Has(settings.RequestDLQURL) && v.Set(settings.RequestDLQURL) {
+		if dlq, err = sqsqueue.New(sqsc, v.String(settings.RequestDLQURL), sqsqueue.Options{}); err != nil {
+			return Backend{}, nil, err
+		}
+		b.RequestDLQ = dlq
+	}
+	if inputs, err = s3blob.New(s3c, v.String(settings.InputBucket)); err != nil {
+		return Backend{}, nil, err
+	}
+	if outputs, err = s3blob.New(s3c, v.String(settings.OutputBucket)); err != nil {
+		return Backend{}, nil, err
+	}
+	if v.Has(settings.AppTagKey) && v.Set(settings.AppTagKey) {
+		// Read-only use (List for /v1/status); Max only bounds launches, which
+		// the tiers never do.
+		if b.Fleet, err = ec2fleet.New(c.EC2(), ec2fleet.Options{TagKey: v.String(settings.AppTagKey),
+			TagValue: v.String(settings.AppTagValue), Max: 1000}); err != nil {
+			return Backend{}, nil, err
+		}
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for _, q := range []*sqsqueue.Queue{requests, responses, dlq} {
+		if q == nil {
+			continue
+		}
+		if _, err := q.Counts(checkCtx); err != nil {
+			return Backend{}, nil, fmt.Errorf("queue %s is not reachable: %w", q.URL(), err)
+		}
+	}
+	for _, s := range []*s3blob.Store{inputs, outputs} {
+		if _, err := s.List(checkCtx, "facefleet-startup-probe/"); err != nil {
+			return Backend{}, nil, fmt.Errorf("bucket %s is not reachable: %w", s.Bucket(), err)
+		}
+	}
+	b.Requests, b.Responses, b.Inputs, b.Outputs = requests, responses, inputs, outputs
+	return b, c, nil
+}

@@ -1,0 +1,121 @@
+package service
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/facefleet/facefleet/apptier"
+	"github.com/facefleet/facefleet/internal/blob"
+	"github.com/facefleet/facefleet/internal/fleet"
+	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/internal/settings"
+	"github.com/facefleet/facefleet/scaling"
+	"github.com/facefleet/facefleet/webtier"
+)
+
+// Backend is what the tiers run on: the in-process adapters (memqueue, fileblob,
+// localfleet; see New) or the AWS ones (sqsqueue, s3blob, ec2fleet; see OpenAWS).
+// Both modes build their tiers from a Backend with the same two functions,
+// NewWebTier and NewWorker, so the tiers cannot differ by mode.
+type Backend struct {
+	Requests, Responses queue.Queue
+	// RequestDLQ is the request queue's dead-letter queue (optional: the web tier
+	// then answers dead-lettered requests at once).
+	RequestDLQ      queue.Queue
+	Inputs, Outputs blob.Store
+	// Fleet, when set, is reported on /v1/status and /metrics.
+	Fleet fleet.Fleet
+	// Nudge and Decisions connect the web tier to an in-process scaler (optional).
+	Nudge     func()
+	Decisions func() []scaling.Decision
+}
+
+// Tiers configures both tiers; zero values take the tiers' defaults.
+type Tiers struct {
+	GalleryKey string // in the output store (default settings.DefaultGalleryKey)
+
+	// Web tier.
+	Limits      webtier.Limits
+	MaxReceives int
+	PollWait    time.Duration
+
+	// App tier.
+	Analyzer          apptier.Analyzer
+	Threshold         float64
+	GalleryCheckEvery time.Duration
+	WorkerWait        time.Duration
+	// IdleTimeout: a worker with no work this long returns (0: never).
+	IdleTimeout       time.Duration
+	MinLifetime       time.Duration
+	VisibilityTimeout time.Duration
+	RetryBackoff      time.Duration
+
+	Logger *slog.Logger
+}
+
+// TiersFromSettings takes the tiers' configuration from a command's resolved
+// settings; settings the command does not read keep their zero value.
+func TiersFromSettings(v *settings.Values) Tiers {
+	t := Tiers{GalleryKey: settings.DefaultGalleryKey}
+	str := func(name string, dst *string) {
+		if v.Has(name) {
+			*dst = v.String(name)
+		}
+	}
+	num := func(name string, dst *int) {
+		if v.Has(name) {
+			*dst = v.Int(name)
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v.Has(name) {
+			*dst = v.Duration(name)
+		}
+	}
+	str(settings.GalleryKey, &t.GalleryKey)
+	num(settings.MaxBody, &t.Limits.MaxBodyBytes)
+	num(settings.MaxPixels, &t.Limits.MaxPixels)
+	num(settings.MaxPending, &t.Limits.MaxPending)
+	dur(settings.RequestTimeout, &t.Limits.RequestTimeout)
+	num(settings.MaxReceives, &t.MaxReceives)
+	dur(settings.PollWait, &t.PollWait)
+	if v.Has(settings.Threshold) {
+		t.Threshold = v.Float(settings.Threshold)
+	}
+	dur(settings.WorkerWait, &t.WorkerWait)
+	dur(settings.IdleTimeout, &t.IdleTimeout)
+	dur(settings.MinLifetime, &t.MinLifetime)
+	dur(settings.VisibilityTimeout, &t.VisibilityTimeout)
+	return t
+}
+
+func (t Tiers) logger() *slog.Logger {
+	if t.Logger == nil {
+		return slog.Default()
+	}
+	return t.Logger
+}
+
+// NewWebTier builds the web tier on b.
+func NewWebTier(b Backend, t Tiers) (*webtier.Server, error) {
+	return webtier.New(webtier.Options{
+		Requests: b.Requests, Responses: b.Responses, RequestDLQ: b.RequestDLQ,
+		Inputs: b.Inputs, Outputs: b.Outputs, GalleryKey: t.GalleryKey,
+		Limits: t.Limits, MaxReceives: t.MaxReceives, PollWait: t.PollWait,
+		Nudge: b.Nudge, Fleet: b.Fleet, Decisions: b.Decisions, Logger: t.logger(),
+	})
+}
+
+// NewWorker builds one app-tier worker on b.
+func NewWorker(b Backend, t Tiers, id string) (*apptier.Worker, error) {
+	if t.Analyzer == nil {
+		return nil, errors.New("service: an Analyzer (the engine) is required for workers")
+	}
+	return apptier.New(apptier.Options{
+		ID: id, Requests: b.Requests, Responses: b.Responses, Inputs: b.Inputs, Outputs: b.Outputs,
+		Analyzer: t.Analyzer, GalleryKey: t.GalleryKey, Threshold: t.Threshold,
+		GalleryCheckEvery: t.GalleryCheckEvery, WaitTime: t.WorkerWait, IdleTimeout: t.IdleTimeout, MinLifetime: t.MinLifetime,
+		VisibilityTimeout: t.VisibilityTimeout, RetryBackoff: t.RetryBackoff, Logger: t.logger().With("component", "apptier"),
+	})
+}
