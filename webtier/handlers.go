@@ -62,7 +62,7 @@ func (s *Server) routes() {
 			}
 		}
 		route := c.Route().Path
-		s.m.http.inc(c.Method() + " " + route + " " + strconv.Itoa(status))
+		s.m.http.inc(c.Method(), route, strconv.Itoa(status))
 		if route == "/" && c.Method() == fiber.MethodPost || strings.HasPrefix(route, "/v1/recognize") {
 			s.m.latency.observe(time.Since(start).Seconds())
 		}
@@ -496,26 +496,8 @@ type Status struct {
 }
 
 func (s *Server) collectStatus(ctx context.Context) Status {
-	st := Status{Queues: map[string]*queue.Counts{}}
-	for name, q := range map[string]queue.Queue{"requests": s.o.Requests, "responses": s.o.Responses, "dead_letter": s.o.RequestDLQ} {
-		if q == nil {
-			continue
-		}
-		n, err := q.Counts(ctx)
-		if err != nil {
-			st.Errors = append(st.Errors, fmt.Sprintf("%s queue: %v", name, err))
-			continue
-		}
-		st.Queues[name] = &n
-	}
-	if s.o.Fleet != nil {
-		insts, err := s.o.Fleet.List(ctx)
-		if err != nil {
-			st.Errors = append(st.Errors, fmt.Sprintf("fleet: %v", err))
-		} else {
-			st.Instances = fleet.CountByState(insts)
-		}
-	}
+	sn := s.backendStatus(ctx)
+	st := Status{Queues: sn.queues, Instances: sn.instances, Errors: sn.errors}
 	if s.o.Decisions != nil {
 		d := s.o.Decisions()
 		if len(d) > 10 {

@@ -115,6 +115,9 @@ type Options struct {
 	// Fleet and Decisions feed /v1/status and /metrics; both optional.
 	Fleet     fleet.Fleet
 	Decisions func() []scaling.Decision
+	// StatusTTL is how long /v1/status and /metrics reuse one snapshot of the
+	// queue counts and the fleet (default DefaultStatusTTL).
+	StatusTTL time.Duration
 	Logger    *slog.Logger
 }
 
@@ -133,6 +136,8 @@ type Server struct {
 	// recent remembers IDs answered or abandoned, to tell late and duplicate
 	// answers from foreign ones.
 	recent map[string]recentID
+
+	snapshots snapshotCache
 
 	galleryMu   sync.Mutex
 	galleryETag string // last gallery version this tier wrote or read
@@ -170,6 +175,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.PollWait <= 0 || o.PollWait > 20*time.Second {
 		o.PollWait = 10 * time.Second
+	}
+	if o.StatusTTL <= 0 {
+		o.StatusTTL = DefaultStatusTTL
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

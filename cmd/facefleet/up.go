@@ -78,12 +78,12 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if idle == 0 {
 		idle = service.NeverIdle
 	}
-	data := v.String(settings.Data)
+	data, t := v.String(settings.Data), service.TiersFromSettings(v)
 	svc, err := service.New(service.Config{
 		DataDir: data, NoSyncOutputs: v.Bool(settings.NoSync), Analyzer: eng, Threshold: v.Float(settings.Threshold),
 		MaxInstances: maxInst, BootDelay: v.Duration(settings.BootDelay), IdleTimeout: idle, MinLifetime: v.Duration(settings.MinLifetime),
 		VisibilityTimeout: v.Duration(settings.VisibilityTimeout), MaxReceives: v.Int(settings.MaxReceives),
-		ScaleEvery: v.Duration(settings.ScaleEvery), Policy: pol, Limits: service.TiersFromSettings(v).Limits, Logger: log,
+		ScaleEvery: v.Duration(settings.ScaleEvery), Policy: pol, Limits: t.Limits, StatusTTL: t.StatusTTL, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -76,6 +76,7 @@ type Config struct {
 	Policy            scaling.Policy
 	GalleryCheckEvery time.Duration // workers' gallery ETag check period (default 2 s)
 	Limits            webtier.Limits
+	StatusTTL         time.Duration // /v1/status and /metrics snapshot lifetime (default webtier.DefaultStatusTTL)
 	Logger            *slog.Logger
 }
 
@@ -169,7 +170,7 @@ func New(cfg Config) (*Service, error) {
 		Fleet: s.Fleet, Nudge: s.Nudge, Decisions: s.Controller.Recent,
 	}
 	s.tiers = Tiers{
-		GalleryKey: GalleryKey, Limits: cfg.Limits, MaxReceives: cfg.MaxReceives,
+		GalleryKey: GalleryKey, Limits: cfg.Limits, MaxReceives: cfg.MaxReceives, StatusTTL: cfg.StatusTTL,
 		Analyzer: cfg.Analyzer, Threshold: cfg.Threshold, GalleryCheckEvery: cfg.GalleryCheckEvery, WorkerWait: cfg.WorkerWait,
 		IdleTimeout: cfg.IdleTimeout, MinLifetime: cfg.MinLifetime, VisibilityTimeout: cfg.VisibilityTimeout,
 		RetryBackoff: cfg.RetryBackoff, Logger: cfg.Logger,

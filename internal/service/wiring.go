@@ -39,6 +39,7 @@ type Tiers struct {
 	Limits      webtier.Limits
 	MaxReceives int
 	PollWait    time.Duration
+	StatusTTL   time.Duration
 
 	// App tier.
 	Analyzer          apptier.Analyzer
@@ -80,6 +81,7 @@ func TiersFromSettings(v *settings.Values) Tiers {
 	dur(settings.RequestTimeout, &t.Limits.RequestTimeout)
 	num(settings.MaxReceives, &t.MaxReceives)
 	dur(settings.PollWait, &t.PollWait)
+	dur(settings.StatusTTL, &t.StatusTTL)
 	if v.Has(settings.Threshold) {
 		t.Threshold = v.Float(settings.Threshold)
 	}
@@ -102,7 +104,7 @@ func NewWebTier(b Backend, t Tiers) (*webtier.Server, error) {
 	return webtier.New(webtier.Options{
 		Requests: b.Requests, Responses: b.Responses, RequestDLQ: b.RequestDLQ,
 		Inputs: b.Inputs, Outputs: b.Outputs, GalleryKey: t.GalleryKey,
-		Limits: t.Limits, MaxReceives: t.MaxReceives, PollWait: t.PollWait,
+		Limits: t.Limits, MaxReceives: t.MaxReceives, PollWait: t.PollWait, StatusTTL: t.StatusTTL,
 		Nudge: b.Nudge, Fleet: b.Fleet, Decisions: b.Decisions, Logger: t.logger(),
 	})
 }

@@ -25,6 +25,7 @@ const (
 	MaxPending         = "max-pending"
 	RequestTimeout     = "request-timeout"
 	PollWait           = "poll-wait"
+	StatusTTL          = "status-ttl"
 	MaxReceives        = "max-receives"
 	MaxInstances       = "max-instances"
 	BootDelay          = "boot-delay"
@@ -119,6 +120,9 @@ func All() []Setting {
 			Help: "how long an upload waits for its answer (504 beyond)"},
 		{Name: PollWait, Env: "FACEFLEET_POLL_WAIT", Kind: Duration, Default: "10s", Min: "1s", Max: "20s", For: []Command{Webtier},
 			Help: "response queue long-poll wait"},
+
+		{Name: StatusTTL, Env: "FACEFLEET_STATUS_TTL", Kind: Duration, Default: "2s", Min: "100ms", Max: "1m", For: servers,
+			Help: "how long /v1/status and /metrics reuse one snapshot of the queue counts and the fleet (each snapshot: a count per queue and a fleet listing)"},
 
 		// Queue and workers.
 		{Name: VisibilityTimeout, Env: "FACEFLEET_VISIBILITY_TIMEOUT", Kind: Duration, Default: "30s", Min: "1s", Max: "12h", For: workers,
