@@ -131,7 +131,35 @@ func TestNewPolicy(t *testing.T) {
 	if _, err := NewPolicy("nope"); !errors.Is(err, ErrUnknownPolicy) {
 		t.Fatalf("err = %v", err)
 	}
-	if DefaultPolicy().Name() != NameFacefleet {
+	if DefaultPolicy().Name() != NameBacklogDrain {
 		t.Fatal("default policy must be ours")
+	}
+}
+
+// The former names still build the renamed policies, and every name is unique.
+func TestPolicyRegistry(t *testing.T) {
+	for old, now := range map[string]string{"facefleet": NameBacklogDrain, "seed": NameVisibleCount} {
+		p, err := NewPolicy(old)
+		if err != nil || p.Name() != now {
+			t.Errorf("NewPolicy(%q) = %v, %v; want the %s policy", old, p, err, now)
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range AcceptedPolicyNames() {
+		if seen[n] {
+			t.Errorf("%q registered twice", n)
+		}
+		seen[n] = true
+		if p, err := NewPolicy(n); err != nil || p == nil {
+			t.Errorf("NewPolicy(%q): %v", n, err)
+		}
+	}
+	for _, spec := range Policies() {
+		if p := spec.New(Env{}); p.Name() != spec.Name {
+			t.Errorf("%s builds a policy named %s", spec.Name, p.Name())
+		}
+	}
+	if _, err := NewPolicy("fastest"); !errors.Is(err, ErrUnknownPolicy) {
+		t.Errorf("unknown name: %v", err)
 	}
 }

@@ -77,7 +77,7 @@ func NewFacefleet(o FacefleetOptions) *Facefleet {
 func (p *Facefleet) Options() FacefleetOptions { return p.opt }
 
 // Name implements Policy.
-func (*Facefleet) Name() string { return NameFacefleet }
+func (*Facefleet) Name() string { return NameBacklogDrain }
 
 // Decide implements Policy.
 func (p *Facefleet) Decide(o Observation) Decision {
@@ -91,7 +91,7 @@ func (p *Facefleet) Decide(o Observation) Decision {
 			p.blipSince = o.Now
 		}
 		if o.Now.Sub(p.blipSince) < p.opt.BlipConfirm {
-			return Decision{Reason: "facefleet: lone +1 from zero without a nudge; confirming before paying a billed minute"}
+			return Decision{Reason: "backlog-drain: lone +1 from zero without a nudge; confirming before paying a billed minute"}
 		}
 	} else {
 		p.blipSince = time.Time{}
@@ -110,12 +110,12 @@ func (p *Facefleet) Decide(o Observation) Decision {
 	}
 	if desired > capacity {
 		d.Start = desired - capacity
-		d.Reason = fmt.Sprintf("facefleet: backlog %d (%d visible + %d in flight) needs %d, have %d running + %d pending",
+		d.Reason = fmt.Sprintf("backlog-drain: backlog %d (%d visible + %d in flight) needs %d, have %d running + %d pending",
 			backlog, o.Visible, o.InFlight, desired, o.Running, o.Pending)
 		p.needs, p.windowFrom = p.needs[:0], o.Now
 		return d
 	}
-	d.Reason = fmt.Sprintf("facefleet: backlog %d needs %d, have %d; surplus workers stop themselves when idle",
+	d.Reason = fmt.Sprintf("backlog-drain: backlog %d needs %d, have %d; surplus workers stop themselves when idle",
 		backlog, desired, capacity)
 	if !o.CanRetire {
 		return d
@@ -143,7 +143,7 @@ func (p *Facefleet) Decide(o Observation) Decision {
 	if o.Running > floor {
 		d.Desired = floor
 		d.Retire = o.Running - floor
-		d.Reason = fmt.Sprintf("facefleet: %.1f busy on average over the last %v needs %d, have %d running: retire %d after their current job",
+		d.Reason = fmt.Sprintf("backlog-drain: %.1f busy on average over the last %v needs %d, have %d running: retire %d after their current job",
 			busy, p.opt.ScaleInWindow, floor, o.Running, d.Retire)
 		p.windowFrom = o.Now
 	}

@@ -17,7 +17,7 @@ const SeedCap = 19
 func NewSeed() *Seed { return &Seed{} }
 
 // Name implements Policy.
-func (*Seed) Name() string { return NameSeed }
+func (*Seed) Name() string { return NameVisibleCount }
 
 // Decide implements Policy.
 func (*Seed) Decide(o Observation) Decision {
@@ -26,12 +26,12 @@ func (*Seed) Decide(o Observation) Decision {
 	switch {
 	case desired > o.Running:
 		d.Start = desired - o.Running
-		d.Reason = fmt.Sprintf("seed: %d visible > %d running", o.Visible, o.Running)
+		d.Reason = fmt.Sprintf("visible-count: %d visible > %d running", o.Visible, o.Running)
 	case o.Running > o.Visible:
 		d.Stop = o.Running - o.Visible
-		d.Reason = fmt.Sprintf("seed: %d running > %d visible: stop the surplus", o.Running, o.Visible)
+		d.Reason = fmt.Sprintf("visible-count: %d running > %d visible: stop the surplus", o.Running, o.Visible)
 	default:
-		d.Reason = "seed: balanced"
+		d.Reason = "visible-count: balanced"
 	}
 	return d
 }

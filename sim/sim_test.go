@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func handConfig() Config {
 // image; idle timeout 10 s but never before the billed minute is used.
 func TestHandCheckedFiveRequests(t *testing.T) {
 	wl := Workload{Name: "hand", Arrivals: []time.Duration{0, sec(1), sec(2), sec(40), sec(200)}}
-	r, err := Run(context.Background(), handConfig(), wl, scaling.NameFacefleet)
+	r, err := Run(context.Background(), handConfig(), wl, scaling.NameBacklogDrain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,14 +86,14 @@ func TestSeedStopsBusyWorkersOursDoesNot(t *testing.T) {
 	cfg.Visibility = 120 * time.Second
 	cfg.Horizon = 10 * time.Minute
 	wl := Workload{Name: "long-job", Arrivals: []time.Duration{0}}
-	seed, err := Run(context.Background(), cfg, wl, scaling.NameSeed)
+	seed, err := Run(context.Background(), cfg, wl, scaling.NameVisibleCount)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if seed.BusyStops != 3 || seed.Answered != 0 || !math.IsInf(seed.DrainS, 1) {
 		t.Fatalf("seed: busy_stops %d answered %d drain %v, want 3, 0, +Inf", seed.BusyStops, seed.Answered, seed.DrainS)
 	}
-	ours, err := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
+	ours, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +109,8 @@ func TestBlipsCostTheSeedMoreThanUs(t *testing.T) {
 	cfg := handConfig()
 	cfg.BlipRate = 0.3
 	wl := Workload{Name: "late", Arrivals: []time.Duration{sec(1200)}}
-	seed, _ := Run(context.Background(), cfg, wl, scaling.NameSeed)
-	ours, _ := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
+	seed, _ := Run(context.Background(), cfg, wl, scaling.NameVisibleCount)
+	ours, _ := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
 	if seed.Starts < 4 {
 		t.Fatalf("seed starts = %d; blips should have started it several times in 20 min", seed.Starts)
 	}
@@ -142,14 +143,14 @@ func TestBurst100OursNearOracleAndBeatsSeed(t *testing.T) {
 			cfg := issueConfig(seed)
 			wl := mustWorkload(t, "burst-100", seed)
 			rs := map[string]Result{}
-			for _, p := range []string{scaling.NameSeed, scaling.NameFacefleet, NameOracle} {
+			for _, p := range []string{scaling.NameVisibleCount, scaling.NameBacklogDrain, NameOracle} {
 				r, err := Run(context.Background(), cfg, wl, p)
 				if err != nil {
 					t.Fatal(err)
 				}
 				rs[p] = r
 			}
-			ours, or, sd := rs[scaling.NameFacefleet], rs[NameOracle], rs[scaling.NameSeed]
+			ours, or, sd := rs[scaling.NameBacklogDrain], rs[NameOracle], rs[scaling.NameVisibleCount]
 			if ours.DrainS > 1.25*or.DrainS || ours.DrainS > sd.DrainS {
 				t.Errorf("drain: ours %.1f, oracle %.1f (x1.25 = %.1f), seed %.1f", ours.DrainS, or.DrainS, 1.25*or.DrainS, sd.DrainS)
 			}
@@ -187,11 +188,11 @@ func TestOursVersusSeedOnEveryWorkload(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/seed%d", name, seed), func(t *testing.T) {
 				cfg := issueConfig(seed)
 				wl := mustWorkload(t, name, seed)
-				ours, err := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
+				ours, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
 				if err != nil {
 					t.Fatal(err)
 				}
-				sd, err := Run(context.Background(), cfg, wl, scaling.NameSeed)
+				sd, err := Run(context.Background(), cfg, wl, scaling.NameVisibleCount)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -236,8 +237,8 @@ func TestEveryPolicyAnswersEverything(t *testing.T) {
 func TestDeterministic(t *testing.T) {
 	cfg := issueConfig(7)
 	wl := mustWorkload(t, "poisson-2", 7)
-	a, _ := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
-	b, _ := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
+	a, _ := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
+	b, _ := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("two runs with the same seed differ")
 	}
@@ -358,17 +359,17 @@ func TestBadInputs(t *testing.T) {
 	if _, err := Run(context.Background(), DefaultConfig(), wl, "nope"); !errors.Is(err, ErrUnknownPolicy) {
 		t.Errorf("unknown policy: %v", err)
 	}
-	if _, err := Run(context.Background(), DefaultConfig(), Workload{Name: "empty"}, scaling.NameSeed); err == nil {
+	if _, err := Run(context.Background(), DefaultConfig(), Workload{Name: "empty"}, scaling.NameVisibleCount); err == nil {
 		t.Error("empty workload accepted")
 	}
 	c := DefaultConfig()
 	c.Load = Fixed(time.Minute)
-	if _, err := Run(context.Background(), c, wl, scaling.NameSeed); err == nil {
+	if _, err := Run(context.Background(), c, wl, scaling.NameVisibleCount); err == nil {
 		t.Error("load longer than boot accepted")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Run(ctx, DefaultConfig(), wl, scaling.NameSeed); !errors.Is(err, context.Canceled) {
+	if _, err := Run(ctx, DefaultConfig(), wl, scaling.NameVisibleCount); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled run: %v", err)
 	}
 }
@@ -403,7 +404,7 @@ func TestOutputs(t *testing.T) {
 	if err := WritePlots(dir, rs); err != nil {
 		t.Fatal(err)
 	}
-	svg, err := os.ReadFile(filepath.Join(dir, "burst-100_facefleet.svg"))
+	svg, err := os.ReadFile(filepath.Join(dir, "burst-100_backlog-drain.svg"))
 	if err != nil || !bytes.HasPrefix(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("<polyline")) {
 		t.Fatalf("plot: %v %.80s", err, svg)
 	}
@@ -417,12 +418,12 @@ func TestRetireShedsSteadySurplus(t *testing.T) {
 	cfg := issueConfig(1)
 	cfg.Service = Dist{Mean: time.Second, Jitter: 250 * time.Millisecond}
 	wl := mustWorkload(t, "poisson-10", 1)
-	without, err := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
+	without, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Retire = true
-	with, err := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
+	with, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +444,7 @@ func TestCapacityErrorsAreSurvived(t *testing.T) {
 	cfg := issueConfig(1)
 	cfg.Pool, cfg.Capacity = -1, 2 // no stopped pool: every start is a launch; two at most
 	wl := mustWorkload(t, "burst-1000", 1)
-	r, err := Run(context.Background(), cfg, wl, scaling.NameFacefleet)
+	r, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,5 +499,21 @@ func TestPlotEndsAtLastValueNotPeak(t *testing.T) {
 		if x > padL+60.0/100*innerW && y != bottom {
 			t.Fatalf("backlog drawn at y=%s at x=%s after the queue drained; want y=%s: %v", y, xs, bottom, pts)
 		}
+	}
+}
+
+// The simulator knows the scaling registry's policies (and their former names)
+// plus its oracle, and nothing else.
+func TestSimulatorUsesTheRegistry(t *testing.T) {
+	if got, want := PolicyNames(), append(scaling.PolicyNames(), NameOracle); !slices.Equal(got, want) {
+		t.Fatalf("sim policies %v, registry %v + oracle", got, want)
+	}
+	for _, name := range append(PolicyNames(), scaling.AcceptedPolicyNames()...) {
+		if _, _, err := setup(name, DefaultConfig().withDefaults(), Workload{}, nil); err != nil {
+			t.Errorf("setup(%q): %v", name, err)
+		}
+	}
+	if _, _, err := setup("fastest", DefaultConfig(), Workload{}, nil); !errors.Is(err, ErrUnknownPolicy) {
+		t.Errorf("unknown policy: %v", err)
 	}
 }

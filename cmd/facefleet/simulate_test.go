@@ -30,7 +30,7 @@ func TestSimulateJSONAndPlot(t *testing.T) {
 			t.Errorf("row %+v", r)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "burst-100_facefleet.svg")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "burst-100_backlog-drain.svg")); err != nil {
 		t.Fatal(err)
 	}
 }
