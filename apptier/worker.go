@@ -315,13 +315,7 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 	}
 	resp.Name = m.Label(res)
 	resp.Width, resp.Height = res.Width, res.Height
-	resp.Faces = make([]protocol.Face, 0, len(res.Faces))
-	for _, f := range res.Faces {
-		resp.Faces = append(resp.Faces, protocol.Face{
-			Box:     protocol.Box{X: f.Box.X, Y: f.Box.Y, W: f.Box.W, H: f.Box.H},
-			Subject: f.Subject, Distance: f.Distance, Score: f.Score,
-		})
-	}
+	resp.Faces = Faces(res)
 	if req.Kind == protocol.Describe {
 		big := Largest(res.Faces)
 		if big == nil || len(big.Descriptor) == 0 {
@@ -496,4 +490,17 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// Faces is a labelled result's faces as the API and the queue messages carry
+// them (never nil).
+func Faces(res *engine.Result) []protocol.Face {
+	out := make([]protocol.Face, 0, len(res.Faces))
+	for _, f := range res.Faces {
+		out = append(out, protocol.Face{
+			Box:     protocol.Box{X: f.Box.X, Y: f.Box.Y, W: f.Box.W, H: f.Box.H},
+			Subject: f.Subject, Distance: f.Distance, Score: f.Score,
+		})
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,13 +68,35 @@ func TestEnrollRecognize(t *testing.T) {
 		}
 	}
 
+	// -json prints what POST /v1/recognize answers: faces[].box.x, not Go names.
+	out.Reset()
+	if err := runRecognize(context.Background(), append(common, "-json", probes[0]), &out, &errb); err != nil {
+		t.Fatalf("recognize -json: %v\n%s", err, errb.String())
+	}
+	var api struct {
+		Name  string `json:"name"`
+		Width int    `json:"width"`
+		Faces []struct {
+			Box     map[string]float64 `json:"box"`
+			Subject string             `json:"subject"`
+		} `json:"faces"`
+		Timings map[string]float64 `json:"timings"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &api); err != nil || len(api.Faces) == 0 || api.Width == 0 {
+		t.Fatalf("recognize -json: %v\n%s", err, out.String())
+	}
+	if _, ok := api.Faces[0].Box["x"]; !ok || api.Name != want[strings.TrimSuffix(filepath.Base(probes[0]), ".png")] ||
+		api.Timings["inference_ms"] <= 0 || strings.Contains(out.String(), `"Box"`) {
+		t.Fatalf("recognize -json is not the API's shape:\n%s", out.String())
+	}
+
 	// A bad file is reported and makes the command fail; -json describes it.
 	bad := filepath.Join(dir, "bad.jpg")
 	os.WriteFile(bad, []byte("nope"), 0o644)
 	out.Reset()
 	errb.Reset()
 	err = runRecognize(context.Background(), append(common, "-json", bad, probes[0]), &out, &errb)
-	if err == nil || !strings.Contains(out.String(), `"error":"bad image (format)`) || !strings.Contains(out.String(), `"name":"`+want[strings.TrimSuffix(filepath.Base(probes[0]), ".png")]+`"`) {
+	if err == nil || !strings.Contains(out.String(), `{"error":{"code":"bad_image","message":"bad image (format)`) || !strings.Contains(out.String(), `"name":"`+want[strings.TrimSuffix(filepath.Base(probes[0]), ".png")]+`"`) {
 		t.Fatalf("bad file: err %v, output %s", err, out.String())
 	}
 }

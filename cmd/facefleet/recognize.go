@@ -8,26 +8,24 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
-	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/settings"
+	"github.com/facefleet/facefleet/webtier"
 )
 
-// recognition is one line of `recognize -json`.
-type recognition struct {
-	File    string         `json:"file"`
-	Name    string         `json:"name"`
-	Face    *engine.Face   `json:"face,omitempty"`
-	Result  *engine.Result `json:"result,omitempty"`
-	Error   string         `json:"error,omitempty"`
-	Timings engine.Timings `json:"timings"`
+// apiError is the API's error JSON: {"error":{"code","message"}}.
+type apiError struct {
+	Error protocol.Error `json:"error"`
 }
 
 func runRecognize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("recognize", "usage: facefleet recognize -gallery FILE [-json] [flags] IMAGE...\n\nPrints <file stem>:<name> per image: the best match of its largest face,\nUnknown when nobody enrolled is close enough, NoFace when there is no face.", stderr)
 	ef := addEngineFlags(settings.Recognize, fs)
-	asJSON := fs.Bool("json", false, "print one JSON object per image (faces, boxes, distances, timings)")
+	asJSON := fs.Bool("json", false, "print one JSON object per image, in order: exactly what POST /v1/recognize answers (or its error JSON)")
 	if err := ef.parse(fs, args); err != nil {
 		return err
 	}
@@ -35,9 +33,15 @@ func runRecognize(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.Usage()
 		return fmt.Errorf("no IMAGE given")
 	}
-	g, err := gallery.Load(*ef.gallery)
+	// The worker's own matcher: every face is labelled, and the answer is the
+	// largest face's, exactly as the service answers.
+	gdata, err := os.ReadFile(*ef.gallery)
 	if err != nil {
-		return err
+		return fmt.Errorf("-gallery: %w", err)
+	}
+	m, err := apptier.GalleryPackageLoader(ef.threshold())(gdata)
+	if err != nil {
+		return fmt.Errorf("-gallery %s: %w", *ef.gallery, err)
 	}
 	eng, err := ef.engine(stderr)
 	if err != nil {
@@ -52,30 +56,40 @@ func runRecognize(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 		stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-		rec := recognition{File: path}
+		start := time.Now()
 		data, err := os.ReadFile(path)
+		code := protocol.CodeInputMissing
 		var res *engine.Result
+		var inference time.Duration
 		if err == nil {
+			code = protocol.CodeBadImage
+			t0 := time.Now()
 			res, err = eng.Analyze(ctx, data)
+			inference = time.Since(t0) // as the worker measures it
 		}
 		if err != nil {
 			failed++
 			fmt.Fprintf(stderr, "%s: %v\n", path, err)
 			if *asJSON {
-				rec.Error = err.Error()
-				if err := enc.Encode(rec); err != nil {
+				if !engine.IsImageError(err) && code == protocol.CodeBadImage {
+					code = "internal"
+				}
+				if err := enc.Encode(apiError{protocol.Error{Code: code, Message: err.Error()}}); err != nil {
 					return err
 				}
 			}
 			continue
 		}
-		name, face := gallery.Answer(res, g, ef.threshold())
+		name := m.Label(res)
 		if !*asJSON {
 			fmt.Fprintf(stdout, "%s:%s\n", stem, name)
 			continue
 		}
-		rec.Name, rec.Face, rec.Result, rec.Timings = name, face, res, res.Timings
-		if err := enc.Encode(rec); err != nil {
+		out := webtier.RecognizeResult{Key: path, Name: name, Width: res.Width, Height: res.Height, Faces: apptier.Faces(res)}
+		out.Timings.InferenceMS = ms(inference)
+		out.Timings.TotalMS = ms(time.Since(start))
+		out.Timings.OverheadMS = out.Timings.TotalMS - out.Timings.InferenceMS
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	}
@@ -84,3 +98,5 @@ func runRecognize(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	return nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
