@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/facefleet/facefleet/internal/stats"
 )
 
 // Image is one file to upload and the name it should get ("" = unchecked).
@@ -255,25 +257,17 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 }
 
 func upload(ctx context.Context, o Options, name string, data []byte) (int, string, error) {
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	fw, err := mw.CreateFormFile("inputFile", name)
+	b, contentType, err := MultipartBody("inputFile", name, data)
 	if err != nil {
-		return 0, "", err
-	}
-	if _, err := fw.Write(data); err != nil {
-		return 0, "", err
-	}
-	if err := mw.Close(); err != nil {
 		return 0, "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.URL, &b)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.URL, b)
 	if err != nil {
 		return 0, "", err
 	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Content-Type", contentType)
 	res, err := o.Client.Do(req)
 	if err != nil {
 		return 0, "", err
@@ -286,13 +280,26 @@ func upload(ctx context.Context, o Options, name string, data []byte) (int, stri
 	return res.StatusCode, string(body), nil
 }
 
-// Percentile of sorted values (nearest rank); 0 for none.
-func Percentile(sorted []float64, p float64) float64 {
-	if len(sorted) == 0 {
-		return 0
+// Percentile of sorted values (nearest rank, stats.Percentile); 0 for none.
+func Percentile(sorted []float64, p float64) float64 { return stats.Percentile(sorted, p) }
+
+// MultipartBody is an upload form with one file field, as a browser sends it:
+// the body and its Content-Type. Every client in the project (loadgen, the
+// benchmarks, the end-to-end tests) builds uploads with it.
+func MultipartBody(field, filename string, data []byte) (*bytes.Buffer, string, error) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	fw, err := mw.CreateFormFile(field, filename)
+	if err != nil {
+		return nil, "", err
 	}
-	i := int(float64(len(sorted))*p/100+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
+	if _, err := fw.Write(data); err != nil {
+		return nil, "", err
+	}
+	if err := mw.Close(); err != nil {
+		return nil, "", err
+	}
+	return &b, mw.FormDataContentType(), nil
 }
 
 // WriteText prints a human summary.

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/facefleet/facefleet/internal/stats"
 )
 
 // Result is one (workload, policy) run. Times are seconds from the first arrival.
@@ -77,8 +79,7 @@ func (w *world) result(wl Workload, policy string) Result {
 
 // pct is the nearest-rank percentile in seconds.
 func pct(sorted []time.Duration, p float64) float64 {
-	k := int(math.Ceil(p/100*float64(len(sorted)))) - 1
-	return round(sorted[max(k, 0)].Seconds())
+	return round(stats.Percentile(sorted, p).Seconds())
 }
 
 func round(s float64) float64 { return math.Round(s*1000) / 1000 }

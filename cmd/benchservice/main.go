@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -333,16 +331,15 @@ func burst(ctx context.Context, client *http.Client, url string, imgs []loadgen.
 }
 
 func call(ctx context.Context, client *http.Client, method, url, filename string, data []byte) ([]byte, error) {
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	fw, _ := mw.CreateFormFile("image", filename)
-	fw.Write(data)
-	mw.Close()
-	req, err := http.NewRequestWithContext(ctx, method, url, &b)
+	b, contentType, err := loadgen.MultipartBody("image", filename, data)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req, err := http.NewRequestWithContext(ctx, method, url, b)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
 	res, err := client.Do(req)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/settings"
 	"github.com/facefleet/facefleet/internal/testenv"
+	"github.com/facefleet/facefleet/loadgen"
 )
 
 // The declared defaults are the ones the libraries fall back to.
@@ -80,12 +80,11 @@ func TestUpServesAndShutsDown(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	fw, _ := mw.CreateFormFile("inputFile", "amy1.png")
-	fw.Write(img)
-	mw.Close()
-	res, err := http.Post(url+"/", mw.FormDataContentType(), &body)
+	body, contentType, err := loadgen.MultipartBody("inputFile", "amy1.png", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Post(url+"/", contentType, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +32,7 @@ import (
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
 	"github.com/facefleet/facefleet/internal/scalerfn"
+	"github.com/facefleet/facefleet/internal/stats"
 	"github.com/facefleet/facefleet/internal/testenv"
 	"github.com/facefleet/facefleet/test/e2ekit"
 )
@@ -139,11 +139,8 @@ func fakeCloudWatch(t *testing.T, calls *atomic.Int64) string {
 	return srv.URL
 }
 
-func pct(ds []time.Duration, p float64) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[min(len(s)-1, int(p*float64(len(s))))]
-}
+// pct is the nearest-rank percentile of ds, p in 0..1.
+func pct(ds []time.Duration, p float64) time.Duration { return stats.PercentileOf(ds, 100*p) }
 
 func TestCloudE2E(t *testing.T) {
 	if testing.Short() {

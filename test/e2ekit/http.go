@@ -1,36 +1,28 @@
 package e2ekit
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/facefleet/facefleet/loadgen"
 )
 
 // Upload sends data as the multipart file field (named filename) and returns the
 // status and body. It reports errors rather than failing the test, so it can run
 // on goroutines other than the test's.
 func Upload(client *http.Client, method, url, field, filename string, data []byte) (int, string, error) {
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	fw, err := mw.CreateFormFile(field, filename)
+	b, contentType, err := loadgen.MultipartBody(field, filename, data)
 	if err != nil {
 		return 0, "", err
 	}
-	if _, err := fw.Write(data); err != nil {
-		return 0, "", err
-	}
-	if err := mw.Close(); err != nil {
-		return 0, "", err
-	}
-	req, err := http.NewRequest(method, url, &b)
+	req, err := http.NewRequest(method, url, b)
 	if err != nil {
 		return 0, "", err
 	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Content-Type", contentType)
 	res, err := client.Do(req)
 	if err != nil {
 		return 0, "", err
