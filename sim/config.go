@@ -59,7 +59,8 @@ type Config struct {
 	// launches); a launch beyond it fails with fleet.ErrCapacity. 0: unlimited.
 	Capacity int `json:"capacity"`
 	// Retire gives the simulated fleet the scaling.Retirer capability (workers
-	// stop after their current job when asked). The real adapters lack it today.
+	// stop after their current job when asked), as localfleet and ec2fleet have
+	// (a graceful stop); off, the simulated fleet models one without it.
 	Retire bool `json:"retire"`
 	// Seed makes the run reproducible.
 	Seed uint64 `json:"seed"`
