@@ -110,6 +110,7 @@ type Engine struct {
 	limits              DecodeLimits
 	detector, landmarks runner
 	recognizer          runner
+	ssd                 runner // second opinion for the tight-crop fallback; nil with NoFallback
 	scratch             sync.Pool // *buffers
 	closeOnce           sync.Once
 	closeErr            error
@@ -138,7 +139,10 @@ func New(opt Options) (*Engine, error) {
 	for _, m := range []struct {
 		file string
 		dst  *runner
-	}{{DetectorModel, &e.detector}, {LandmarkModel, &e.landmarks}, {RecognitionModel, &e.recognizer}} {
+	}{{DetectorModel, &e.detector}, {LandmarkModel, &e.landmarks}, {RecognitionModel, &e.recognizer}, {SSDModel, &e.ssd}} {
+		if m.dst == &e.ssd && opt.NoFallback {
+			continue
+		}
 		s, err := rt.NewSession(filepath.Join(opt.ModelDir, m.file), so)
 		if err != nil {
 			e.Close()
@@ -153,7 +157,7 @@ func New(opt Options) (*Engine, error) {
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
 		var errs []error
-		for _, r := range []runner{e.detector, e.landmarks, e.recognizer} {
+		for _, r := range []runner{e.detector, e.landmarks, e.recognizer, e.ssd} {
 			if r != nil {
 				errs = append(errs, r.Close())
 			}
@@ -348,13 +352,40 @@ const (
 // tight crops) and maps the boxes back to the image. It returns nothing for
 // images too elongated to be a face crop.
 func (e *Engine) detectFramed(ctx context.Context, img *RGB, buf *buffers, res *Result) ([]detection, error) {
-	long, short := max(img.W, img.H), min(img.W, img.H)
-	if short <= 0 || long > maxFramedAspect*short {
+	fr, ok := makeFrame(img)
+	if !ok {
 		return nil, nil
 	}
-	src, k := img, 1.0 // k: source pixels per framed pixel
+	dets, err := e.detect(ctx, fr.RGB, e.opt.SmallInputSize, buf, res)
+	if err != nil {
+		return nil, err
+	}
+	var out []detection
+	for _, d := range dets {
+		if b, ok := fr.unframe(d.box, img.W, img.H); ok {
+			out = append(out, detection{box: b, score: d.score})
+		}
+	}
+	return out, nil
+}
+
+// frame is an image (shrunk by sx, sy) inside a mid-grey border.
+type frame struct {
+	*RGB
+	border int
+	sx, sy float64 // image pixels per framed pixel
+}
+
+// makeFrame frames img (see detectFramed); ok is false for images too
+// elongated to be a face crop.
+func makeFrame(img *RGB) (frame, bool) {
+	long, short := max(img.W, img.H), min(img.W, img.H)
+	if short <= 0 || long > maxFramedAspect*short {
+		return frame{}, false
+	}
+	src := img
 	if framed := long + 2*(long/3); framed > maxFramedSide {
-		k = float64(framed) / maxFramedSide
+		k := float64(framed) / maxFramedSide // source pixels per framed pixel
 		src = shrinkRGB(img, max(1, int(float64(img.W)/k)), max(1, int(float64(img.H)/k)))
 	}
 	border := max(src.W, src.H) / 3
@@ -366,23 +397,20 @@ func (e *Engine) detectFramed(ctx context.Context, img *RGB, buf *buffers, res *
 	for y := 0; y < src.H; y++ {
 		copy(framed.Pix[3*((y+border)*fw+border):], src.Pix[3*y*src.W:3*(y+1)*src.W])
 	}
-	dets, err := e.detect(ctx, framed, e.opt.SmallInputSize, buf, res)
-	if err != nil {
-		return nil, err
+	return frame{RGB: framed, border: border, sx: float64(img.W) / float64(src.W), sy: float64(img.H) / float64(src.H)}, true
+}
+
+// unframe maps a box found in the frame back to the w x h image, clipped to
+// it; ok is false when nothing of it is left inside.
+func (f frame) unframe(d Box, w, h int) (Box, bool) {
+	b := Box{X: (d.X - float64(f.border)) * f.sx, Y: (d.Y - float64(f.border)) * f.sy, W: d.W * f.sx, H: d.H * f.sy}
+	// Keep the box inside the image: it is the face's frame from now on.
+	x0, y0 := math.Max(0, b.X), math.Max(0, b.Y)
+	x1, y1 := math.Min(float64(w), b.X+b.W), math.Min(float64(h), b.Y+b.H)
+	if x1-x0 < 1 || y1-y0 < 1 {
+		return Box{}, false
 	}
-	sx, sy := float64(img.W)/float64(src.W), float64(img.H)/float64(src.H)
-	var out []detection
-	for _, d := range dets {
-		b := Box{X: (d.box.X - float64(border)) * sx, Y: (d.box.Y - float64(border)) * sy, W: d.box.W * sx, H: d.box.H * sy}
-		// Keep the box inside the image: it is the face's frame from now on.
-		x0, y0 := math.Max(0, b.X), math.Max(0, b.Y)
-		x1, y1 := math.Min(float64(img.W), b.X+b.W), math.Min(float64(img.H), b.Y+b.H)
-		if x1-x0 < 1 || y1-y0 < 1 {
-			continue
-		}
-		out = append(out, detection{box: Box{x0, y0, x1 - x0, y1 - y0}, score: d.score})
-	}
-	return out, nil
+	return Box{x0, y0, x1 - x0, y1 - y0}, true
 }
 
 // shrinkRGB downsizes img to w x h (both no larger than img's) by averaging
