@@ -60,6 +60,14 @@ type Options struct {
 	MinScore       float64 // detector score threshold (face-api: score > 0.5; ours 0.3)
 	NMSIoU         float64 // NMS IoU threshold (face-api: 0.4)
 	MaxFaces       int     // at most this many faces (highest scores) get landmarks and descriptors
+	// A small square image in which no face box is found even framed is taken
+	// whole as a face crop only on a second opinion: the tiny detector at
+	// EvidenceInputSize on the framed image scoring at least EvidenceTinyScore,
+	// or the SSD MobileNetV1 on it scoring at least EvidenceSSDScore.
+	// Without that evidence the answer is NoFace (noise, walls, clothing).
+	EvidenceInputSize int
+	EvidenceTinyScore float64
+	EvidenceSSDScore  float64
 	// NoFallback turns off the tight-crop fallbacks (see Analyze) and gives
 	// face-api's plain behaviour.
 	NoFallback bool
@@ -88,6 +96,15 @@ func (o Options) withDefaults() Options {
 	if o.MaxFaces <= 0 {
 		o.MaxFaces = DefaultMaxFaces
 	}
+	if o.EvidenceInputSize <= 0 {
+		o.EvidenceInputSize = DefaultEvidenceInputSize
+	}
+	if o.EvidenceTinyScore <= 0 {
+		o.EvidenceTinyScore = DefaultEvidenceTinyScore
+	}
+	if o.EvidenceSSDScore <= 0 {
+		o.EvidenceSSDScore = DefaultEvidenceSSDScore
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -110,7 +127,7 @@ type Engine struct {
 	limits              DecodeLimits
 	detector, landmarks runner
 	recognizer          runner
-	ssd                 runner // second opinion for the tight-crop fallback; nil with NoFallback
+	ssd                 runner    // second opinion for the tight-crop fallback; nil with NoFallback
 	scratch             sync.Pool // *buffers
 	closeOnce           sync.Once
 	closeErr            error
@@ -123,8 +140,8 @@ const modelOutput = "output"
 // library or a model file is missing.
 func New(opt Options) (*Engine, error) {
 	opt = opt.withDefaults()
-	if opt.DetectorInputSize%32 != 0 || opt.SmallInputSize%32 != 0 {
-		return nil, fmt.Errorf("engine: detector input sizes must be multiples of 32 (got %d and %d)", opt.DetectorInputSize, opt.SmallInputSize)
+	if opt.DetectorInputSize%32 != 0 || opt.SmallInputSize%32 != 0 || opt.EvidenceInputSize%32 != 0 {
+		return nil, fmt.Errorf("engine: detector input sizes must be multiples of 32 (got %d, %d and %d)", opt.DetectorInputSize, opt.SmallInputSize, opt.EvidenceInputSize)
 	}
 	rt, err := ort.Init(opt.LibraryPath)
 	if err != nil {
@@ -191,9 +208,10 @@ func grow(b []float32, n int) []float32 {
 //  1. the image is framed by a grey border of a third of its longer side and
 //     detected again at SmallInputSize (finds faces that fill the whole frame);
 //  2. if that fails too and the image looks like a face crop (aspect ratio
-//     within 4:5..5:4 and longer side <= 4*SmallInputSize), the whole image is
+//     within 4:5..5:4 and longer side <= 4*SmallInputSize), a second opinion
+//     is asked (see cropEvidence); only if it sees a face is the whole image
 //     taken as the face box with score 0, and landmarks and descriptor are
-//     computed on it as usual.
+//     computed on it as usual. Otherwise the answer is NoFace.
 func (e *Engine) Analyze(ctx context.Context, image []byte) (*Result, error) {
 	buf := e.scratch.Get().(*buffers)
 	defer e.scratch.Put(buf)
@@ -250,11 +268,18 @@ func (e *Engine) analyzeRGB(ctx context.Context, img *RGB, res *Result, buf *buf
 		if err != nil {
 			return err
 		}
-		if len(dets) == 0 && looksLikeCrop(img.W, img.H, 4*e.opt.SmallInputSize) {
-			dets = []detection{{box: Box{0, 0, float64(img.W), float64(img.H)}, score: 0}}
-			e.opt.Logger.DebugContext(ctx, "no face detected; taking the whole image as a face crop", "width", img.W, "height", img.H)
-		} else if len(dets) > 0 {
+		if len(dets) > 0 {
 			e.opt.Logger.DebugContext(ctx, "face found only with a border added (tight crop)", "width", img.W, "height", img.H, "faces", len(dets))
+		} else if looksLikeCrop(img.W, img.H, 4*e.opt.SmallInputSize) {
+			ev, err := e.cropEvidence(ctx, img, buf)
+			if err != nil {
+				return err
+			}
+			res.CropEvidence = ev
+			if ev.Accepted {
+				dets = []detection{{box: Box{0, 0, float64(img.W), float64(img.H)}, score: 0}}
+				e.opt.Logger.DebugContext(ctx, "no face box; taking the whole image as a face crop on a second detector's evidence", "width", img.W, "height", img.H, "tiny", ev.Tiny, "ssd", ev.SSD)
+			}
 		}
 	}
 	if len(dets) > e.opt.MaxFaces {

@@ -338,8 +338,9 @@ func TestCropFallbacks(t *testing.T) {
 		t.Fatalf("with fallbacks only %d/%d right", right, len(set))
 	}
 
-	// A featureless square is taken whole (it looks like a crop); a wide strip is
-	// not; without fallbacks neither gives a face.
+	// A featureless square is no longer taken whole: it is crop-shaped, but
+	// no detector sees a face in it (the second opinion is asked and says no);
+	// a wide strip is not asked; without fallbacks neither gives a face.
 	grey := func(w, h int) []byte {
 		img := image.NewGray(image.Rect(0, 0, w, h))
 		for i := range img.Pix {
@@ -353,13 +354,14 @@ func TestCropFallbacks(t *testing.T) {
 		e     *engine.Engine
 		data  []byte
 		faces int
-	}{{withFB, grey(100, 100), 1}, {withFB, grey(300, 100), 0}, {plain, grey(100, 100), 0}} {
+		asked bool
+	}{{withFB, grey(100, 100), 0, true}, {withFB, grey(300, 100), 0, false}, {plain, grey(100, 100), 0, false}} {
 		res, err := c.e.Analyze(context.Background(), c.data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res.Faces) != c.faces {
-			t.Errorf("%dx%d grey: %d faces, want %d", res.Width, res.Height, len(res.Faces), c.faces)
+		if len(res.Faces) != c.faces || (res.CropEvidence != nil) != c.asked {
+			t.Errorf("%dx%d grey: %d faces, evidence %+v; want %d faces, second opinion asked: %v", res.Width, res.Height, len(res.Faces), res.CropEvidence, c.faces, c.asked)
 		}
 	}
 }

@@ -52,3 +52,63 @@ func (e *Engine) ssdBest(ctx context.Context, img *RGB, buf *buffers) (detection
 	}
 	return detection{box: Box{X: x0, Y: y0, W: x1 - x0, H: y1 - y0}, score: float64(scores.Data[best])}, nil
 }
+
+// Defaults of the second opinion (Options.Evidence*). The scores were chosen
+// on the tuning half of a non-face set (background crops of the group photos
+// and synthetic images; engine/nonface_test.go) as the lowest 0.05 step above
+// every tuning non-face's score, and no lower than the detector's own
+// threshold (DefaultMinScore for the tiny detector, face-api's 0.5 for the
+// SSD); they are checked on the held-out half. Tuning half: highest scores
+// 0.163 (tiny) and 0.794 (SSD, a checkerboard), hence 0.30 and 0.80.
+const (
+	DefaultEvidenceInputSize = 224
+	DefaultEvidenceTinyScore = 0.30
+	DefaultEvidenceSSDScore  = 0.80
+)
+
+// Evidence is the second opinion asked about a small square image in which no
+// face box was found (Result.CropEvidence): the best scores of the tiny
+// detector at Options.EvidenceInputSize and of the SSD, both on the framed
+// image, and whether either reached its threshold.
+type Evidence struct {
+	Tiny     float64 `json:"tiny"`
+	SSD      float64 `json:"ssd"`
+	Accepted bool    `json:"accepted"`
+}
+
+// cropEvidence asks the second opinion. The SSD runs only when the tiny
+// detector's score falls short.
+func (e *Engine) cropEvidence(ctx context.Context, img *RGB, buf *buffers) (*Evidence, error) {
+	fr, ok := makeFrame(img)
+	if !ok {
+		return &Evidence{}, nil
+	}
+	n := e.opt.EvidenceInputSize
+	buf.det = grow(buf.det, n*n*3)
+	padResize(fr.RGB, rect{0, 0, fr.W, fr.H}, 0, 0, n, buf.det, &buf.rs)
+	out, err := e.detector.Run(ctx, buf.det, []int64{1, int64(n), int64(n), 3})
+	if err != nil {
+		return nil, fmt.Errorf("engine: detector: %w", err)
+	}
+	o, ok := out[modelOutput]
+	if g := n / 32; !ok || len(o.Data) != g*g*25 {
+		return nil, fmt.Errorf("engine: detector gave %d values at %d, want %d", len(o.Data), n, (n/32)*(n/32)*25)
+	}
+	ev := &Evidence{}
+	for i := 4; i < len(o.Data); i += 5 {
+		if s := sigmoid(o.Data[i]); s > ev.Tiny { // NaN never compares greater
+			ev.Tiny = s
+		}
+	}
+	if ev.Tiny >= e.opt.EvidenceTinyScore {
+		ev.Accepted = true
+		return ev, nil
+	}
+	best, err := e.ssdBest(ctx, fr.RGB, buf)
+	if err != nil {
+		return nil, err
+	}
+	ev.SSD = best.score
+	ev.Accepted = ev.SSD >= e.opt.EvidenceSSDScore
+	return ev, nil
+}

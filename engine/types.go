@@ -47,6 +47,9 @@ type Result struct {
 	// DetectorSizes are the detector input sizes run, in order (a second entry
 	// means the tight-crop fallback ran); benchmarks replay them.
 	DetectorSizes []int `json:"detector_sizes,omitempty"`
+	// CropEvidence is the second opinion asked when no face box was found in
+	// a small square image (nil when it was not asked).
+	CropEvidence *Evidence `json:"crop_evidence,omitempty"`
 }
 
 // Answer names used by the course contract.
