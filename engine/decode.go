@@ -1,19 +1,15 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
-	"image/gif"
-	"image/jpeg"
-	"image/png"
 	"io"
 	"strings"
 
-	"golang.org/x/image/webp"
+	"github.com/facefleet/facefleet/engine/imagefmt"
 )
 
 // Image kinds reported in ImageError.Kind.
@@ -25,6 +21,7 @@ const (
 	KindTooManyPixels = "too-many-pixels"
 	KindTooSmall      = "too-small"
 	KindAnimated      = "animated"
+	KindTooManyScans  = "too-many-scans"
 )
 
 // Default decode limits; Options can change each of them.
@@ -32,6 +29,12 @@ const (
 	DefaultMaxBytes  = 20 << 20   // 20 MiB of encoded input
 	DefaultMaxPixels = 40_000_000 // 40 MP: 120 MB of RGB, bounded before decoding
 	DefaultMinSide   = 16         // smaller images cannot hold a recognisable face
+	// DefaultMaxScans bounds a JPEG's scans (SOS markers). Every scan is a
+	// decoder pass over the whole image; encoders write 1-3 (baseline) or
+	// 6-12 (progressive), libjpeg-turbo gives up beyond 500, and Go's
+	// image/jpeg has no limit at all: without one, a small progressive JPEG
+	// of thousands of scans costs minutes of CPU.
+	DefaultMaxScans = 100
 )
 
 // DecodeLimits bound what Decode accepts. Zero fields take the defaults above.
@@ -39,6 +42,7 @@ type DecodeLimits struct {
 	MaxBytes  int64
 	MaxPixels int64
 	MinSide   int
+	MaxScans  int // most scans (SOS markers) in a JPEG, counted before any decoder runs
 	// PureGo decodes JPEG with image/jpeg even when libjpeg-turbo
 	// (libturbojpeg.so.0) is installed; by default it is used when present,
 	// being 3-5x faster.
@@ -55,6 +59,9 @@ func (l DecodeLimits) withDefaults() DecodeLimits {
 	if l.MinSide <= 0 {
 		l.MinSide = DefaultMinSide
 	}
+	if l.MaxScans <= 0 {
+		l.MaxScans = DefaultMaxScans
+	}
 	return l
 }
 
@@ -64,11 +71,13 @@ type RGB struct {
 	Pix  []uint8
 }
 
-// Decode turns JPEG, PNG, GIF (single frame) or WebP bytes into an upright RGB
-// image. JPEGs go through libjpeg-turbo when libturbojpeg.so.0 is installed
-// (loaded at run time; image/jpeg otherwise or when it declines a file). Every failure the input causes is an *ImageError. Pixel limits are checked
-// from the header before any pixel is decoded, so a small file that claims a huge
-// size costs nothing.
+// Decode turns JPEG, PNG, GIF (single frame), WebP or BMP bytes (the formats of
+// package imagefmt, recognised by their magic bytes) into an upright RGB image.
+// JPEGs go through libjpeg-turbo when libturbojpeg.so.0 is installed (loaded at
+// run time; image/jpeg otherwise or when it declines a file). Every failure the
+// input causes is an *ImageError. Pixel and scan limits are checked from the
+// headers before any pixel is decoded, by either decoder, so a small file that
+// claims a huge size or holds thousands of scans costs nothing.
 func Decode(data []byte, lim DecodeLimits) (*RGB, error) {
 	return decode(data, lim, nil)
 }
@@ -78,15 +87,16 @@ func Decode(data []byte, lim DecodeLimits) (*RGB, error) {
 func decode(data []byte, lim DecodeLimits, buf []uint8) (*RGB, error) {
 	lim = lim.withDefaults()
 	if len(data) == 0 {
-		return nil, &ImageError{Kind: KindEmpty, Detail: "the body is empty; send a JPEG, PNG, GIF or WebP photo"}
+		return nil, &ImageError{Kind: KindEmpty, Detail: "the body is empty; send a " + imagefmt.List() + " photo"}
 	}
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, &ImageError{Kind: KindTooLarge, Detail: fmt.Sprintf("%d bytes is over the limit of %d bytes", len(data), lim.MaxBytes)}
 	}
-	format := sniff(data)
-	if format == "" {
-		return nil, &ImageError{Kind: KindFormat, Detail: "not a JPEG, PNG, GIF or WebP image (unrecognised signature)"}
+	f, ok := imagefmt.Sniff(data)
+	if !ok {
+		return nil, &ImageError{Kind: KindFormat, Detail: "not a " + imagefmt.List() + " image (unrecognised signature)"}
 	}
+	format := f.ID
 	if err := checkAnimated(format, data); err != nil {
 		return nil, err
 	}
@@ -102,6 +112,17 @@ func decode(data []byte, lim DecodeLimits, buf []uint8) (*RGB, error) {
 	}
 	if cfg.Width < lim.MinSide || cfg.Height < lim.MinSide {
 		return nil, &ImageError{Kind: KindTooSmall, Detail: fmt.Sprintf("%dx%d is smaller than %dx%d pixels", cfg.Width, cfg.Height, lim.MinSide, lim.MinSide)}
+	}
+	if format == "jpeg" {
+		// Before either decoder: the image/jpeg fallback has no scan limit.
+		if n := imagefmt.JPEGScans(data); n > lim.MaxScans {
+			return nil, &ImageError{Kind: KindTooManyScans, Detail: fmt.Sprintf("JPEG has %d scans, over the limit of %d (a progressive JPEG needs about 10; re-save it)", n, lim.MaxScans)}
+		}
+	}
+	if format == "bmp" {
+		if short := imagefmt.BMPShortBy(data); short > 0 {
+			return nil, &ImageError{Kind: KindTruncated, Detail: fmt.Sprintf("bmp data ends early (%d bytes short of its %dx%d pixels): the upload is incomplete", short, cfg.Width, cfg.Height)}
+		}
 	}
 	if format == "jpeg" && !lim.PureGo {
 		if rgb, ok := decodeJPEGTurbo(data, cfg.Width, cfg.Height, buf); ok {
@@ -123,32 +144,9 @@ func decode(data []byte, lim DecodeLimits, buf []uint8) (*RGB, error) {
 	return rgb, nil
 }
 
-func sniff(data []byte) string {
-	switch {
-	case bytes.HasPrefix(data, []byte{0xFF, 0xD8, 0xFF}):
-		return "jpeg"
-	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
-		return "png"
-	case bytes.HasPrefix(data, []byte("GIF87a")), bytes.HasPrefix(data, []byte("GIF89a")):
-		return "gif"
-	case len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP":
-		return "webp"
-	}
-	return ""
-}
-
 func decodeConfig(format string, data []byte) (image.Config, error) {
-	r := bytes.NewReader(data)
-	switch format {
-	case "jpeg":
-		return jpeg.DecodeConfig(r)
-	case "png":
-		return png.DecodeConfig(r)
-	case "gif":
-		return gif.DecodeConfig(r)
-	default:
-		return webp.DecodeConfig(r)
-	}
+	f, _ := imagefmt.Sniff(data)
+	return imagefmt.DecodeConfig(f, data)
 }
 
 func decodeImage(format string, data []byte) (img image.Image, err error) {
@@ -159,17 +157,8 @@ func decodeImage(format string, data []byte) (img image.Image, err error) {
 			img, err = nil, fmt.Errorf("decoder panic: %v", p)
 		}
 	}()
-	r := bytes.NewReader(data)
-	switch format {
-	case "jpeg":
-		return jpeg.Decode(r)
-	case "png":
-		return png.Decode(r)
-	case "gif":
-		return gif.Decode(r)
-	default:
-		return webp.Decode(r)
-	}
+	f, _ := imagefmt.Sniff(data)
+	return imagefmt.Decode(f, data)
 }
 
 func classify(format, stage string, err error) error {

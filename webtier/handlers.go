@@ -1,14 +1,9 @@
 package webtier
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/gif" // decoders for DecodeConfig: the formats the engine reads
-	_ "image/jpeg"
-	_ "image/png"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -18,9 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
-	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/webp"
 
+	"github.com/facefleet/facefleet/engine/imagefmt"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/protocol"
@@ -113,8 +107,6 @@ type upload struct {
 	mime string
 }
 
-var imageTypes = map[string]bool{"image/jpeg": true, "image/png": true, "image/gif": true, "image/webp": true, "image/bmp": true}
-
 // readImage reads and checks the multipart field.
 func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 	fh, err := c.FormFile(field)
@@ -149,11 +141,14 @@ func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 	if len(data) == 0 {
 		return nil, errf(fiber.StatusBadRequest, "empty_file", "field %q holds an empty file", field)
 	}
-	mime := http.DetectContentType(data)
-	if !imageTypes[mime] {
-		return nil, errf(fiber.StatusUnsupportedMediaType, "not_an_image", "%q is not an image (looks like %s); send JPEG, PNG, GIF, WebP or BMP", name, mime)
+	// The engine's own list of formats, by magic bytes: what passes here, a
+	// worker can decode.
+	format, ok := imagefmt.Sniff(data)
+	if !ok {
+		return nil, errf(fiber.StatusUnsupportedMediaType, "not_an_image", "%q is not an image we read (it looks like %s); send %s", name, http.DetectContentType(data), imagefmt.List())
 	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	mime := format.MIME
+	cfg, err := imagefmt.DecodeConfig(format, data)
 	if err != nil {
 		return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q cannot be decoded as %s: %v", name, mime, err)
 	}
