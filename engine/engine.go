@@ -44,6 +44,7 @@ type Options struct {
 	MaxBytes  int64 // largest encoded image accepted
 	MaxPixels int64 // largest width*height accepted (checked from the header)
 	MinSide   int   // smallest side accepted
+	MaxScans  int   // most scans in a JPEG (DefaultMaxScans; counted before decoding)
 	// PureGoJPEG decodes JPEG with image/jpeg even when libturbojpeg.so.0 is
 	// installed (by default it is used when present).
 	PureGoJPEG bool
@@ -149,7 +150,7 @@ func New(opt Options) (*Engine, error) {
 	}
 	e := &Engine{
 		opt:    opt,
-		limits: DecodeLimits{MaxBytes: opt.MaxBytes, MaxPixels: opt.MaxPixels, MinSide: opt.MinSide, PureGo: opt.PureGoJPEG},
+		limits: DecodeLimits{MaxBytes: opt.MaxBytes, MaxPixels: opt.MaxPixels, MinSide: opt.MinSide, MaxScans: opt.MaxScans, PureGo: opt.PureGoJPEG},
 	}
 	e.scratch.New = func() any { return new(buffers) }
 	so := ort.SessionOptions{IntraOpThreads: opt.IntraOpThreads}

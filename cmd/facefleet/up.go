@@ -118,7 +118,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func newEngine(v *settings.Values, log *slog.Logger) (*engine.Engine, error) {
 	eng, err := engine.New(engine.Options{ModelDir: v.String(settings.Models), LibraryPath: v.String(settings.ORTLib),
 		IntraOpThreads: v.Int(settings.ORTThreads), MaxBytes: int64(v.Int(settings.MaxBody)), MaxPixels: int64(v.Int(settings.MaxPixels)),
-		Logger: log.With("component", "engine")})
+		MaxScans: v.Int(settings.MaxJPEGScans), Logger: log.With("component", "engine")})
 	if err != nil {
 		return nil, fmt.Errorf("%w (set -models/-ort-lib or FACEFLEET_MODELS/FACEFLEET_ORT_LIB; `make models` builds them)", err)
 	}

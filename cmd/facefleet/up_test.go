@@ -23,10 +23,11 @@ import (
 // The declared defaults are the ones the libraries fall back to.
 func TestDeclaredDefaultsMatchLibraries(t *testing.T) {
 	for name, lib := range map[string]string{
-		settings.MaxPixels:  strconv.Itoa(engine.DefaultMaxPixels),
-		settings.Threshold:  strconv.FormatFloat(gallery.DefaultThreshold, 'g', -1, 64),
-		settings.MaxBody:    strconv.Itoa(settings.DefaultMaxBody),
-		settings.MaxPending: strconv.Itoa(settings.DefaultMaxPending),
+		settings.MaxPixels:    strconv.Itoa(engine.DefaultMaxPixels),
+		settings.MaxJPEGScans: strconv.Itoa(engine.DefaultMaxScans),
+		settings.Threshold:    strconv.FormatFloat(gallery.DefaultThreshold, 'g', -1, 64),
+		settings.MaxBody:      strconv.Itoa(settings.DefaultMaxBody),
+		settings.MaxPending:   strconv.Itoa(settings.DefaultMaxPending),
 	} {
 		if s, _ := settings.Lookup(name); s.Default != lib {
 			t.Errorf("-%s: declared default %q, library default %s", name, s.Default, lib)

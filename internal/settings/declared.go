@@ -22,6 +22,7 @@ const (
 	Threshold          = "threshold"
 	MaxBody            = "max-body"
 	MaxPixels          = "max-pixels"
+	MaxJPEGScans       = "max-jpeg-scans"
 	MaxPending         = "max-pending"
 	RequestTimeout     = "request-timeout"
 	PollWait           = "poll-wait"
@@ -114,6 +115,8 @@ func All() []Setting {
 			Help:    "largest request body and image in bytes (413 beyond)"},
 		{Name: MaxPixels, Env: "FACEFLEET_MAX_PIXELS", Kind: Int, Default: strconv.Itoa(DefaultMaxPixels), Min: "1", Max: "1000000000", For: images,
 			Help: "largest width x height, read from the header before decoding (413 beyond)"},
+		{Name: MaxJPEGScans, Env: "FACEFLEET_MAX_JPEG_SCANS", Kind: Int, Default: "100", Min: "1", Max: "10000", For: []Command{Up, Apptier, Enroll, Recognize},
+			Help: "most scans (SOS markers) in a JPEG, counted before any decoder runs (422 beyond): each scan is a pass over the whole image, and Go's image/jpeg fallback has no limit of its own; encoders write 1-3 (baseline) or about 10 (progressive)"},
 		{Name: MaxPending, Env: "FACEFLEET_MAX_PENDING", Kind: Int, Default: strconv.Itoa(DefaultMaxPending), Min: "1", Max: "1000000", For: servers,
 			Help: "uploads waiting for an answer at once (503 + Retry-After beyond)"},
 		{Name: RequestTimeout, Env: "FACEFLEET_REQUEST_TIMEOUT", Kind: Duration, Default: "1m", Min: "1s", Max: "1h", For: servers,
