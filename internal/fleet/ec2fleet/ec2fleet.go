@@ -199,8 +199,14 @@ func (f *Fleet) Launch(ctx context.Context, n int) ([]fleet.Instance, error) {
 			LaunchTemplateId: aws.String(f.opts.LaunchTemplateID),
 			Version:          aws.String(f.opts.LaunchTemplateVersion),
 		},
+		// Tag the volumes in the request too: the scaler's policy allows
+		// RunInstances on volume/* only with this request tag (a launch
+		// template's tags are not request tags).
 		TagSpecifications: []types.TagSpecification{{
 			ResourceType: types.ResourceTypeInstance,
+			Tags:         []types.Tag{{Key: aws.String(f.opts.TagKey), Value: aws.String(f.opts.TagValue)}},
+		}, {
+			ResourceType: types.ResourceTypeVolume,
 			Tags:         []types.Tag{{Key: aws.String(f.opts.TagKey), Value: aws.String(f.opts.TagValue)}},
 		}},
 		// A client token makes the SDK's retries of this call idempotent.
