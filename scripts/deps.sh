@@ -29,6 +29,19 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libturbojpeg.so.0 '; then
   fi
 fi
 
+# Debian's shellcheck checks the boot scripts template.yaml carries and deploy/*.sh
+# (test/template); without it those tests skip, or fail under FACEFLEET_REQUIRE_DEPS=1.
+if ! command -v shellcheck >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "deps: installing shellcheck (apt)" >&2
+    apt-get install -y -q shellcheck >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q shellcheck >/dev/null; } ||
+      echo "deps: could not install shellcheck; test/template's shell checks will fail under make test" >&2
+  else
+    echo "deps: shellcheck is not installed (apt-get install shellcheck); make test needs it" >&2
+  fi
+fi
+
 case "$(uname -m)" in
   x86_64) ortarch=x64 ;;
   aarch64|arm64) ortarch=arm64 ;;

@@ -183,7 +183,7 @@ func TestLaunchTemplates(t *testing.T) {
 	eq(t, "app instance tag key", at(app, "TagSpecifications", 0, "Tags", 0, "Key"), map[string]any{"Fn::FindInMap": []any{"Tier", "Tag", "Key"}})
 	eq(t, "app instance tag value", at(app, "TagSpecifications", 0, "Tags", 0, "Value"), ref("AWS::StackName"))
 	ud, _ := at(app, "UserData", "Fn::Base64", "Fn::Sub", 0).(string)
-	for _, want := range []string{"systemctl enable --now", "TimeoutStopSec=${DrainSeconds}", "SuccessAction=poweroff", "aws s3 cp",
+	for _, want := range []string{"systemctl enable facefleet-worker.service", "systemctl start --no-block facefleet-worker.service", "TimeoutStopSec=${DrainSeconds}", "SuccessAction=poweroff", "aws s3 cp",
 		// The app role has no ec2:StopInstances: the worker exits and systemd powers off.
 		"-self-stop none", "-idle-timeout ${IdleTimeoutSeconds}s", "-min-lifetime ${MinLifetimeSeconds}s"} {
 		if !strings.Contains(ud, want) {
