@@ -117,7 +117,7 @@ rie:
 
 ## sam-build: `sam build` with the settings SAM's go1.x builder takes from the environment
 sam-build: lint-template
-	CGO_ENABLED=0 GOFLAGS=-tags=lambda.norpc sam build
+	CGO_ENABLED=0 GOFLAGS=-tags=lambda.norpc sam build --no-cached
 
 ## dist: the x86_64 artefacts the EC2 tiers download (binary, models, ORT library), laid out as in S3
 dist: models

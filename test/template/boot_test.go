@@ -381,8 +381,8 @@ esac`,
 // boot is one dry run: the temporary root and the calls made.
 type boot struct {
 	root, stubDir, log string
-	out               string
-	err               error
+	out                string
+	err                error
 }
 
 // the absolute paths the boot writes, relocated into the dry run's root.
