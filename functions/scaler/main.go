@@ -62,5 +62,8 @@ func wire(ctx context.Context, log *slog.Logger) (*scalerfn.Handler, error) {
 	})
 	return scalerfn.New(scalerfn.Options{
 		Controller: ctrl, Metrics: m, Logger: log, Interval: cfg.Interval, Margin: cfg.Margin,
+		// The tag value is the stack name (template.yaml): one stack's numbers
+		// never mix with another's in the shared namespace.
+		Dimensions: map[string]string{scalerfn.DimensionStack: cfg.TagValue},
 	})
 }

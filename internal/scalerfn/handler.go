@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/facefleet/facefleet/internal/metrics"
@@ -62,7 +63,13 @@ type Options struct {
 	Margin time.Duration
 	// FlushTimeout bounds the metrics flush at the end of an invocation.
 	FlushTimeout time.Duration
+	// Dimensions are added to every published datum: the Lambda sets
+	// DimensionStack, so two stacks sharing a namespace keep their numbers apart.
+	Dimensions map[string]string
 }
+
+// DimensionStack names the stack (the fleet's tag value) on every metric.
+const DimensionStack = "Stack"
 
 // Handler handles invocations. Safe for sequential use (Lambda delivers one event
 // at a time per execution environment).
@@ -74,6 +81,7 @@ type Handler struct {
 	interval time.Duration
 	margin   time.Duration
 	flush    time.Duration
+	dims     map[string]string
 }
 
 // New validates opts.
@@ -82,7 +90,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("scalerfn: Options.Controller is required")
 	}
 	h := &Handler{ctrl: opts.Controller, metrics: opts.Metrics, clock: opts.Clock, log: opts.Logger,
-		interval: opts.Interval, margin: opts.Margin, flush: opts.FlushTimeout}
+		interval: opts.Interval, margin: opts.Margin, flush: opts.FlushTimeout, dims: maps.Clone(opts.Dimensions)}
 	if h.clock == nil {
 		h.clock = wallClock{}
 	}
@@ -188,9 +196,9 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 			dc := d
 			res.Last = &dc
 			samples = append(samples,
-				metrics.Datum{Name: MetricBacklog, Value: float64(d.Observation.Visible), Unit: metrics.Count, Time: now},
-				metrics.Datum{Name: MetricDesired, Value: float64(d.Desired), Unit: metrics.Count, Time: now},
-				metrics.Datum{Name: MetricRunning, Value: float64(d.Observation.Running), Unit: metrics.Count, Time: now})
+				metrics.Datum{Name: MetricBacklog, Value: float64(d.Observation.Visible), Unit: metrics.Count, Time: now, Dimensions: h.dims},
+				metrics.Datum{Name: MetricDesired, Value: float64(d.Desired), Unit: metrics.Count, Time: now, Dimensions: h.dims},
+				metrics.Datum{Name: MetricRunning, Value: float64(d.Observation.Running), Unit: metrics.Count, Time: now, Dimensions: h.dims})
 			h.log.InfoContext(ctx, "scaler: step", "step", res.Steps, "visible", d.Observation.Visible,
 				"in_flight", d.Observation.InFlight, "running", d.Observation.Running, "pending", d.Observation.Pending,
 				"stopped", d.Observation.Stopped, "desired", d.Desired, "start", d.Start, "stop", d.Stop, "reason", d.Reason)
