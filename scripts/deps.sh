@@ -29,16 +29,20 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libturbojpeg.so.0 '; then
   fi
 fi
 
-# Debian's shellcheck checks the boot scripts template.yaml carries and deploy/*.sh
-# (test/template); without it those tests skip, or fail under FACEFLEET_REQUIRE_DEPS=1.
-if ! command -v shellcheck >/dev/null; then
+# Debian's shellcheck and systemd-analyze (package systemd) check the boot scripts and
+# units template.yaml carries, and deploy/*.sh (test/template); without them those
+# tests skip, or fail under FACEFLEET_REQUIRE_DEPS=1 (make test).
+missing=()
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "deps: installing shellcheck (apt)" >&2
-    apt-get install -y -q shellcheck >/dev/null 2>&1 ||
-      { apt-get update -q >/dev/null && apt-get install -y -q shellcheck >/dev/null; } ||
-      echo "deps: could not install shellcheck; test/template's shell checks will fail under make test" >&2
+    echo "deps: installing ${missing[*]} (apt)" >&2
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; } ||
+      echo "deps: could not install ${missing[*]}; test/template's boot checks will fail under make test" >&2
   else
-    echo "deps: shellcheck is not installed (apt-get install shellcheck); make test needs it" >&2
+    echo "deps: ${missing[*]} not installed (apt-get install ${missing[*]}); make test needs them" >&2
   fi
 fi
 

@@ -797,3 +797,26 @@ esac`
 }
 
 func root() string { return testenv.Root() }
+
+// TestLocalEnvReadsTheDeployedFunction runs deploy/local-env.sh with a stub aws.
+func TestLocalEnvReadsTheDeployedFunction(t *testing.T) {
+	b := newBoot(t)
+	aws := `case "$1 $2" in
+"cloudformation describe-stacks") echo facefleet-ScalerFunction-X ;;
+"lambda get-function-configuration") echo '{"ScalerFunction": {"FACEFLEET_APP_TAG_VALUE": "mystack"}}' ;;
+*) echo "aws stub: unexpected call: $*" >&2; exit 2 ;;
+esac`
+	if err := os.WriteFile(filepath.Join(b.stubDir, "aws"), []byte("#!/bin/bash\nprintf '%s\\n' \"aws $*\" >> \"$STUB_LOG\"\n"+aws+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.run(t, nil, filepath.Join(root(), "deploy", "local-env.sh"), "mystack")
+	if b.err != nil {
+		t.Fatalf("%v\n%s", b.err, b.out)
+	}
+	inOrder(t, b.calls(t),
+		"aws cloudformation describe-stacks --stack-name mystack --query Stacks[0].Outputs[?OutputKey=='ScalerFunctionName'].OutputValue",
+		"aws lambda get-function-configuration --function-name facefleet-ScalerFunction-X --query {ScalerFunction: Environment.Variables} --output json")
+	if !strings.Contains(b.out, `"ScalerFunction"`) {
+		t.Errorf("output %q", b.out)
+	}
+}
