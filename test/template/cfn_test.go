@@ -24,6 +24,7 @@ var fn = map[string]string{
 	"!Not": "Fn::Not", "!And": "Fn::And", "!Or": "Fn::Or", "!FindInMap": "Fn::FindInMap",
 	"!Base64": "Fn::Base64", "!Join": "Fn::Join", "!Select": "Fn::Select", "!Split": "Fn::Split",
 	"!GetAZs": "Fn::GetAZs", "!ImportValue": "Fn::ImportValue", "!Cidr": "Fn::Cidr",
+	"!Contains": "Fn::Contains", // a Rules function
 }
 
 // decode turns a yaml.v3 node into plain Go values, rewriting short-form
@@ -259,6 +260,7 @@ func unresolved(tpl map[string]any) []string {
 	}
 	walk("Conditions", conds, nil)
 	walk("Globals", tpl["Globals"], nil)
+	walk("Rules", tpl["Rules"], nil)
 	sort.Strings(bad)
 	return bad
 }

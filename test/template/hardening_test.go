@@ -193,7 +193,7 @@ func TestWebAddressSurvivesReplacement(t *testing.T) {
 	eip := resource(t, tpl, "WebAddress", "AWS::EC2::EIP")
 	eq(t, "EIP instance", eip["InstanceId"], ref("WebInstance"))
 	eq(t, "EIP domain", eip["Domain"], "vpc")
-	url, _ := at(tpl, "Outputs", "WebUrl", "Value", "Fn::Sub").(string)
+	url, _ := at(tpl, "Outputs", "WebUrl", "Value", "Fn::If", 2, "Fn::Sub").(string)
 	if !strings.Contains(url, "${WebAddress.PublicIp}") {
 		t.Errorf("WebUrl %q is not the Elastic IP's", url)
 	}
@@ -224,5 +224,40 @@ func TestSamBuildIsNeverStale(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^\s+.*sam build --no-cached`).Match(mk) {
 		t.Error("make sam-build does not pass --no-cached")
+	}
+}
+
+// TestOptionalHTTPS: with CertificateArn the web tier is reached only through an
+// HTTPS load balancer; without it nothing of that exists.
+func TestOptionalHTTPS(t *testing.T) {
+	tpl := readTemplate(t)
+	eq(t, "UseHttps", at(tpl, "Conditions", "UseHttps"),
+		map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{ref("CertificateArn"), ""}}}})
+	for _, name := range []string{"LoadBalancerSecurityGroup", "WebIngressFromLoadBalancer", "LoadBalancer", "WebTargetGroup", "HttpsListener", "HttpRedirectListener"} {
+		eq(t, name+" condition", at(tpl, "Resources", name, "Condition"), "UseHttps")
+	}
+	l := resource(t, tpl, "HttpsListener", "AWS::ElasticLoadBalancingV2::Listener")
+	eq(t, "listener protocol", l["Protocol"], "HTTPS")
+	eq(t, "listener certificate", at(l, "Certificates", 0, "CertificateArn"), ref("CertificateArn"))
+	if p, _ := l["SslPolicy"].(string); !strings.Contains(p, "TLS13") {
+		t.Errorf("SslPolicy %q allows TLS below 1.2", p)
+	}
+	eq(t, "listener target", at(l, "DefaultActions", 0, "TargetGroupArn"), ref("WebTargetGroup"))
+	tg := resource(t, tpl, "WebTargetGroup", "AWS::ElasticLoadBalancingV2::TargetGroup")
+	eq(t, "target", at(tg, "Targets", 0, "Id"), ref("WebInstance"))
+	eq(t, "target port", at(tg, "Targets", 0, "Port"), 8000)
+	eq(t, "health check", tg["HealthCheckPath"], "/healthz")
+	r := resource(t, tpl, "HttpRedirectListener", "AWS::ElasticLoadBalancingV2::Listener")
+	eq(t, "redirect", at(r, "DefaultActions", 0, "RedirectConfig", "Protocol"), "HTTPS")
+	// Port 8000 is open to AllowedCidr only without HTTPS; with it, only to the
+	// load balancer.
+	ing := at(resource(t, tpl, "WebSecurityGroup", "AWS::EC2::SecurityGroup"), "SecurityGroupIngress", "Fn::If")
+	eq(t, "web ingress with HTTPS", at(ing, 1), ref("AWS::NoValue"))
+	w := resource(t, tpl, "WebIngressFromLoadBalancer", "AWS::EC2::SecurityGroupIngress")
+	eq(t, "web ingress source", w["SourceSecurityGroupId"], getAtt("LoadBalancerSecurityGroup", "GroupId"))
+	eq(t, "web ingress port", w["FromPort"], 8000)
+	eq(t, "WebUrl", at(tpl, "Outputs", "WebUrl", "Value", "Fn::If", 0), "UseHttps")
+	if at(tpl, "Rules", "HttpsNeedsDomainAndSubnets", "Assertions") == nil {
+		t.Error("no rule requires WebDomainName and AlbSubnets with CertificateArn")
 	}
 }

@@ -193,7 +193,7 @@ func TestLaunchTemplates(t *testing.T) {
 	eq(t, "x86 AMI default", at(tpl, "Parameters", "X86AmiId", "Default"), "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")
 	eq(t, "x86 AMI type", at(tpl, "Parameters", "X86AmiId", "Type"), "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>")
 	eq(t, "Architecture", at(tpl, "Parameters", "Architecture", "AllowedValues"), []any{"x86_64", "arm64"})
-	ingress := at(resource(t, tpl, "WebSecurityGroup", "AWS::EC2::SecurityGroup"), "SecurityGroupIngress", 0)
+	ingress := at(resource(t, tpl, "WebSecurityGroup", "AWS::EC2::SecurityGroup"), "SecurityGroupIngress", "Fn::If", 2, 0)
 	eq(t, "web port", at(ingress, "FromPort"), 8000)
 	eq(t, "web cidr", at(ingress, "CidrIp"), ref("AllowedCidr"))
 }
