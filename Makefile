@@ -10,7 +10,7 @@ export FACEFLEET_NODE_MODULES ?= $(ROOT)/tools/node/node_modules
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
 .PHONY: all help check run build deps models test vet bench-engine bench-service e2e clean fuzz \
-	lint-template lambda lambda-amd64 rie sam-build dist build-arm64
+	lint-template lambda lambda-amd64 rie sam-build dist build-arm64 teardown-check
 
 all: build
 
@@ -118,6 +118,10 @@ rie:
 ## sam-build: `sam build` with the settings SAM's go1.x builder takes from the environment
 sam-build: lint-template
 	CGO_ENABLED=0 GOFLAGS=-tags=lambda.norpc sam build --no-cached
+
+## teardown-check: deploy/teardown.sh with the real AWS CLI against moto_server (minutes; make test checks its calls with a stub)
+teardown-check:
+	FACEFLEET_REQUIRE_DEPS=1 FACEFLEET_TEARDOWN_MOTO=1 go test -count=1 -timeout 20m -v -run 'TestTeardownAgainstMoto$$' ./test/template/
 
 ## dist: the x86_64 artefacts the EC2 tiers download (binary, models, ORT library), laid out as in S3
 dist: models
