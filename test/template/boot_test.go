@@ -584,6 +584,9 @@ func TestUserDataDryRun(t *testing.T) {
 }
 
 func TestArtefactSyncDryRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("ten dry runs of the sync script (tens of seconds on a busy machine); skipped with -short")
+	}
 	tpl := readTemplate(t)
 	prefix := subValue(t, tpl, "ArtifactsPrefix")
 	bin := "s3://facefleet-artifactsbucket-abc123/" + prefix + "bin/facefleet-linux-amd64"
