@@ -259,6 +259,9 @@ func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Reque
 		resp = protocol.Response{ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key), Error: perm, Timings: resp.Timings}
 		w.log.Info("permanent failure, answering with an error", append(attrs, "code", perm.Code, "err", perm.Message)...)
 	default:
+		// The extender must be stopped first: a tick after the backoff
+		// would reset the visibility to the full timeout.
+		stop()
 		w.backoff(ctx, attrs, m, err)
 		return
 	}
@@ -270,6 +273,7 @@ func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Reque
 		body, _ = protocol.EncodeResponse(resp)
 	}
 	if _, err := w.o.Responses.Send(ctx, body); err != nil {
+		stop()
 		w.backoff(ctx, attrs, m, fmt.Errorf("send response: %w", err))
 		return
 	}

@@ -3,8 +3,10 @@ package apptier_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -402,5 +404,59 @@ func TestWorkerKilledMidImageStopsExtendingVisibility(t *testing.T) {
 			t.Fatalf("request still invisible after its visibility timeout: %+v", counts(t, r.req))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// visRecorder is a queue double that records every visibility change in the
+// order it took effect. An extension (d == the visibility timeout) takes 50 ms
+// to reach the queue, like a slow SQS call, and releases extending on its first
+// call.
+type visRecorder struct {
+	*memqueue.Queue
+	full      time.Duration
+	extending chan struct{}
+	once      sync.Once
+	mu        sync.Mutex
+	changes   []time.Duration
+}
+
+func (v *visRecorder) ChangeVisibility(ctx context.Context, h string, d time.Duration) error {
+	if d == v.full {
+		v.once.Do(func() { close(v.extending) })
+		time.Sleep(50 * time.Millisecond)
+	}
+	v.mu.Lock()
+	v.changes = append(v.changes, d)
+	v.mu.Unlock()
+	return v.Queue.ChangeVisibility(ctx, h, d)
+}
+
+// failingBlob fails every Put (a transient store error).
+type failingBlob struct{ *memblob.Store }
+
+func (failingBlob) Put(context.Context, string, []byte, string) (string, error) {
+	return "", errors.New("store: connection reset")
+}
+
+func TestWorkerBackoffIsNotUndoneByTheExtender(t *testing.T) {
+	const vis = 40 * time.Millisecond
+	var rec *visRecorder
+	var r *rig
+	r = newRig(t, func(o *apptier.Options) {
+		rec = &visRecorder{Queue: o.Requests.(*memqueue.Queue), full: vis, extending: make(chan struct{})}
+		o.Requests, o.VisibilityTimeout, o.RetryBackoff = rec, vis, 5*time.Millisecond
+		o.Outputs = failingBlob{memblob.New()}
+	})
+	r.send(t, "a", "a.jpg", "block", protocol.Recognize)
+	msgs, err := rec.Receive(context.Background(), queue.ReceiveOptions{})
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive: %v %v", msgs, err)
+	}
+	go func() { <-rec.extending; close(r.eng.block) }() // finish while an extension is on its way
+	r.w.Handle(context.Background(), msgs[0])
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if n := len(rec.changes); n < 2 || rec.changes[n-1] != 5*time.Millisecond {
+		t.Fatalf("visibility changes %v: the last must be the 5ms retry backoff, not an extension", rec.changes)
 	}
 }
