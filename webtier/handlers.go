@@ -187,7 +187,7 @@ func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind pro
 	s.galleryMu.Lock()
 	gtag := s.galleryETag
 	s.galleryMu.Unlock()
-	body, err := protocol.EncodeRequest(protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: gtag, SentAt: time.Now().UTC()})
+	body, err := protocol.EncodeRequest(protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: gtag, SentAt: time.Now().UTC(), ReplyTo: s.o.ReplyTo})
 	if err != nil {
 		s.forget(id, true)
 		return nil, errf(fiber.StatusBadRequest, "bad_request", "%v", err)
@@ -240,6 +240,8 @@ func responseError(e *protocol.Error) *httpError {
 		status = fiber.StatusConflict
 	case protocol.CodeFailed:
 		status = fiber.StatusBadGateway
+	case protocol.CodeBadRequest:
+		status = fiber.StatusBadRequest
 	}
 	return &httpError{status: status, code: e.Code, msg: e.Message}
 }

@@ -9,7 +9,9 @@
 // else. It also drains the request dead-letter queue: a request that failed too
 // often is recorded in the output store under failed/<stem>.json and its caller gets
 // a 502 at once instead of waiting for the timeout. One web tier owns one response
-// queue: run a second web tier with its own response queue.
+// queue, and every request names it (reply-to), so several web tiers can share
+// the request queue and its dead-letter queue: a dead-lettered request of another
+// tier is recorded and its 502 answer is sent to that tier's response queue.
 package webtier
 
 import (
@@ -94,6 +96,15 @@ type Options struct {
 	RequestDLQ queue.Queue // optional but strongly advised
 	Inputs     blob.Store
 	Outputs    blob.Store
+	// ReplyTo is the address of Responses (an SQS queue URL, a memqueue name)
+	// that every request carries, so workers answer this tier and no other.
+	// Empty: requests carry none and workers answer on their default queue
+	// (fine for a single web tier).
+	ReplyTo string
+	// ReplyQueue resolves another tier's reply-to address, so that the
+	// dead-letter watcher can send that tier's callers their 502. Without it
+	// (or when it fails) another tier's dead letter is left for that tier.
+	ReplyQueue func(addr string) (queue.Queue, error)
 
 	// Gallery holds the gallery object GalleryKey (default: Outputs,
 	// "gallery/gallery.json"); Codec decodes it (default: the gallery
@@ -355,37 +366,75 @@ type FailureRecord struct {
 
 // RunDeadLetterWatcher drains the request dead-letter queue until ctx is cancelled.
 func (s *Server) RunDeadLetterWatcher(ctx context.Context) {
-	s.poll(ctx, s.o.RequestDLQ, "dead-letter", func(m queue.Message) {
-		s.m.deadLetters.Add(1)
-		req, err := protocol.DecodeRequest(m.Body)
-		attempts := s.o.MaxReceives
-		if attempts <= 0 {
-			attempts = m.ReceiveCount
-		}
-		reason := fmt.Sprintf("processing failed after %d attempts; the request was moved to the dead-letter queue", attempts)
-		rec := FailureRecord{Request: req, ReceiveCount: m.ReceiveCount, Reason: reason, At: time.Now().UTC()}
-		key := "failed/" + m.ID + ".json"
-		if err != nil {
-			rec.Body, rec.Reason = m.Body, "undecodable request: "+err.Error()
+	s.poll(ctx, s.o.RequestDLQ, "dead-letter", func(m queue.Message) { s.deadLetter(ctx, m) })
+}
+
+// deadLetter records one dead-lettered request and answers its caller: this
+// tier's directly, another tier's through that tier's response queue.
+func (s *Server) deadLetter(ctx context.Context, m queue.Message) {
+	req, err := protocol.DecodeRequest(m.Body)
+	// Another tier's request goes back to that tier's response queue; when
+	// that queue cannot be named, it is left for that tier's own watcher.
+	var route queue.Queue
+	if err == nil && req.ReplyTo != "" && req.ReplyTo != s.o.ReplyTo {
+		var rerr error
+		if s.o.ReplyQueue == nil {
+			rerr = errors.New("this web tier cannot resolve reply-to addresses")
 		} else {
-			key = "failed/" + protocol.Stem(req.Key) + ".json"
+			route, rerr = s.o.ReplyQueue(req.ReplyTo)
 		}
-		b, _ := json.Marshal(rec)
-		if _, perr := s.o.Outputs.Put(ctx, key, b, "application/json"); perr != nil {
-			// Keep the message: the failure must be recorded before it goes.
-			s.log.Error("cannot record a dead-lettered request; will retry", "msg", m.ID, "err", perr)
+		if rerr != nil {
+			s.log.Warn("leaving another web tier's dead letter to it", "msg", m.ID, "id", req.ID, "reply_to", req.ReplyTo, "err", rerr)
+			// Hand it back soon for the owner's watcher, but not at once:
+			// this tier would only receive it again.
+			_ = s.o.RequestDLQ.ChangeVisibility(ctx, m.ReceiptHandle, s.o.PollWait)
 			return
 		}
-		s.log.Error("request dead-lettered", "id", req.ID, "key", req.Key, "attempts", attempts, "record", key)
-		if err == nil {
-			s.deliver(protocol.Response{V: protocol.Version, ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key),
-				Error: &protocol.Error{Code: protocol.CodeFailed, Message: reason}})
+	}
+	s.m.deadLetters.Add(1)
+	attempts := s.o.MaxReceives
+	if attempts <= 0 {
+		attempts = m.ReceiveCount
+	}
+	reason := fmt.Sprintf("processing failed after %d attempts; the request was moved to the dead-letter queue", attempts)
+	rec := FailureRecord{Request: req, ReceiveCount: m.ReceiveCount, Reason: reason, At: time.Now().UTC()}
+	key := "failed/" + m.ID + ".json"
+	if err != nil {
+		rec.Body, rec.Reason = m.Body, "undecodable request: "+err.Error()
+	} else {
+		key = FailureKey(protocol.Stem(req.Key), req.ID)
+	}
+	b, _ := json.Marshal(rec)
+	if _, perr := s.o.Outputs.Put(ctx, key, b, "application/json"); perr != nil {
+		// Keep the message: the failure must be recorded before it goes.
+		s.log.Error("cannot record a dead-lettered request; will retry", "msg", m.ID, "err", perr)
+		return
+	}
+	s.log.Error("request dead-lettered", "id", req.ID, "key", req.Key, "attempts", attempts, "record", key, "reply_to", req.ReplyTo)
+	if err == nil {
+		resp := protocol.Response{V: protocol.Version, ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key),
+			Error: &protocol.Error{Code: protocol.CodeFailed, Message: reason}}
+		if route == nil {
+			s.deliver(resp)
+		} else {
+			body, eerr := protocol.EncodeResponse(resp)
+			if eerr == nil {
+				_, eerr = route.Send(ctx, body)
+			}
+			if eerr != nil {
+				s.log.Warn("cannot answer another web tier's dead letter; will retry", "msg", m.ID, "reply_to", req.ReplyTo, "err", eerr)
+				return
+			}
 		}
-		if err := s.o.RequestDLQ.Delete(ctx, m.ReceiptHandle); err != nil {
-			s.log.Warn("delete dead-letter message failed", "msg", m.ID, "err", err)
-		}
-	})
+	}
+	if err := s.o.RequestDLQ.Delete(ctx, m.ReceiptHandle); err != nil {
+		s.log.Warn("delete dead-letter message failed", "msg", m.ID, "err", err)
+	}
 }
+
+// FailureKey is where the record of a dead-lettered request lives in the output
+// store: one per request, like the worker's results/<stem>/<id>.json.
+func FailureKey(stem, id string) string { return "failed/" + stem + "/" + id + ".json" }
 
 func (s *Server) poll(ctx context.Context, q queue.Queue, name string, handle func(queue.Message)) {
 	failures := 0

@@ -352,7 +352,11 @@ func TestDeadLetteredRequestFailsPromptly(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("dead-lettered caller waited %s", d)
 	}
-	data, _, err := e.out.Get(context.Background(), "failed/poison.json")
+	recs, err := e.out.List(context.Background(), "failed/poison/")
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("failure records under failed/poison/: %v, %v", recs, err)
+	}
+	data, _, err := e.out.Get(context.Background(), recs[0].Key)
 	if err != nil || !strings.Contains(string(data), "poison.png") {
 		t.Fatalf("failure record %q, %v", data, err)
 	}
