@@ -182,6 +182,9 @@ func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind pro
 	input := time.Since(start)
 	if err != nil {
 		s.forget(id, true)
+		if errors.Is(err, blob.ErrInvalidKey) { // the client's name, not the store, is at fault
+			return nil, errf(fiber.StatusBadRequest, "bad_filename", "the input store refuses the name %q: %v; rename the file", key, err)
+		}
 		return nil, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot store %q in the input store: %v", key, err)
 	}
 	s.galleryMu.Lock()
@@ -314,17 +317,24 @@ func (s *Server) observe(a *answer) {
 	s.m.overhead.observe(max(over, 0))
 }
 
+// maxSubjectBytes is the longest subject name; longer ones are refused, never cut.
+const maxSubjectBytes = 64
+
 // validSubject checks an enrollment name.
 func validSubject(name string) error {
 	switch {
-	case name == "" || len(name) > 64:
-		return errors.New("subject names are 1..64 bytes")
+	case name == "" || len(name) > maxSubjectBytes:
+		return fmt.Errorf("subject name is %d bytes; names are 1..%d bytes of UTF-8", len(name), maxSubjectBytes)
 	case !utf8.ValidString(name):
 		return errors.New("subject name is not UTF-8")
 	case name == "Unknown" || name == "NoFace":
 		return fmt.Errorf("%q is reserved", name)
-	case strings.ContainsAny(name, "/\\:"):
-		return errors.New("subject names may not contain / \\ or :")
+	case name == "." || name == "..":
+		return errors.New("subject names . and .. are refused (clients resolve them as paths)")
+	case strings.ContainsAny(name, `/\:<>"`):
+		return errors.New(`subject names may not contain / \ : < > or "`)
+	case strings.TrimSpace(name) != name:
+		return errors.New("subject names may not start or end with white space")
 	}
 	for _, r := range name {
 		if r < 0x20 || r == 0x7f {
@@ -361,10 +371,8 @@ func (s *Server) enroll(c *fiber.Ctx) error {
 	}
 	var b [6]byte
 	_, _ = randRead(b[:])
-	key := fmt.Sprintf("enroll-%x-%s", b, up.name)
-	if len(key) > 200 {
-		key = key[:200]
-	}
+	// The key only has to be unique and valid: cut on a character boundary.
+	key := cutUTF8(fmt.Sprintf("enroll-%x-%s", b, up.name), protocol.MaxKeyBytes)
 	ctx := c.UserContext()
 	a, err := s.roundTrip(ctx, up, key, protocol.Describe)
 	if derr := s.o.Inputs.Delete(ctx, key); derr != nil {
@@ -392,6 +400,17 @@ func (s *Server) enroll(c *fiber.Ctx) error {
 		box = f.Box
 	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"subject": name, "faces": faces, "box": box})
+}
+
+// cutUTF8 shortens s to at most n bytes without splitting a character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func largest(fs []protocol.Face) *protocol.Face {

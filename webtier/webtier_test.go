@@ -482,3 +482,103 @@ func TestStatusHealthPage(t *testing.T) {
 		t.Fatalf("metrics:\n%s", body)
 	}
 }
+
+func TestHostileFileNames(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	img := pngBytes(t, 8, 8)
+	for _, tc := range []struct {
+		name, file string
+		code       int
+		want       string // the answer (200) or a part of the error message
+	}{
+		{"dot dot", "..", 400, "empty file name"},
+		{"dot stem", "..png", 400, "no name before its extension"},
+		{"dots stem", "...png", 400, "no name before its extension"},
+		{"300 bytes", strings.Repeat("a", 296) + ".png", 400, "longer than 200"},
+		{"multi-byte past 200", strings.Repeat("a", 195) + "é.png", 400, "longer than 200"},
+		{"multi-byte at 200", strings.Repeat("a", 194) + "é.png", 200, strings.Repeat("a", 194) + "é:" + strings.Repeat("a", 194) + "é.png"},
+		{"slash only", "/", 400, "empty file name"},
+		{"backslash only", `\`, 400, "empty file name"},
+		{"path", "../../etc/passwd.png", 200, "passwd:passwd.png"},
+		{"windows path", `C:\Users\amy\amy_01.png`, 200, "amy_01:amy"},
+		{"script", "<script>alert(1)<\\script>.png", 200, "script>:script>.png"}, // everything before the last backslash is a client path
+		{"markup", `<img src=x onerror="alert(1)">.png`, 200, `<img src=x onerror="alert(1)">:<img src=x onerror="alert(1)">.png`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body, h := e.do("POST", "/", "inputFile", tc.file, img)
+			if code != tc.code {
+				t.Fatalf("%q: %d %q, want %d", tc.file, code, body, tc.code)
+			}
+			if code == 200 && body != tc.want || code != 200 && !strings.Contains(body, tc.want) {
+				t.Fatalf("%q: body %q, want %q", tc.file, body, tc.want)
+			}
+			if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+				t.Fatalf("%q answered as %q, want text/plain", tc.file, ct)
+			}
+			// Enrollment refuses the same names the same way.
+			code, body, _ = e.do("PUT", "/v1/subjects/amy/faces", "image", tc.file, img)
+			if want := map[int]int{200: 201}[tc.code]; want == 0 && code != tc.code || want != 0 && code != want {
+				t.Fatalf("enroll with file %q: %d %q", tc.file, code, body)
+			}
+		})
+	}
+	// Only what a worker can store was ever stored.
+	objs, _ := e.in.List(context.Background(), "")
+	for _, o := range objs {
+		if protocol.ValidKey(o.Key) != nil {
+			t.Errorf("input store holds %q", o.Key)
+		}
+	}
+}
+
+func TestHostileSubjectNames(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	img := pngBytes(t, 8, 8)
+	for _, tc := range []struct {
+		name, subject string // subject as it appears in the path (escaped)
+		code          int
+	}{
+		{"dot dot", "%2E%2E", 400},
+		{"dot", "%2E", 400},
+		{"300 bytes", strings.Repeat("a", 300), 400},
+		{"multi-byte past 64", strings.Repeat("a", 63) + "%C3%A9", 400},
+		{"multi-byte at 64", strings.Repeat("a", 62) + "%C3%A9", 201},
+		{"slash", "a%2Fb", 400},
+		{"backslash", "a%5Cb", 400},
+		{"script", "%3Cscript%3E", 400},
+		{"quote", "a%22b", 400},
+		{"colon", "a:b", 400},
+		{"control", "a%01b", 400},
+		{"bad utf-8", "a%C3", 400},
+		{"padded", "%20amy", 400},
+		{"apostrophe", "O'Brien", 201},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body, _ := e.do("PUT", "/v1/subjects/"+tc.subject+"/faces", "image", "f.png", img)
+			if code != tc.code {
+				t.Fatalf("subject %q: %d %q, want %d", tc.subject, code, body, tc.code)
+			}
+			if code == 400 && !strings.Contains(body, `"code":"bad_subject"`) {
+				t.Fatalf("subject %q: %q does not say what is wrong", tc.subject, body)
+			}
+			if code == 400 {
+				if c, _, _ := e.do("DELETE", "/v1/subjects/"+tc.subject, "-", "", nil); c != 400 {
+					t.Fatalf("delete subject %q: %d, want 400", tc.subject, c)
+				}
+			}
+		})
+	}
+}
+
+// A file name whose enrollment key would be cut inside a character is enrolled,
+// not refused as a store failure (503).
+func TestEnrollKeyCutOnCharacterBoundary(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	// "enroll-<12 hex>-" is 20 bytes: the 200-byte cut falls inside the é.
+	for _, file := range []string{strings.Repeat("a", 179) + "é.png", strings.Repeat("a", 178) + "€.png", "日本語.png"} {
+		code, body, _ := e.do("PUT", "/v1/subjects/amy/faces", "image", file, pngBytes(t, 8, 8))
+		if code != 201 {
+			t.Fatalf("enroll with %q: %d %q", file, code, body)
+		}
+	}
+}
