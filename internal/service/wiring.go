@@ -29,6 +29,11 @@ type Backend struct {
 	// Nudge and Decisions connect the web tier to an in-process scaler (optional).
 	Nudge     func()
 	Decisions func() []scaling.Decision
+	// ReplyTo is the address of Responses that every request names, and
+	// ReplyQueue resolves other web tiers' addresses (both optional: a single
+	// web tier works without them; see webtier.Options).
+	ReplyTo    string
+	ReplyQueue func(addr string) (queue.Queue, error)
 }
 
 // Tiers configures both tiers; zero values take the tiers' defaults.
@@ -104,6 +109,7 @@ func NewWebTier(b Backend, t Tiers) (*webtier.Server, error) {
 	return webtier.New(webtier.Options{
 		Requests: b.Requests, Responses: b.Responses, RequestDLQ: b.RequestDLQ,
 		Inputs: b.Inputs, Outputs: b.Outputs, GalleryKey: t.GalleryKey,
+		ReplyTo: b.ReplyTo, ReplyQueue: b.ReplyQueue,
 		Limits: t.Limits, MaxReceives: t.MaxReceives, PollWait: t.PollWait, StatusTTL: t.StatusTTL,
 		Nudge: b.Nudge, Fleet: b.Fleet, Decisions: b.Decisions, Logger: t.logger(),
 	})
@@ -115,7 +121,7 @@ func NewWorker(b Backend, t Tiers, id string) (*apptier.Worker, error) {
 		return nil, errors.New("service: an Analyzer (the engine) is required for workers")
 	}
 	return apptier.New(apptier.Options{
-		ID: id, Requests: b.Requests, Responses: b.Responses, Inputs: b.Inputs, Outputs: b.Outputs,
+		ID: id, Requests: b.Requests, Responses: b.Responses, ReplyQueue: b.ReplyQueue, Inputs: b.Inputs, Outputs: b.Outputs,
 		Analyzer: t.Analyzer, GalleryKey: t.GalleryKey, Threshold: t.Threshold,
 		GalleryCheckEvery: t.GalleryCheckEvery, WaitTime: t.WorkerWait, IdleTimeout: t.IdleTimeout, MinLifetime: t.MinLifetime,
 		VisibilityTimeout: t.VisibilityTimeout, RetryBackoff: t.RetryBackoff, Logger: t.logger().With("component", "apptier"),
