@@ -92,7 +92,7 @@ func TestTwoWebTiersShareTheRequestQueue(t *testing.T) {
 			ID: fmt.Sprintf("w%d", i), Requests: req, Responses: queues["resp-a"], ReplyQueue: resolve,
 			Inputs: in, Outputs: out, Analyzer: widthEngine{},
 			LoadGallery: func([]byte) (apptier.Matcher, error) { return widthMatcher{}, nil },
-			WaitTime: 50 * time.Millisecond, VisibilityTimeout: 2 * time.Second, RetryBackoff: 10 * time.Millisecond, Logger: discard,
+			WaitTime:    50 * time.Millisecond, VisibilityTimeout: 2 * time.Second, RetryBackoff: 10 * time.Millisecond, Logger: discard,
 		})
 		if err != nil {
 			t.Fatal(err)
