@@ -65,7 +65,11 @@ type Limits struct {
 	// MaxPending is how many uploads may wait for an answer at once (503 with
 	// Retry-After beyond it). Default 2000.
 	MaxPending int
-	// RequestTimeout is how long a caller waits for an answer (504). Default 60 s.
+	// RequestTimeout is how long a caller waits for an answer (504). Zero
+	// derives it from the request queue (see MinRequestTimeout), so that a
+	// request that keeps crashing its workers gets its 502 from the dead-letter
+	// queue before its caller's 504; without Options.Visibility the default is
+	// 60 s. A value shorter than MinRequestTimeout is refused.
 	RequestTimeout time.Duration
 	// RetryAfter is the Retry-After sent with 503. Default 1 s.
 	RetryAfter time.Duration
@@ -80,9 +84,6 @@ func (l *Limits) defaults() {
 	}
 	if l.MaxPending <= 0 {
 		l.MaxPending = settings.DefaultMaxPending
-	}
-	if l.RequestTimeout <= 0 {
-		l.RequestTimeout = settings.DefaultRequestTimeout
 	}
 	if l.RetryAfter <= 0 {
 		l.RetryAfter = time.Second
@@ -117,6 +118,10 @@ type Options struct {
 	// MaxReceives is the request queue's redrive count, quoted in the error a
 	// dead-lettered caller gets.
 	MaxReceives int
+	// Visibility is the request queue's visibility timeout. With MaxReceives it
+	// bounds how long a request that crashes every worker takes to reach the
+	// dead-letter queue, and so the shortest consistent RequestTimeout.
+	Visibility time.Duration
 	// PollWait is the dispatcher's long-poll wait (default 10 s, at most 20 s).
 	PollWait time.Duration
 
@@ -175,6 +180,23 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("webtier: Inputs and Outputs stores are required")
 	}
 	o.Limits.defaults()
+	if o.PollWait <= 0 || o.PollWait > 20*time.Second {
+		o.PollWait = 10 * time.Second
+	}
+	if o.Visibility > 0 && o.MaxReceives > 0 {
+		minimum := MinRequestTimeout(o.MaxReceives, o.Visibility, o.PollWait)
+		switch {
+		case o.Limits.RequestTimeout <= 0:
+			o.Limits.RequestTimeout = minimum
+		case o.Limits.RequestTimeout < minimum:
+			return nil, fmt.Errorf("webtier: request timeout %s is shorter than %s = max receives %d × visibility %s + dead-letter poll %s + %s margin: "+
+				"a request that crashes its workers would get 504 instead of 502; raise the request timeout, lower the visibility timeout or max receives, or leave the request timeout unset to derive it",
+				o.Limits.RequestTimeout, minimum, o.MaxReceives, o.Visibility, o.PollWait, timeoutMargin)
+		}
+	}
+	if o.Limits.RequestTimeout <= 0 {
+		o.Limits.RequestTimeout = settings.DefaultRequestTimeout
+	}
 	if o.Gallery == nil {
 		o.Gallery = o.Outputs
 	}
@@ -183,9 +205,6 @@ func New(o Options) (*Server, error) {
 	}
 	if o.GalleryKey == "" {
 		o.GalleryKey = settings.DefaultGalleryKey
-	}
-	if o.PollWait <= 0 || o.PollWait > 20*time.Second {
-		o.PollWait = 10 * time.Second
 	}
 	if o.StatusTTL <= 0 {
 		o.StatusTTL = DefaultStatusTTL
@@ -210,6 +229,21 @@ func New(o Options) (*Server, error) {
 	s.routes()
 	return s, nil
 }
+
+// timeoutMargin covers what MinRequestTimeout does not count: the worker's
+// receive wait, the move to the dead-letter queue and the answer's trip.
+const timeoutMargin = 5 * time.Second
+
+// MinRequestTimeout is the shortest request timeout consistent with the request
+// queue: a request whose worker dies every time is redelivered maxReceives times,
+// each after the visibility timeout, then moved to the dead-letter queue, where
+// the watcher (long-polling pollWait) answers its caller with 502.
+func MinRequestTimeout(maxReceives int, visibility, pollWait time.Duration) time.Duration {
+	return time.Duration(maxReceives)*visibility + pollWait + timeoutMargin
+}
+
+// RequestTimeout is how long a caller waits for its answer (set or derived).
+func (s *Server) RequestTimeout() time.Duration { return s.o.Limits.RequestTimeout }
 
 // App is the Fiber application (for tests: app.Test).
 func (s *Server) App() *fiber.App { return s.app }

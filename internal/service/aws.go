@@ -73,6 +73,23 @@ func OpenAWS(ctx context.Context, v *settings.Values) (Backend, *awsconfig.Clien
 			return Backend{}, nil, fmt.Errorf("bucket %s is not reachable: %w", s.Bucket(), err)
 		}
 	}
+	// The timeouts follow the request queue itself (the template sets its
+	// visibility and redrive policy), not flags that may disagree with it: a
+	// worker extending by another visibility would let a second worker take an
+	// image in hand, or leave retries waiting.
+	st, err := requests.Settings(checkCtx)
+	if err != nil {
+		return Backend{}, nil, fmt.Errorf("queue %s is not reachable: %w", requests.URL(), err)
+	}
+	if v.Has(settings.VisibilityTimeout) && v.Set(settings.VisibilityTimeout) && v.Duration(settings.VisibilityTimeout) != st.Visibility {
+		return Backend{}, nil, fmt.Errorf("-visibility-timeout %s, but the request queue %s has %s: drop the setting or make them agree",
+			v.Duration(settings.VisibilityTimeout), requests.URL(), st.Visibility)
+	}
+	if v.Has(settings.MaxReceives) && v.Set(settings.MaxReceives) && st.MaxReceives != 0 && v.Int(settings.MaxReceives) != st.MaxReceives {
+		return Backend{}, nil, fmt.Errorf("-max-receives %d, but the request queue %s redrives after %d receives: drop the setting or make them agree",
+			v.Int(settings.MaxReceives), requests.URL(), st.MaxReceives)
+	}
+	b.QueueVisibility, b.QueueMaxReceives = st.Visibility, st.MaxReceives
 	b.Requests, b.Responses, b.Inputs, b.Outputs = requests, responses, inputs, outputs
 	// Requests name this tier's response queue; workers and dead-letter
 	// watchers answer other tiers' on theirs.
