@@ -73,6 +73,16 @@ type Limits struct {
 	RequestTimeout time.Duration
 	// RetryAfter is the Retry-After sent with 503. Default 1 s.
 	RetryAfter time.Duration
+	// MaxInflightBytes bounds the upload bytes held in memory at once: an
+	// upload is charged its Content-Length (MaxBodyBytes when it is chunked)
+	// from before its body is read until the image is in the input store;
+	// beyond it the upload gets 503 with Retry-After, unread. Waiting for the
+	// answer costs no upload bytes. Default 256 MiB.
+	MaxInflightBytes int64
+	// ClientCheckEvery is how often a waiting caller's connection is checked;
+	// a caller that went away frees its slot at once (its request stays
+	// queued and its result still lands). Default 1 s.
+	ClientCheckEvery time.Duration
 }
 
 func (l *Limits) defaults() {
@@ -87,6 +97,12 @@ func (l *Limits) defaults() {
 	}
 	if l.RetryAfter <= 0 {
 		l.RetryAfter = time.Second
+	}
+	if l.MaxInflightBytes <= 0 {
+		l.MaxInflightBytes = 256 << 20
+	}
+	if l.ClientCheckEvery <= 0 {
+		l.ClientCheckEvery = time.Second
 	}
 }
 
@@ -146,6 +162,8 @@ type Server struct {
 	// inflight counts running handlers, so shutdown knows when only idle
 	// connections are left.
 	inflight atomic.Int64
+	// uploadBytes are the upload bytes held now (Limits.MaxInflightBytes).
+	uploadBytes budget
 
 	mu      sync.Mutex
 	pending map[string]chan protocol.Response
@@ -157,6 +175,35 @@ type Server struct {
 
 	galleryMu   sync.Mutex
 	galleryETag string // last gallery version this tier wrote or read
+}
+
+// budget counts bytes against a maximum.
+type budget struct {
+	mu        sync.Mutex
+	used, max int64
+}
+
+// take reserves n bytes, or reports that they would exceed the maximum.
+func (b *budget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *budget) give(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+func (b *budget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
 }
 
 type recentID struct {
@@ -217,9 +264,15 @@ func New(o Options) (*Server, error) {
 		pending: make(map[string]chan protocol.Response),
 		recent:  make(map[string]recentID),
 	}
+	s.uploadBytes.max = o.Limits.MaxInflightBytes
 	s.app = fiber.New(fiber.Config{
-		AppName:               "facefleet",
-		BodyLimit:             o.Limits.MaxBodyBytes,
+		AppName:   "facefleet",
+		BodyLimit: o.Limits.MaxBodyBytes,
+		// Uploads are read by the handler, one copy, after their bytes are
+		// budgeted; fasthttp would otherwise buffer each whole body and parse
+		// the multipart form into a second copy before any check.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
 		ReadTimeout:           o.Limits.RequestTimeout,

@@ -196,11 +196,11 @@ func (e *env) do(method, path, field, filename string, data []byte) (int, string
 	return res.StatusCode, string(b), res.Header
 }
 
-// doOversized sends a body the server will refuse by its Content-Length. fasthttp
-// answers "100 Continue" and then, without reading the body, 413 and a close; a
-// client still writing the body then sees a broken pipe instead of the answer
-// (net/http does, now and then). So this client sends the headers, reads until the
-// final answer and never writes the body: what the server answers is then certain.
+// doOversized sends a body the server will refuse by its Content-Length, as curl
+// does: headers with "Expect: 100-continue", the body once the server says
+// "100 Continue" (unless its final answer comes first), then the answer. The
+// server reads and discards a refused body up to a bound before it answers, so
+// the client reads the answer rather than a connection reset.
 func (e *env) doOversized(method, path, field, filename string, data []byte) (int, string, http.Header) {
 	e.t.Helper()
 	body, ct := multipartBody(e.t, field, filename, data)
@@ -223,6 +223,7 @@ func (e *env) doOversized(method, path, field, filename string, data []byte) (in
 			e.t.Fatal(err)
 		}
 		if res.StatusCode == http.StatusContinue {
+			go conn.Write(body.Bytes()) // a refusal may come before it is all sent
 			continue
 		}
 		defer res.Body.Close()
