@@ -273,11 +273,11 @@ func New(o Options) (*Server, error) {
 		// the multipart form into a second copy before any check.
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
-		DisableStartupMessage: true,
-		ErrorHandler:          s.errorHandler,
-		ReadTimeout:           o.Limits.RequestTimeout,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
+		DisableStartupMessage:        true,
+		ErrorHandler:                 s.errorHandler,
+		ReadTimeout:                  o.Limits.RequestTimeout,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  2 * time.Minute,
 	})
 	s.routes()
 	return s, nil
