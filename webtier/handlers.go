@@ -45,7 +45,7 @@ func (s *Server) routes() {
 		defer s.inflight.Add(-1)
 		start := time.Now()
 		err := c.Next()
-		if n := c.Request().Header.ContentLength(); n != 0 && n != -2 && c.Locals(bodyConsumed) == nil && !lingerDrain(c) {
+		if n := c.Request().Header.ContentLength(); n != 0 && n != -2 && c.Locals(bodyConsumed) == nil && !s.lingerDrain(c) {
 			c.Context().Response.SetConnectionClose()
 		}
 		status := c.Response().StatusCode()
@@ -121,18 +121,16 @@ type upload struct {
 // since the unread rest of the body cannot be told from the next request.
 const bodyConsumed = "facefleet.body-consumed"
 
-// lingerBytes and lingerTime bound how much of an unread body is read and
-// discarded after a refusal (413, 503, 400), so that the caller, still sending,
-// reads the answer instead of a connection reset; a longer body closes the
-// connection.
-const (
-	lingerBytes = 1 << 20
-	lingerTime  = 2 * time.Second
-)
+// lingerTime bounds how long an unread body is read and discarded after a
+// refusal (413, 503, 400), so that the caller, still sending, reads the answer
+// instead of a connection reset. At most twice the body limit is discarded (no
+// memory: only bandwidth); a longer body closes the connection.
+const lingerTime = 2 * time.Second
 
 // lingerDrain discards the rest of the request body and reports whether it
 // reached its end.
-func lingerDrain(c *fiber.Ctx) bool {
+func (s *Server) lingerDrain(c *fiber.Ctx) bool {
+	lingerBytes := 2 * int64(s.o.Limits.MaxBodyBytes)
 	body := c.Context().RequestBodyStream()
 	if body == nil {
 		return true

@@ -97,7 +97,7 @@ type env struct {
 	script func(e *env, r protocol.Request, m queue.Message)
 }
 
-func newEnv(t *testing.T, lim webtier.Limits) *env {
+func newEnv(t *testing.T, lim webtier.Limits, mods ...func(*webtier.Options)) *env {
 	t.Helper()
 	e := &env{t: t, in: memblob.New(), out: memblob.New()}
 	var err error
@@ -110,12 +110,16 @@ func newEnv(t *testing.T, lim webtier.Limits) *env {
 	if lim.RequestTimeout == 0 {
 		lim.RequestTimeout = 5 * time.Second
 	}
-	e.s, err = webtier.New(webtier.Options{
+	o := webtier.Options{
 		Requests: e.req, Responses: e.resp, RequestDLQ: e.dlq, Inputs: e.in, Outputs: e.out,
 		Codec: mapCodec, Limits: lim, MaxReceives: 3, PollWait: 100 * time.Millisecond,
 		Nudge:  func() { e.mu.Lock(); e.nudges++; e.mu.Unlock() },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, m := range mods {
+		m(&o)
+	}
+	e.s, err = webtier.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
