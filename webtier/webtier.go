@@ -99,7 +99,7 @@ func (l *Limits) defaults() {
 		l.RetryAfter = time.Second
 	}
 	if l.MaxInflightBytes <= 0 {
-		l.MaxInflightBytes = 256 << 20
+		l.MaxInflightBytes = settings.DefaultMaxInflightBytes
 	}
 	if l.ClientCheckEvery <= 0 {
 		l.ClientCheckEvery = time.Second

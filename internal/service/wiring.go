@@ -88,6 +88,10 @@ func TiersFromSettings(v *settings.Values) Tiers {
 	num(settings.MaxBody, &t.Limits.MaxBodyBytes)
 	num(settings.MaxPixels, &t.Limits.MaxPixels)
 	num(settings.MaxPending, &t.Limits.MaxPending)
+	if v.Has(settings.MaxInflightBytes) {
+		t.Limits.MaxInflightBytes = int64(v.Int(settings.MaxInflightBytes))
+	}
+	dur(settings.ClientCheckEvery, &t.Limits.ClientCheckEvery)
 	dur(settings.RequestTimeout, &t.Limits.RequestTimeout)
 	num(settings.MaxReceives, &t.MaxReceives)
 	dur(settings.PollWait, &t.PollWait)
