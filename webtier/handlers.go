@@ -125,7 +125,7 @@ const bodyConsumed = "facefleet.body-consumed"
 // refusal (413, 503, 400), so that the caller, still sending, reads the answer
 // instead of a connection reset. At most twice the body limit is discarded (no
 // memory: only bandwidth); a longer body closes the connection.
-const lingerTime = 2 * time.Second
+const lingerTime = 10 * time.Second
 
 // lingerDrain discards the rest of the request body and reports whether it
 // reached its end.
