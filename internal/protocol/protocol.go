@@ -50,7 +50,18 @@ type Request struct {
 	// worker holding another version reloads before matching (empty: no hint).
 	Gallery string    `json:"gallery,omitempty"`
 	SentAt  time.Time `json:"sent_at"`
+	// ReplyTo is the address of the queue the answer goes to (an SQS queue URL,
+	// or a queue name in the embedded mode); empty means the worker's default
+	// response queue. Each web tier names its own, so several web tiers can
+	// share one request queue and its dead-letter queue.
+	ReplyTo string `json:"reply_to,omitempty"`
 }
+
+// MaxIDBytes and MaxReplyToBytes bound a request's ID and reply-to address.
+const (
+	MaxIDBytes      = 64
+	MaxReplyToBytes = 256
+)
 
 // Box is a face box in pixels of the upright image.
 type Box struct {
@@ -133,14 +144,19 @@ func Stem(key string) string {
 	return b
 }
 
+// MaxKeyBytes is the longest file name (input key) accepted.
+const MaxKeyBytes = 200
+
 // ValidKey reports whether key is acceptable as an input object name: a plain file
-// name (no directories, no control characters), 1..200 bytes of UTF-8.
+// name (no directories, no control characters), 1..MaxKeyBytes bytes of UTF-8,
+// whose stem (the output store's key for the result) is neither "." nor "..":
+// "..jpg" and "...jpg" are refused because no store accepts their stems.
 func ValidKey(key string) error {
 	switch {
 	case key == "" || key == "." || key == "..":
 		return errors.New("empty file name")
-	case len(key) > 200:
-		return errors.New("file name longer than 200 bytes")
+	case len(key) > MaxKeyBytes:
+		return fmt.Errorf("file name is %d bytes, longer than %d", len(key), MaxKeyBytes)
 	case !utf8.ValidString(key):
 		return errors.New("file name is not UTF-8")
 	case strings.ContainsAny(key, "/\\"):
@@ -149,6 +165,25 @@ func ValidKey(key string) error {
 	for _, r := range key {
 		if r < 0x20 || r == 0x7f {
 			return errors.New("file name contains a control character")
+		}
+	}
+	if st := Stem(key); st == "." || st == ".." {
+		return fmt.Errorf("file name has no name before its extension (its stem %q cannot be stored)", st)
+	}
+	return nil
+}
+
+// validID accepts 1..MaxIDBytes of [A-Za-z0-9_-]: IDs become part of object keys.
+func validID(id string) error {
+	if id == "" {
+		return errors.New("protocol: request without id")
+	}
+	if len(id) > MaxIDBytes {
+		return fmt.Errorf("protocol: request id of %d bytes, over %d", len(id), MaxIDBytes)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("protocol: request id %q holds %q; ids are letters, digits, - and _", id, r)
 		}
 	}
 	return nil
@@ -162,14 +197,18 @@ func EncodeRequest(r Request) (string, error) {
 	if err := r.validate(); err != nil {
 		return "", err
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
+	// No HTML escaping: "<" in a file name stays one byte, not six.
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
 		return "", fmt.Errorf("protocol: encode request: %w", err)
 	}
+	b := strings.TrimSuffix(buf.String(), "\n")
 	if len(b) > MaxRequestBytes {
 		return "", fmt.Errorf("protocol: request is %d bytes, over the %d-byte limit (shorten the file name)", len(b), MaxRequestBytes)
 	}
-	return string(b), nil
+	return b, nil
 }
 
 // DecodeRequest parses and validates a request body.
@@ -188,12 +227,17 @@ func (r Request) validate() error {
 	switch {
 	case r.V != Version:
 		return fmt.Errorf("protocol: request version %d, want %d", r.V, Version)
-	case r.ID == "":
-		return errors.New("protocol: request without id")
 	case !r.Kind.valid():
 		return fmt.Errorf("protocol: unknown request kind %q", r.Kind)
 	case r.ETag == "":
 		return errors.New("protocol: request without etag")
+	case len(r.ReplyTo) > MaxReplyToBytes:
+		return fmt.Errorf("protocol: reply-to address of %d bytes, over %d", len(r.ReplyTo), MaxReplyToBytes)
+	case strings.ContainsFunc(r.ReplyTo, func(c rune) bool { return c <= 0x20 || c >= 0x7f }):
+		return fmt.Errorf("protocol: reply-to address %q holds a space, control or non-ASCII character", r.ReplyTo)
+	}
+	if err := validID(r.ID); err != nil {
+		return err
 	}
 	if err := ValidKey(r.Key); err != nil {
 		return fmt.Errorf("protocol: request key %q: %w", r.Key, err)

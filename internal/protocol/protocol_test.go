@@ -22,10 +22,19 @@ func TestRequestRoundTripAndSize(t *testing.T) {
 	if got.ID != r.ID || got.Key != r.Key || got.ETag != r.ETag || got.Kind != r.Kind || !got.SentAt.Equal(r.SentAt) || got.V != Version {
 		t.Fatalf("round trip: %+v != %+v", got, r)
 	}
-	// The longest key ValidKey allows still fits.
-	r.Key = strings.Repeat("k", 200)
-	if _, err := EncodeRequest(r); err != nil {
-		t.Fatalf("200-byte key: %v", err)
+	// The longest key ValidKey allows still fits, with the longest reply-to, a
+	// gallery ETag and characters JSON would escape.
+	r.ReplyTo = "https://sqs.us-east-1.amazonaws.com/123456789012/" + strings.Repeat("q", MaxReplyToBytes-49)
+	r.Gallery = r.ETag
+	for _, k := range []string{strings.Repeat("k", 200), strings.Repeat("<", 200), strings.Repeat(`"`, 200)} {
+		r.Key = k
+		s, err := EncodeRequest(r)
+		if err != nil {
+			t.Fatalf("200-byte key %.10q: %v", k, err)
+		}
+		if got, err := DecodeRequest(s); err != nil || got.Key != k || got.ReplyTo != r.ReplyTo {
+			t.Fatalf("round trip of key %.10q: %+v, %v", k, got, err)
+		}
 	}
 }
 
@@ -39,6 +48,13 @@ func TestRequestRejects(t *testing.T) {
 		"empty key": func(r *Request) { r.Key = "" },
 		"ctrl key":  func(r *Request) { r.Key = "a\nb" },
 		"huge":      func(r *Request) { r.ETag = strings.Repeat("e", 2000) },
+		"dot stem":  func(r *Request) { r.Key = "..jpg" },
+		"dots stem": func(r *Request) { r.Key = "...jpg" },
+		"long key":  func(r *Request) { r.Key = strings.Repeat("k", 201) },
+		"id slash":  func(r *Request) { r.ID = "a/b" },
+		"long id":   func(r *Request) { r.ID = strings.Repeat("a", 65) },
+		"reply sp":  func(r *Request) { r.ReplyTo = "a b" },
+		"reply big": func(r *Request) { r.ReplyTo = strings.Repeat("q", 257) },
 	} {
 		r := good
 		mut(&r)

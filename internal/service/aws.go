@@ -3,11 +3,15 @@ package service
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"path"
+	"sync"
 	"time"
 
 	"github.com/facefleet/facefleet/internal/awsconfig"
 	"github.com/facefleet/facefleet/internal/blob/s3blob"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
+	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
 	"github.com/facefleet/facefleet/internal/settings"
 )
@@ -69,6 +73,56 @@ func OpenAWS(ctx context.Context, v *settings.Values) (Backend, *awsconfig.Clien
 			return Backend{}, nil, fmt.Errorf("bucket %s is not reachable: %w", s.Bucket(), err)
 		}
 	}
+	// The timeouts follow the request queue itself (the template sets its
+	// visibility and redrive policy), not flags that may disagree with it: a
+	// worker extending by another visibility would let a second worker take an
+	// image in hand, or leave retries waiting.
+	st, err := requests.Settings(checkCtx)
+	if err != nil {
+		return Backend{}, nil, fmt.Errorf("queue %s is not reachable: %w", requests.URL(), err)
+	}
+	if v.Has(settings.VisibilityTimeout) && v.Set(settings.VisibilityTimeout) && v.Duration(settings.VisibilityTimeout) != st.Visibility {
+		return Backend{}, nil, fmt.Errorf("-visibility-timeout %s, but the request queue %s has %s: drop the setting or make them agree",
+			v.Duration(settings.VisibilityTimeout), requests.URL(), st.Visibility)
+	}
+	if v.Has(settings.MaxReceives) && v.Set(settings.MaxReceives) && st.MaxReceives != 0 && v.Int(settings.MaxReceives) != st.MaxReceives {
+		return Backend{}, nil, fmt.Errorf("-max-receives %d, but the request queue %s redrives after %d receives: drop the setting or make them agree",
+			v.Int(settings.MaxReceives), requests.URL(), st.MaxReceives)
+	}
+	b.QueueVisibility, b.QueueMaxReceives = st.Visibility, st.MaxReceives
 	b.Requests, b.Responses, b.Inputs, b.Outputs = requests, responses, inputs, outputs
+	// Requests name this tier's response queue; workers and dead-letter
+	// watchers answer other tiers' on theirs.
+	b.ReplyTo = responses.URL()
+	b.ReplyQueue = ReplyQueues(c, requests, responses)
 	return b, c, nil
+}
+
+// ReplyQueues resolves a request's reply-to address (a web tier's response queue
+// URL) to a queue, refusing URLs outside the request queue's SQS endpoint and
+// account, so a forged request cannot make a worker write elsewhere.
+func ReplyQueues(c *awsconfig.Clients, requests, responses *sqsqueue.Queue) func(addr string) (queue.Queue, error) {
+	var mu sync.Mutex
+	cache := map[string]queue.Queue{responses.URL(): responses}
+	base, _ := url.Parse(requests.URL())
+	return func(addr string) (queue.Queue, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if q, ok := cache[addr]; ok {
+			return q, nil
+		}
+		u, err := url.Parse(addr)
+		if err != nil || base == nil || u.Scheme != base.Scheme || u.Host != base.Host || path.Dir(u.Path) != path.Dir(base.Path) || u.RawQuery != "" {
+			return nil, fmt.Errorf("reply-to %q is not a queue of this account and endpoint (%s)", addr, requests.URL())
+		}
+		if len(cache) >= 64 {
+			return nil, fmt.Errorf("reply-to %q: already answering 64 response queues", addr)
+		}
+		q, err := sqsqueue.New(c.SQS(), addr, sqsqueue.Options{})
+		if err != nil {
+			return nil, err
+		}
+		cache[addr] = q
+		return q, nil
+	}
 }

@@ -29,6 +29,16 @@ type Backend struct {
 	// Nudge and Decisions connect the web tier to an in-process scaler (optional).
 	Nudge     func()
 	Decisions func() []scaling.Decision
+	// ReplyTo is the address of Responses that every request names, and
+	// ReplyQueue resolves other web tiers' addresses (both optional: a single
+	// web tier works without them; see webtier.Options).
+	ReplyTo    string
+	ReplyQueue func(addr string) (queue.Queue, error)
+	// QueueVisibility and QueueMaxReceives are the request queue's own
+	// visibility timeout and redrive count when read from it (AWS); they win
+	// over Tiers' values, so the timeouts follow the queue.
+	QueueVisibility  time.Duration
+	QueueMaxReceives int
 }
 
 // Tiers configures both tiers; zero values take the tiers' defaults.
@@ -78,6 +88,10 @@ func TiersFromSettings(v *settings.Values) Tiers {
 	num(settings.MaxBody, &t.Limits.MaxBodyBytes)
 	num(settings.MaxPixels, &t.Limits.MaxPixels)
 	num(settings.MaxPending, &t.Limits.MaxPending)
+	if v.Has(settings.MaxInflightBytes) {
+		t.Limits.MaxInflightBytes = int64(v.Int(settings.MaxInflightBytes))
+	}
+	dur(settings.ClientCheckEvery, &t.Limits.ClientCheckEvery)
 	dur(settings.RequestTimeout, &t.Limits.RequestTimeout)
 	num(settings.MaxReceives, &t.MaxReceives)
 	dur(settings.PollWait, &t.PollWait)
@@ -99,12 +113,29 @@ func (t Tiers) logger() *slog.Logger {
 	return t.Logger
 }
 
-// NewWebTier builds the web tier on b.
+// queueSettings are the request queue's visibility and redrive count: the
+// queue's own when b read them, else t's.
+func queueSettings(b Backend, t Tiers) (time.Duration, int) {
+	vis, n := t.VisibilityTimeout, t.MaxReceives
+	if b.QueueVisibility > 0 {
+		vis = b.QueueVisibility
+	}
+	if b.QueueMaxReceives > 0 {
+		n = b.QueueMaxReceives
+	}
+	return vis, n
+}
+
+// NewWebTier builds the web tier on b. Its request timeout, when not set, is
+// derived from the request queue (webtier.MinRequestTimeout), and a shorter one
+// is refused.
 func NewWebTier(b Backend, t Tiers) (*webtier.Server, error) {
+	vis, maxReceives := queueSettings(b, t)
 	return webtier.New(webtier.Options{
 		Requests: b.Requests, Responses: b.Responses, RequestDLQ: b.RequestDLQ,
 		Inputs: b.Inputs, Outputs: b.Outputs, GalleryKey: t.GalleryKey,
-		Limits: t.Limits, MaxReceives: t.MaxReceives, PollWait: t.PollWait, StatusTTL: t.StatusTTL,
+		ReplyTo: b.ReplyTo, ReplyQueue: b.ReplyQueue,
+		Limits: t.Limits, MaxReceives: maxReceives, Visibility: vis, PollWait: t.PollWait, StatusTTL: t.StatusTTL,
 		Nudge: b.Nudge, Fleet: b.Fleet, Decisions: b.Decisions, Logger: t.logger(),
 	})
 }
@@ -114,10 +145,11 @@ func NewWorker(b Backend, t Tiers, id string) (*apptier.Worker, error) {
 	if t.Analyzer == nil {
 		return nil, errors.New("service: an Analyzer (the engine) is required for workers")
 	}
+	vis, _ := queueSettings(b, t)
 	return apptier.New(apptier.Options{
-		ID: id, Requests: b.Requests, Responses: b.Responses, Inputs: b.Inputs, Outputs: b.Outputs,
+		ID: id, Requests: b.Requests, Responses: b.Responses, ReplyQueue: b.ReplyQueue, Inputs: b.Inputs, Outputs: b.Outputs,
 		Analyzer: t.Analyzer, GalleryKey: t.GalleryKey, Threshold: t.Threshold,
 		GalleryCheckEvery: t.GalleryCheckEvery, WaitTime: t.WorkerWait, IdleTimeout: t.IdleTimeout, MinLifetime: t.MinLifetime,
-		VisibilityTimeout: t.VisibilityTimeout, RetryBackoff: t.RetryBackoff, Logger: t.logger().With("component", "apptier"),
+		VisibilityTimeout: vis, RetryBackoff: t.RetryBackoff, Logger: t.logger().With("component", "apptier"),
 	})
 }

@@ -24,6 +24,8 @@ const (
 	MaxPixels          = "max-pixels"
 	MaxJPEGScans       = "max-jpeg-scans"
 	MaxPending         = "max-pending"
+	MaxInflightBytes   = "max-inflight-bytes"
+	ClientCheckEvery   = "client-check-every"
 	RequestTimeout     = "request-timeout"
 	PollWait           = "poll-wait"
 	StatusTTL          = "status-ttl"
@@ -66,9 +68,13 @@ const (
 // Defaults that library packages fall back to when a caller leaves an option
 // zero; the declarations below use the same constants.
 const (
-	DefaultMaxBody        = 10 << 20
-	DefaultMaxPixels      = 40_000_000
-	DefaultMaxPending     = 2000
+	DefaultMaxBody    = 10 << 20
+	DefaultMaxPixels  = 40_000_000
+	DefaultMaxPending = 2000
+	// DefaultMaxInflightBytes bounds the upload bytes a web tier holds at once.
+	DefaultMaxInflightBytes = 256 << 20
+	// DefaultRequestTimeout applies when the request queue's visibility is not
+	// known; otherwise the request timeout is derived from it.
 	DefaultRequestTimeout = time.Minute
 	DefaultGalleryKey     = "gallery/gallery.json"
 )
@@ -119,8 +125,12 @@ func All() []Setting {
 			Help: "most scans (SOS markers) in a JPEG, counted before any decoder runs (422 beyond): each scan is a pass over the whole image, and Go's image/jpeg fallback has no limit of its own; encoders write 1-3 (baseline) or about 10 (progressive)"},
 		{Name: MaxPending, Env: "FACEFLEET_MAX_PENDING", Kind: Int, Default: strconv.Itoa(DefaultMaxPending), Min: "1", Max: "1000000", For: servers,
 			Help: "uploads waiting for an answer at once (503 + Retry-After beyond)"},
-		{Name: RequestTimeout, Env: "FACEFLEET_REQUEST_TIMEOUT", Kind: Duration, Default: "1m", Min: "1s", Max: "1h", For: servers,
-			Help: "how long an upload waits for its answer (504 beyond)"},
+		{Name: RequestTimeout, Env: "FACEFLEET_REQUEST_TIMEOUT", Kind: Duration, Min: "1s", Max: "1h", For: servers,
+			Help: "how long an upload waits for its answer (504 beyond); empty: max receives × the request queue's visibility + poll wait + 5 s (1m45s with the defaults), so a request that crashes its workers gets its 502 first; a shorter value is refused"},
+		{Name: MaxInflightBytes, Env: "FACEFLEET_MAX_INFLIGHT_BYTES", Kind: Int, Default: strconv.Itoa(DefaultMaxInflightBytes), Min: "1048576", Max: "68719476736", For: servers,
+			Help: "upload bytes held in memory at once, from before a body is read until the image is stored (503 + Retry-After beyond; waiting callers hold none)"},
+		{Name: ClientCheckEvery, Env: "FACEFLEET_CLIENT_CHECK_EVERY", Kind: Duration, Default: "1s", Min: "10ms", Max: "1m", For: servers,
+			Help: "how often a waiting caller's connection is checked; one that went away frees its slot (its request stays queued)"},
 		{Name: PollWait, Env: "FACEFLEET_POLL_WAIT", Kind: Duration, Default: "10s", Min: "1s", Max: "20s", For: []Command{Webtier},
 			Help: "response queue long-poll wait"},
 
@@ -128,10 +138,10 @@ func All() []Setting {
 			Help: "how long /v1/status and /metrics reuse one snapshot of the queue counts and the fleet (each snapshot: a count per queue and a fleet listing)"},
 
 		// Queue and workers.
-		{Name: VisibilityTimeout, Env: "FACEFLEET_VISIBILITY_TIMEOUT", Kind: Duration, Default: "30s", Min: "1s", Max: "12h", For: workers,
-			Help: "request visibility timeout (extended while an image is processed)"},
-		{Name: MaxReceives, Env: "FACEFLEET_MAX_RECEIVES", Kind: Int, Default: "3", Min: "1", Max: "1000", For: servers,
-			Help: "receives before a request goes to the dead-letter queue (on AWS: the queue's maxReceiveCount, for the web tier's reporting)"},
+		{Name: VisibilityTimeout, Env: "FACEFLEET_VISIBILITY_TIMEOUT", Kind: Duration, Min: "1s", Max: "12h", For: workers,
+			Help: "request visibility timeout, extended while an image is processed (empty: 30s in up; on AWS the request queue's, and a value that differs from it is refused)"},
+		{Name: MaxReceives, Env: "FACEFLEET_MAX_RECEIVES", Kind: Int, Min: "1", Max: "1000", For: servers,
+			Help: "receives before a request goes to the dead-letter queue (empty: 3 in up; on AWS the request queue's maxReceiveCount, and a value that differs from it is refused)"},
 		{Name: IdleTimeout, Env: "FACEFLEET_IDLE_TIMEOUT", Kind: Duration, Default: "10s", Min: "0s", Max: "24h", For: workers,
 			Help: "a worker with no work this long stops itself (0: never)"},
 		{Name: MinLifetime, Env: "FACEFLEET_MIN_LIFETIME", Kind: Duration, Default: "1m", Min: "0s", Max: "24h", For: workers,

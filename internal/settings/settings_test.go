@@ -63,7 +63,7 @@ func TestDefaultConstants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Duration(RequestTimeout) != DefaultRequestTimeout || v.Int(MaxBody) != DefaultMaxBody ||
+	if v.Duration(RequestTimeout) != 0 || v.Int(MaxBody) != DefaultMaxBody || v.Int(MaxInflightBytes) != DefaultMaxInflightBytes ||
 		v.Int(MaxPixels) != DefaultMaxPixels || v.Int(MaxPending) != DefaultMaxPending {
 		t.Errorf("declared defaults differ from the constants")
 	}

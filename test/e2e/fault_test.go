@@ -179,8 +179,8 @@ func TestPoisonRequestDeadLettersPromptly(t *testing.T) {
 	if c := r.eng.callsFor(poison); c != 3 {
 		t.Fatalf("engine saw the poison %d times, want 3 (max receives)", c)
 	}
-	if _, _, err := r.out.Get(context.Background(), "failed/poison.json"); err != nil {
-		t.Fatalf("failure record: %v", err)
+	if recs, err := r.out.List(context.Background(), "failed/poison/"); err != nil || len(recs) != 1 {
+		t.Fatalf("failure records under failed/poison/: %v, %v", recs, err)
 	}
 	r.assertQueuesEmpty(t)
 }

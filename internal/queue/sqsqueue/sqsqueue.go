@@ -4,6 +4,7 @@ package sqsqueue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -227,6 +228,46 @@ func (q *Queue) Counts(ctx context.Context) (queue.Counts, error) {
 		*dst = n
 	}
 	return c, nil
+}
+
+// Settings are the queue attributes the tiers derive their timeouts from.
+type Settings struct {
+	// Visibility is the queue's VisibilityTimeout.
+	Visibility time.Duration
+	// MaxReceives is the redrive policy's maxReceiveCount (0: no dead-letter queue).
+	MaxReceives int
+}
+
+// Settings reads the queue's visibility timeout and redrive policy, so the tiers
+// use what the queue does rather than what a flag says.
+func (q *Queue) Settings(ctx context.Context) (Settings, error) {
+	out, err := q.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl:       aws.String(q.url),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout, types.QueueAttributeNameRedrivePolicy},
+	})
+	if err != nil {
+		return Settings{}, q.wrap("get attributes", err)
+	}
+	var st Settings
+	v, ok := out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)]
+	n, err := strconv.Atoi(v)
+	if !ok || err != nil || n < 0 {
+		return Settings{}, fmt.Errorf("sqsqueue: VisibilityTimeout of %s is %q, not a number of seconds", q.url, v)
+	}
+	st.Visibility = time.Duration(n) * time.Second
+	if rp := out.Attributes[string(types.QueueAttributeNameRedrivePolicy)]; rp != "" {
+		// maxReceiveCount is a number in AWS's JSON and a string in some emulators'.
+		var p struct {
+			MaxReceiveCount json.RawMessage `json:"maxReceiveCount"`
+		}
+		if err := json.Unmarshal([]byte(rp), &p); err != nil {
+			return Settings{}, fmt.Errorf("sqsqueue: RedrivePolicy of %s is not JSON: %w", q.url, err)
+		}
+		if st.MaxReceives, err = strconv.Atoi(strings.Trim(string(p.MaxReceiveCount), `"`)); err != nil || st.MaxReceives < 1 {
+			return Settings{}, fmt.Errorf("sqsqueue: RedrivePolicy of %s has maxReceiveCount %s, not a positive number", q.url, p.MaxReceiveCount)
+		}
+	}
+	return st, nil
 }
 
 // wrap maps SQS errors onto the port's errors and names the queue and operation.

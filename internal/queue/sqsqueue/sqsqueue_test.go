@@ -176,3 +176,15 @@ func TestConformance(t *testing.T) {
 		return q, dlq
 	}})
 }
+
+func TestSettingsReadTheQueuesVisibilityAndRedrive(t *testing.T) {
+	q, _ := newQueue(t, awstest.QueueSpec{VisibilityTimeout: 10 * time.Second, MaxReceives: 4})
+	st, err := q.Settings(context.Background())
+	if err != nil || st.Visibility != 10*time.Second || st.MaxReceives != 4 {
+		t.Fatalf("Settings = %+v, %v; want 10s and 4 receives", st, err)
+	}
+	plain, _ := newQueue(t, awstest.QueueSpec{})
+	if st, err := plain.Settings(context.Background()); err != nil || st.Visibility != 30*time.Second || st.MaxReceives != 0 {
+		t.Fatalf("Settings of a queue without redrive = %+v, %v; want 30s and 0", st, err)
+	}
+}

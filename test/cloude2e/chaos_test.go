@@ -1,0 +1,269 @@
+package cloude2e_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/facefleet/facefleet/internal/awstest"
+	"github.com/facefleet/facefleet/internal/blob/s3blob"
+	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
+	"github.com/facefleet/facefleet/internal/testenv"
+	"github.com/facefleet/facefleet/test/e2ekit"
+)
+
+// TestChaos is the cloud-mode rig under faults: fauxqs queues and buckets, real
+// apptier processes of which a random one is SIGKILLed (and replaced) every 2-4 s,
+// and one web tier restarted (SIGTERM, a new process on the same port) halfway
+// through N uploads. Every upload must be answered once with its own stem, or fail
+// cleanly: 502 with its failure record, or 504 with its result landing later. No
+// upload may be lost, and every queue drains. N is FACEFLEET_CHAOS_N (default 20;
+// `make chaos` runs 1000).
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the chaos rig runs real processes and the real engine; skipped with -short")
+	}
+	n := 20
+	if s := os.Getenv("FACEFLEET_CHAOS_N"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 1 {
+			t.Fatalf("FACEFLEET_CHAOS_N=%q: want a positive number", s)
+		}
+	}
+	s := awstest.Need(t, faux)
+	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
+	people := e2ekit.LoadFaces(t, 1)
+	bin := binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(30+n/2)*time.Second+5*time.Minute)
+	defer cancel()
+
+	clients, err := s.Clients(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqsc := clients.SQS()
+	// A short visibility brings a killed worker's image back soon; 5 receives
+	// let it survive a few kills before the dead-letter queue takes it.
+	reqQ, err := awstest.CreateQueue(ctx, sqsc, awstest.QueueSpec{Name: awstest.Unique(t, "requests"), VisibilityTimeout: 5 * time.Second, MaxReceives: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	respQ, err := awstest.CreateQueue(ctx, sqsc, awstest.QueueSpec{Name: awstest.Unique(t, "responses")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inBucket, outBucket := awstest.Unique(t, "inputs"), awstest.Unique(t, "outputs")
+	for _, b := range []string{inBucket, outBucket} {
+		if err := awstest.CreateBucket(ctx, clients.S3(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := append(os.Environ(), s.Env()...)
+	env = append(env, "FACEFLEET_S3_PATH_STYLE=1", "FACEFLEET_MODELS="+models, "FACEFLEET_ORT_LIB="+ortLib,
+		"FACEFLEET_REQUEST_QUEUE_URL="+reqQ.URL, "FACEFLEET_RESPONSE_QUEUE_URL="+respQ.URL, "FACEFLEET_REQUEST_DLQ_URL="+reqQ.DLQURL,
+		"FACEFLEET_INPUT_BUCKET="+inBucket, "FACEFLEET_OUTPUT_BUCKET="+outBucket, "FACEFLEET_LOG_LEVEL=warn")
+
+	var (
+		mu    sync.Mutex
+		apps  []*proc
+		all   []*proc
+		boots int
+	)
+	startApp := func() {
+		mu.Lock()
+		boots++
+		name := fmt.Sprintf("apptier-%d", boots)
+		mu.Unlock()
+		p, err := startProc(t, name, bin, env, "apptier", "-instance-id", name, "-self-stop", "none", "-idle-timeout", "0s", "-worker-wait", "1s")
+		if err != nil {
+			t.Errorf("start %s: %v", name, err)
+			return
+		}
+		mu.Lock()
+		apps, all = append(apps, p), append(all, p)
+		mu.Unlock()
+	}
+	port, err := awstest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	// One connection per upload: a restart then refuses (or, in the instant the
+	// old listener closes, resets) a connection before any request on it is
+	// read, and the client sends again; no idle keep-alive connection is cut.
+	client := &http.Client{Timeout: 3 * time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+	startWeb := func(name string) *proc {
+		p, err := startProc(t, name, bin, env, "webtier", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-poll-wait", "1s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		all = append(all, p)
+		mu.Unlock()
+		e2ekit.WaitFor(t, name+"'s /healthz", 30*time.Second, func() bool {
+			select {
+			case <-p.done:
+				t.Fatalf("%s exited: %v\n%s", name, p.err, p.tail(20))
+			default:
+			}
+			res, err := client.Get(url + "/healthz")
+			if err != nil {
+				return false
+			}
+			res.Body.Close()
+			return res.StatusCode == http.StatusOK
+		})
+		return p
+	}
+	defer func() {
+		mu.Lock()
+		ps := append([]*proc(nil), all...)
+		mu.Unlock()
+		for _, p := range ps {
+			p.stop(5 * time.Second)
+		}
+		if t.Failed() {
+			for _, p := range ps {
+				t.Logf("--- %s (exit %v):\n%s", p.name, p.err, p.tail(15))
+			}
+		}
+	}()
+	startApp()
+	startApp()
+	web := startWeb("webtier-1")
+
+	// The chaos: a random worker SIGKILLed every 2-4 s, and a new one started.
+	chaosCtx, stopChaos := context.WithCancel(ctx)
+	var kills atomic.Int64
+	var chaos sync.WaitGroup
+	chaos.Go(func() {
+		for {
+			select {
+			case <-chaosCtx.Done():
+				return
+			case <-time.After(2*time.Second + rand.N(2*time.Second)):
+			}
+			mu.Lock()
+			var victim *proc
+			if len(apps) > 0 {
+				i := rand.N(len(apps))
+				victim = apps[i]
+				apps = append(apps[:i], apps[i+1:]...)
+			}
+			mu.Unlock()
+			if victim != nil {
+				_ = victim.cmd.Process.Signal(syscall.SIGKILL)
+				<-victim.done
+				kills.Add(1)
+			}
+			startApp()
+		}
+	})
+
+	type result struct {
+		file, want string
+		code       int
+		body       string
+		err        error
+	}
+	results := make([]result, n)
+	var next, sent, resent atomic.Int64
+	restarted := make(chan struct{})
+	var uploads sync.WaitGroup
+	start := time.Now()
+	for range 8 {
+		uploads.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				p := people[i%len(people)]
+				stem := fmt.Sprintf("chaos%05d", i)
+				r := result{file: stem + ".png", want: stem + ":"}
+				for {
+					r.code, r.body, r.err = e2ekit.Upload(client, "POST", url+"/", "inputFile", r.file, p.Photos[i%len(p.Photos)])
+					// Refused or reset while the web tier restarts: sent again.
+					if r.err != nil && (errors.Is(r.err, syscall.ECONNREFUSED) || errors.Is(r.err, syscall.ECONNRESET)) && ctx.Err() == nil {
+						resent.Add(1)
+						time.Sleep(200 * time.Millisecond)
+						continue
+					}
+					break
+				}
+				results[i] = r
+				if sent.Add(1) == int64(n/2) {
+					close(restarted)
+				}
+			}
+		})
+	}
+	// Halfway: the web tier restarts (graceful: callers in flight get their
+	// answers; new connections are refused until the new one listens).
+	select {
+	case <-restarted:
+	case <-ctx.Done():
+	}
+	web.stop(90 * time.Second)
+	if web.err != nil {
+		t.Errorf("web tier exited with %v on SIGTERM", web.err)
+	}
+	startWeb("webtier-2")
+	uploads.Wait()
+	stopChaos()
+	chaos.Wait()
+	wall := time.Since(start)
+
+	outs, err := s3blob.New(clients.S3(), outBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[int]int{}
+	for _, r := range results {
+		counts[r.code]++
+		stem := strings.TrimSuffix(r.file, ".png")
+		switch {
+		case r.err != nil:
+			t.Errorf("%s: lost: %v", r.file, r.err)
+		case r.code == http.StatusOK:
+			if !strings.HasPrefix(r.body, r.want) || strings.Count(r.body, ":") != 1 {
+				t.Errorf("%s: answer %q is not its own (want %q<name>)", r.file, r.body, r.want)
+			}
+		case r.code == http.StatusBadGateway:
+			if recs, err := outs.List(ctx, "failed/"+stem+"/"); err != nil || len(recs) == 0 {
+				t.Errorf("%s: 502 without a failure record (%v)", r.file, err)
+			}
+		case r.code == http.StatusGatewayTimeout:
+			e2ekit.WaitFor(t, r.file+"'s result after its 504", 2*time.Minute, func() bool {
+				_, err := outs.Head(ctx, stem)
+				return err == nil
+			})
+		default:
+			t.Errorf("%s: %d %q", r.file, r.code, r.body)
+		}
+	}
+	for _, q := range []string{reqQ.URL, respQ.URL, reqQ.DLQURL} {
+		sq, err := sqsqueue.New(sqsc, q, sqsqueue.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e2ekit.WaitFor(t, q+" to drain", 2*time.Minute, func() bool {
+			c, err := sq.Counts(ctx)
+			return err == nil && c.Visible+c.InFlight+c.Delayed == 0
+		})
+	}
+	summary := fmt.Sprintf("chaos: %d uploads in %s: %d answered, %d 502, %d 504, %d lost or wrong; %d workers SIGKILLed, 1 web-tier restart (%d uploads sent again after a refused connection); queues drained",
+		n, wall.Round(time.Second), counts[200], counts[502], counts[504], n-counts[200]-counts[502]-counts[504], kills.Load(), resent.Load())
+	fmt.Println(summary)
+	t.Log(summary)
+}
