@@ -158,14 +158,13 @@ func Distance(a, b []float32) float64 {
 	return math.Sqrt(float64(s))
 }
 
-// Answer is the course's answer for one image: the best match of the largest face
-// (by box area). It returns engine.NoFace and nil when there is no face (or no
-// face with a descriptor), engine.Unknown when nobody is close enough. The
-// returned face is a copy with Subject and Distance filled.
-func Answer(result *engine.Result, g *Gallery, threshold float64) (string, *engine.Face) {
+// Largest is the face the service names and enrolls: the one with the largest
+// box among those with a descriptor; nil when none has one. The CLI and the
+// worker answer for this face and enroll it (one definition for both).
+func Largest(faces []engine.Face) *engine.Face {
 	var best *engine.Face
-	for i := range result.Faces {
-		f := &result.Faces[i]
+	for i := range faces {
+		f := &faces[i]
 		if len(f.Descriptor) == 0 {
 			continue
 		}
@@ -173,6 +172,15 @@ func Answer(result *engine.Result, g *Gallery, threshold float64) (string, *engi
 			best = f
 		}
 	}
+	return best
+}
+
+// Answer is the course's answer for one image: the best match of the largest face
+// (by box area). It returns engine.NoFace and nil when there is no face (or no
+// face with a descriptor), engine.Unknown when nobody is close enough. The
+// returned face is a copy with Subject and Distance filled.
+func Answer(result *engine.Result, g *Gallery, threshold float64) (string, *engine.Face) {
+	best := Largest(result.Faces)
 	if best == nil {
 		return engine.NoFace, nil
 	}

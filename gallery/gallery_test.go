@@ -143,3 +143,19 @@ func TestAnswerUsesLargestFace(t *testing.T) {
 		t.Fatalf("no face: got %q", name)
 	}
 }
+
+// The largest face is the largest with a descriptor: a bigger box that could not
+// be described is not the one answered or enrolled.
+func TestLargest(t *testing.T) {
+	faces := []engine.Face{
+		{Box: engine.Box{W: 10, H: 10}, Descriptor: []float32{1}},
+		{Box: engine.Box{W: 50, H: 50}},
+		{Box: engine.Box{W: 20, H: 20}, Descriptor: []float32{2}},
+	}
+	if f := Largest(faces); f == nil || f.Descriptor[0] != 2 {
+		t.Fatalf("Largest = %+v; want the 20x20 face", f)
+	}
+	if f := Largest(faces[1:2]); f != nil {
+		t.Fatalf("Largest of a face without descriptor = %+v; want nil", f)
+	}
+}
