@@ -237,7 +237,11 @@ func Bind(cmd Command, fs *flag.FlagSet) *Binding {
 		if l := s.Limits(); l != "" {
 			help += " [" + l + "]"
 		}
-		fs.Var(f, s.Name, help+" (env "+s.Env+")")
+		env := " (env " + s.Env + ")"
+		if s.Kind != Bool { // flag's -h shows the backquoted kind as the value's name
+			env = " (env " + s.Env + ", a `" + s.Kind.String() + "`)"
+		}
+		fs.Var(f, s.Name, help+env)
 		for _, a := range s.Aliases {
 			fs.Var(f, a, "deprecated: use -"+s.Name)
 		}
