@@ -10,6 +10,13 @@
 // environment variable when it is set and not empty, then the default. Every
 // problem (malformed value, value out of limits, required setting missing) is
 // reported at once.
+//
+// To add a setting: declare it in All (declared.go) with the commands that read
+// it, read it in those commands through Values (or service.TiersFromSettings for
+// the tiers' options), and regenerate the README's table between its markers
+// with `go run ./cmd/facefleet config -markdown`; TestReadmeTable fails until
+// then, and TestTemplateUsesDeclaredSettings keeps template.yaml to declared
+// names.
 package settings
 
 import (
