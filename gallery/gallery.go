@@ -13,7 +13,9 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/facefleet/facefleet/engine"
 )
@@ -48,10 +50,37 @@ type fileFormat struct {
 	Subjects []Subject `json:"subjects"`
 }
 
+// MaxNameLen is the longest subject name, in bytes.
+const MaxNameLen = 64
+
+// ValidName checks a subject name; the gallery owns the rule, and the web tier,
+// the CLI and a loaded gallery file all apply it. A name is 1..MaxNameLen bytes
+// of UTF-8 without control characters, is not a reserved answer (Unknown,
+// NoFace), and has no / \ or : (they would break store keys and the course's
+// "<stem>:<name>" answer).
+func ValidName(name string) error {
+	switch {
+	case name == "" || len(name) > MaxNameLen:
+		return fmt.Errorf("subject names are 1..%d bytes", MaxNameLen)
+	case !utf8.ValidString(name):
+		return errors.New("subject name is not UTF-8")
+	case name == engine.Unknown || name == engine.NoFace:
+		return fmt.Errorf("%q is reserved", name)
+	case strings.ContainsAny(name, "/\\:"):
+		return errors.New("subject names may not contain / \\ or :")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("subject name contains a control character")
+		}
+	}
+	return nil
+}
+
 // Add enrols descriptors for name (appending to any it has).
 func (g *Gallery) Add(name string, descriptors ...[]float32) error {
-	if name == "" || name == engine.Unknown || name == engine.NoFace {
-		return fmt.Errorf("gallery: %q cannot be a subject name", name)
+	if err := ValidName(name); err != nil {
+		return fmt.Errorf("gallery: subject %q: %w", name, err)
 	}
 	if len(descriptors) == 0 {
 		return fmt.Errorf("gallery: no descriptors given for %q", name)

@@ -159,3 +159,19 @@ func TestLargest(t *testing.T) {
 		t.Fatalf("Largest of a face without descriptor = %+v; want nil", f)
 	}
 }
+
+// The one subject-name rule, as the web tier, the CLI and loaded files apply it.
+func TestValidName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"amy": true, "Zoë Lee": true, strings.Repeat("a", MaxNameLen): true,
+		"": false, strings.Repeat("a", MaxNameLen+1): false, "Unknown": false, "NoFace": false,
+		"a/b": false, `a\b`: false, "a:b": false, "tab\there": false, "del\x7f": false, "\xff": false,
+	} {
+		if err := ValidName(name); (err == nil) != ok {
+			t.Errorf("ValidName(%q) = %v; want ok=%v", name, err, ok)
+		}
+	}
+	if err := New().Add("a:b", make([]float32, DescriptorLen)); err == nil {
+		t.Error("Add accepted a name the web tier refuses")
+	}
+}

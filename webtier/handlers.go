@@ -10,11 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/facefleet/facefleet/engine/imagefmt"
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/protocol"
@@ -312,25 +312,8 @@ func (s *Server) observe(a *answer) {
 	s.m.overhead.observe(max(over, 0))
 }
 
-// validSubject checks an enrollment name.
-func validSubject(name string) error {
-	switch {
-	case name == "" || len(name) > 64:
-		return errors.New("subject names are 1..64 bytes")
-	case !utf8.ValidString(name):
-		return errors.New("subject name is not UTF-8")
-	case name == "Unknown" || name == "NoFace":
-		return fmt.Errorf("%q is reserved", name)
-	case strings.ContainsAny(name, "/\\:"):
-		return errors.New("subject names may not contain / \\ or :")
-	}
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return errors.New("subject name contains a control character")
-		}
-	}
-	return nil
-}
+// validSubject checks an enrollment name (the gallery owns the rule).
+func validSubject(name string) error { return gallery.ValidName(name) }
 
 func (s *Server) subjectParam(c *fiber.Ctx) (string, error) {
 	name, err := urlUnescape(c.Params("name"))
