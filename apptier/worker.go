@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
@@ -354,7 +355,7 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 	resp.Width, resp.Height = res.Width, res.Height
 	resp.Faces = Faces(res)
 	if req.Kind == protocol.Describe {
-		big := Largest(res.Faces)
+		big := gallery.Largest(res.Faces)
 		if big == nil || len(big.Descriptor) == 0 {
 			return resp, &protocol.Error{Code: protocol.CodeNoFace, Message: fmt.Sprintf("no face found in %q to enroll", req.Key)}
 		}
@@ -509,17 +510,6 @@ func (w *Worker) delete(ctx context.Context, m queue.Message, attrs []any) {
 		// drops the duplicate.
 		w.log.Warn("delete request failed", append(attrs, "err", err)...)
 	}
-}
-
-// Largest returns the face with the largest box, or nil.
-func Largest(faces []engine.Face) *engine.Face {
-	var best *engine.Face
-	for i := range faces {
-		if best == nil || faces[i].Box.W*faces[i].Box.H > best.Box.W*best.Box.H {
-			best = &faces[i]
-		}
-	}
-	return best
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -13,7 +13,9 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/facefleet/facefleet/engine"
 )
@@ -48,10 +50,42 @@ type fileFormat struct {
 	Subjects []Subject `json:"subjects"`
 }
 
+// MaxNameLen is the longest subject name, in bytes.
+const MaxNameLen = 64
+
+// ValidName checks a subject name; the gallery owns the rule, and the web tier,
+// the CLI and a loaded gallery file all apply it. A name is 1..MaxNameLen bytes
+// of UTF-8 without control characters, is not a reserved answer (Unknown,
+// NoFace), is not . or .., has no / \ : < > or " and no surrounding
+// white space (they would break store keys, markup and the course's
+// "<stem>:<name>" answer).
+func ValidName(name string) error {
+	switch {
+	case name == "" || len(name) > MaxNameLen:
+		return fmt.Errorf("subject name is %d bytes; names are 1..%d bytes of UTF-8 (refused, never cut)", len(name), MaxNameLen)
+	case !utf8.ValidString(name):
+		return errors.New("subject name is not UTF-8")
+	case name == engine.Unknown || name == engine.NoFace:
+		return fmt.Errorf("%q is reserved", name)
+	case name == "." || name == "..":
+		return errors.New("subject names . and .. are refused (clients resolve them as paths)")
+	case strings.ContainsAny(name, `/\:<>"`):
+		return errors.New(`subject names may not contain / \ : < > or "`)
+	case strings.TrimSpace(name) != name:
+		return errors.New("subject names may not start or end with white space")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("subject name contains a control character")
+		}
+	}
+	return nil
+}
+
 // Add enrols descriptors for name (appending to any it has).
 func (g *Gallery) Add(name string, descriptors ...[]float32) error {
-	if name == "" || name == engine.Unknown || name == engine.NoFace {
-		return fmt.Errorf("gallery: %q cannot be a subject name", name)
+	if err := ValidName(name); err != nil {
+		return fmt.Errorf("gallery: subject %q: %w", name, err)
 	}
 	if len(descriptors) == 0 {
 		return fmt.Errorf("gallery: no descriptors given for %q", name)
@@ -158,14 +192,13 @@ func Distance(a, b []float32) float64 {
 	return math.Sqrt(float64(s))
 }
 
-// Answer is the course's answer for one image: the best match of the largest face
-// (by box area). It returns engine.NoFace and nil when there is no face (or no
-// face with a descriptor), engine.Unknown when nobody is close enough. The
-// returned face is a copy with Subject and Distance filled.
-func Answer(result *engine.Result, g *Gallery, threshold float64) (string, *engine.Face) {
+// Largest is the face the service names and enrolls: the one with the largest
+// box among those with a descriptor; nil when none has one. The CLI and the
+// worker answer for this face and enroll it (one definition for both).
+func Largest(faces []engine.Face) *engine.Face {
 	var best *engine.Face
-	for i := range result.Faces {
-		f := &result.Faces[i]
+	for i := range faces {
+		f := &faces[i]
 		if len(f.Descriptor) == 0 {
 			continue
 		}
@@ -173,6 +206,15 @@ func Answer(result *engine.Result, g *Gallery, threshold float64) (string, *engi
 			best = f
 		}
 	}
+	return best
+}
+
+// Answer is the course's answer for one image: the best match of the largest face
+// (by box area). It returns engine.NoFace and nil when there is no face (or no
+// face with a descriptor), engine.Unknown when nobody is close enough. The
+// returned face is a copy with Subject and Distance filled.
+func Answer(result *engine.Result, g *Gallery, threshold float64) (string, *engine.Face) {
+	best := Largest(result.Faces)
 	if best == nil {
 		return engine.NoFace, nil
 	}

@@ -143,3 +143,35 @@ func TestAnswerUsesLargestFace(t *testing.T) {
 		t.Fatalf("no face: got %q", name)
 	}
 }
+
+// The largest face is the largest with a descriptor: a bigger box that could not
+// be described is not the one answered or enrolled.
+func TestLargest(t *testing.T) {
+	faces := []engine.Face{
+		{Box: engine.Box{W: 10, H: 10}, Descriptor: []float32{1}},
+		{Box: engine.Box{W: 50, H: 50}},
+		{Box: engine.Box{W: 20, H: 20}, Descriptor: []float32{2}},
+	}
+	if f := Largest(faces); f == nil || f.Descriptor[0] != 2 {
+		t.Fatalf("Largest = %+v; want the 20x20 face", f)
+	}
+	if f := Largest(faces[1:2]); f != nil {
+		t.Fatalf("Largest of a face without descriptor = %+v; want nil", f)
+	}
+}
+
+// The one subject-name rule, as the web tier, the CLI and loaded files apply it.
+func TestValidName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"amy": true, "Zoë Lee": true, strings.Repeat("a", MaxNameLen): true,
+		"": false, strings.Repeat("a", MaxNameLen+1): false, "Unknown": false, "NoFace": false,
+		"a/b": false, `a\b`: false, "a:b": false, "tab\there": false, "del\x7f": false, "\xff": false,
+	} {
+		if err := ValidName(name); (err == nil) != ok {
+			t.Errorf("ValidName(%q) = %v; want ok=%v", name, err, ok)
+		}
+	}
+	if err := New().Add("a:b", make([]float32, DescriptorLen)); err == nil {
+		t.Error("Add accepted a name the web tier refuses")
+	}
+}

@@ -61,7 +61,7 @@ func Policies() []PolicySpec {
 		{Name: NameVisibleCount, Aliases: []string{"seed"},
 			// The course project's scaler ran once a minute from EventBridge.
 			Cadence: Cadence{Schedule: time.Minute},
-			New:     func(Env) Policy { return NewSeed() }},
+			New:     func(Env) Policy { return NewVisibleCount() }},
 		{Name: NameTargetTracking,
 			// Application Auto Scaling evaluates once a minute on lagging metrics.
 			Cadence: Cadence{Schedule: time.Minute},
@@ -76,7 +76,7 @@ func Policies() []PolicySpec {
 			// woken by the alarm and by the web tier's nudge.
 			Cadence: Cadence{Schedule: time.Minute, Loop: true, Nudge: true, Alarm: true},
 			New: func(e Env) Policy {
-				return NewFacefleet(FacefleetOptions{ServiceTime: e.ServiceTime})
+				return NewBacklogDrain(BacklogDrainOptions{ServiceTime: e.ServiceTime})
 			}},
 	}
 }
@@ -120,7 +120,7 @@ func AcceptedPolicyNames() []string {
 }
 
 // DefaultPolicy is backlog-drain with its documented defaults.
-func DefaultPolicy() Policy { return NewFacefleet(FacefleetOptions{}) }
+func DefaultPolicy() Policy { return NewBacklogDrain(BacklogDrainOptions{}) }
 
 func ceilDiv(a, b int) int {
 	if a <= 0 {

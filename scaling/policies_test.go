@@ -29,41 +29,41 @@ func TestPolicies(t *testing.T) {
 		max    int
 		steps  []step
 	}{
-		{"seed starts visible-running ignoring pending", func() Policy { return NewSeed() }, 20, []step{
+		{"visible-count starts visible-running ignoring pending", func() Policy { return NewVisibleCount() }, 20, []step{
 			{visible: 5, start: 5},
 			{at: 60 * time.Second, visible: 5, pending: 5, start: 5}, // over-launch: pending not counted
 		}},
-		{"seed caps at 19", func() Policy { return NewSeed() }, 50, []step{{visible: 100, start: 19}}},
-		{"seed stops the surplus even when busy", func() Policy { return NewSeed() }, 20, []step{
+		{"visible-count caps at 19", func() Policy { return NewVisibleCount() }, 50, []step{{visible: 100, start: 19}}},
+		{"visible-count stops the surplus even when busy", func() Policy { return NewVisibleCount() }, 20, []step{
 			{visible: 0, inFlight: 3, running: 3, stop: 3},
 		}},
-		{"facefleet sizes by work and counts pending", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+		{"backlog-drain sizes by work and counts pending", func() Policy { return NewBacklogDrain(BacklogDrainOptions{}) }, 15, []step{
 			{visible: 100, start: 1},              // 6 s of work < 20 s target: one instance
 			{visible: 1000, pending: 1, start: 2}, // 60 s of work: 3 in all, one already pending
 			{visible: 0, inFlight: 1000, running: 3},
 			{visible: 10000, running: 3, start: 12}, // capped at Max
 		}},
-		{"facefleet counts in-flight as work", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+		{"backlog-drain counts in-flight as work", func() Policy { return NewBacklogDrain(BacklogDrainOptions{}) }, 15, []step{
 			{visible: 0, inFlight: 700, start: 3},
 		}},
-		{"facefleet believes a nudge, even with a lagging count", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+		{"backlog-drain believes a nudge, even with a lagging count", func() Policy { return NewBacklogDrain(BacklogDrainOptions{}) }, 15, []step{
 			{nudge: true, start: 1},
 		}},
-		{"facefleet ignores a one-off +1 from zero", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+		{"backlog-drain ignores a one-off +1 from zero", func() Policy { return NewBacklogDrain(BacklogDrainOptions{}) }, 15, []step{
 			{visible: 1},
 			{at: 5 * time.Second},
 			{at: 10 * time.Second, visible: 1},
 		}},
-		{"facefleet believes a +1 seen twice", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+		{"backlog-drain believes a +1 seen twice", func() Policy { return NewBacklogDrain(BacklogDrainOptions{}) }, 15, []step{
 			{visible: 1},
 			{at: 2 * time.Second, visible: 1},
 			{at: 5 * time.Second, visible: 1, start: 1},
 		}},
-		{"facefleet never stops, stopping instances are not capacity", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 15, []step{
+		{"backlog-drain never stops, stopping instances are not capacity", func() Policy { return NewBacklogDrain(BacklogDrainOptions{}) }, 15, []step{
 			{running: 5},
 			{visible: 3, stopping: 2, start: 1},
 		}},
-		{"facefleet retires a steady surplus after a full window, never below one", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 20, []step{
+		{"backlog-drain retires a steady surplus after a full window, never below one", func() Policy { return NewBacklogDrain(BacklogDrainOptions{}) }, 20, []step{
 			{visible: 0, inFlight: 10, running: 15, canRetire: true},
 			{at: 30 * time.Second, inFlight: 10, running: 15, canRetire: true},
 			{at: 60 * time.Second, inFlight: 10, running: 15, canRetire: true, retire: 2}, // ceil(10 x 1.25) = 13
@@ -71,7 +71,7 @@ func TestPolicies(t *testing.T) {
 			{at: 120 * time.Second, inFlight: 0, running: 13, canRetire: true, retire: 8}, // (10+0+0)/3 busy: ceil(3.3 x 1.25) = 5
 			{at: 200 * time.Second, inFlight: 0, running: 5, canRetire: true, retire: 4},  // down to one, not zero
 		}},
-		{"facefleet does not retire without the capability or while capacity is pending", func() Policy { return NewFacefleet(FacefleetOptions{}) }, 20, []step{
+		{"backlog-drain does not retire without the capability or while capacity is pending", func() Policy { return NewBacklogDrain(BacklogDrainOptions{}) }, 20, []step{
 			{inFlight: 1, running: 15},
 			{at: 90 * time.Second, inFlight: 1, running: 15},
 			{at: 91 * time.Second, inFlight: 1, running: 15, pending: 1, canRetire: true},

@@ -64,8 +64,8 @@ type Config struct {
 	Retire bool `json:"retire"`
 	// Seed makes the run reproducible.
 	Seed uint64 `json:"seed"`
-	// Facefleet sets our policy's knobs (zero fields: scaling's defaults).
-	Facefleet scaling.FacefleetOptions `json:"facefleet"`
+	// BacklogDrain sets our policy's knobs (zero fields: scaling's defaults).
+	BacklogDrain scaling.BacklogDrainOptions `json:"backlog_drain"`
 }
 
 // DefaultConfig is AWS as the project measured or documented it.

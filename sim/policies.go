@@ -36,12 +36,12 @@ func setup(name string, cfg Config, w Workload, svc []time.Duration) (scaling.Po
 		return nil, Triggers{}, fmt.Errorf("%w %q (known: %v)", ErrUnknownPolicy, name, PolicyNames())
 	}
 	p := spec.New(scaling.Env{ServiceTime: cfg.Service.Mean, MetricDelay: cfg.MetricDelay})
-	if spec.Name == scaling.NameBacklogDrain && cfg.Facefleet != (scaling.FacefleetOptions{}) {
-		opt := cfg.Facefleet // the simulator's knobs for this policy (simulate -drain-target, ...)
+	if spec.Name == scaling.NameBacklogDrain && cfg.BacklogDrain != (scaling.BacklogDrainOptions{}) {
+		opt := cfg.BacklogDrain // the simulator's knobs for this policy (simulate -drain-target, ...)
 		if opt.ServiceTime == 0 {
 			opt.ServiceTime = cfg.Service.Mean
 		}
-		p = scaling.NewFacefleet(opt)
+		p = scaling.NewBacklogDrain(opt)
 	}
 	return p, Triggers{Cadence: spec.Cadence}, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/facefleet/facefleet/engine/imagefmt"
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/protocol"
@@ -438,32 +439,8 @@ func (s *Server) observe(a *answer) {
 	s.m.overhead.observe(max(over, 0))
 }
 
-// maxSubjectBytes is the longest subject name; longer ones are refused, never cut.
-const maxSubjectBytes = 64
-
-// validSubject checks an enrollment name.
-func validSubject(name string) error {
-	switch {
-	case name == "" || len(name) > maxSubjectBytes:
-		return fmt.Errorf("subject name is %d bytes; names are 1..%d bytes of UTF-8", len(name), maxSubjectBytes)
-	case !utf8.ValidString(name):
-		return errors.New("subject name is not UTF-8")
-	case name == "Unknown" || name == "NoFace":
-		return fmt.Errorf("%q is reserved", name)
-	case name == "." || name == "..":
-		return errors.New("subject names . and .. are refused (clients resolve them as paths)")
-	case strings.ContainsAny(name, `/\:<>"`):
-		return errors.New(`subject names may not contain / \ : < > or "`)
-	case strings.TrimSpace(name) != name:
-		return errors.New("subject names may not start or end with white space")
-	}
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return errors.New("subject name contains a control character")
-		}
-	}
-	return nil
-}
+// validSubject checks an enrollment name (the gallery owns the rule).
+func validSubject(name string) error { return gallery.ValidName(name) }
 
 func (s *Server) subjectParam(c *fiber.Ctx) (string, error) {
 	name, err := urlUnescape(c.Params("name"))

@@ -187,7 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer os.RemoveAll(dir)
 	// Our policy sized with the measured service time and a short drain target,
 	// so a burst gets the whole fleet (its default optimises billed minutes).
-	pol := scaling.NewFacefleet(scaling.FacefleetOptions{ServiceTime: time.Duration(float64(instances) * float64(eBefore.wall) / float64(n)), DrainTarget: time.Second})
+	pol := scaling.NewBacklogDrain(scaling.BacklogDrainOptions{ServiceTime: time.Duration(float64(instances) * float64(eBefore.wall) / float64(n)), DrainTarget: time.Second})
 	svc, err := service.New(service.Config{DataDir: dir, NoSyncOutputs: noSync, Analyzer: eng, MaxInstances: instances, IdleTimeout: time.Minute, Policy: pol,
 		WorkerWait: time.Second, Limits: webtier.Limits{MaxPending: 5000, RequestTimeout: 5 * time.Minute}, Logger: log})
 	if err != nil {

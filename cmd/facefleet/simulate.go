@@ -30,7 +30,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&cfg.Loop, "loop", cfg.Loop, "re-evaluation period inside one scaler invocation")
 	fs.DurationVar(&cfg.CountLag, "count-lag", cfg.CountLag, "staleness of SQS approximate counts")
 	fs.Float64Var(&cfg.BlipRate, "blip", cfg.BlipRate, "chance an empty queue reads as 1 (negative: never)")
-	fs.DurationVar(&cfg.Facefleet.DrainTarget, "drain-target", 0, "facefleet: clear a backlog within this long once capacity is up (0: default)")
+	fs.DurationVar(&cfg.BacklogDrain.DrainTarget, "drain-target", 0, "backlog-drain: clear a backlog within this long once capacity is up (0: default)")
 	fs.IntVar(&cfg.Capacity, "capacity", 0, "instances the provider will ever hold; launches beyond fail with ErrCapacity (0: unlimited)")
 	fs.BoolVar(&cfg.Retire, "retire", true, "give the simulated fleet scaling.Retirer (stop after the current job), as localfleet and ec2fleet have")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed; the same seed gives the same results")

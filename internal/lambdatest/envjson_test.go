@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/smithy-go/encoding/cbor"
 	"gopkg.in/yaml.v3"
 
+	"github.com/facefleet/facefleet/internal/metrics/cloudwatchtest"
 	"github.com/facefleet/facefleet/internal/scalerfn"
 	"github.com/facefleet/facefleet/internal/testenv"
 )
@@ -84,40 +84,17 @@ func TestEnvJSONCoversTheTemplate(t *testing.T) {
 	}
 }
 
-// dimensions returns the dimensions of every datum in every put.
-func (f *fakeCloudWatch) dimensions() []map[string]string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []map[string]string
-	for _, p := range f.puts {
-		list, _ := p["MetricData"].(cbor.List)
-		for _, item := range list {
-			m, _ := item.(cbor.Map)
-			d := map[string]string{}
-			dl, _ := m["Dimensions"].(cbor.List)
-			for _, e := range dl {
-				em, _ := e.(cbor.Map)
-				k, _ := em["Name"].(cbor.String)
-				v, _ := em["Value"].(cbor.String)
-				d[string(k)] = string(v)
-			}
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
 // TestSamLocalInvokeEveryEvent runs the bootstrap under RIE with exactly the
 // variables of events/env.json (plus endpoint overrides pointing the AWS
 // clients at loopback fakes, where sam local would reach your account) and
 // every event in events/.
 func TestSamLocalInvokeEveryEvent(t *testing.T) {
 	vars := envJSON(t)
-	e := &scalerEnv{sqs: &fakeSQS{}, ec2: newFakeEC2(vars[scalerfn.EnvTagKey], vars[scalerfn.EnvTagValue], "running"), cw: &fakeCloudWatch{}}
+	e := &scalerEnv{sqs: &fakeSQS{}, ec2: newFakeEC2(vars[scalerfn.EnvTagKey], vars[scalerfn.EnvTagValue], "running"), cw: cloudwatchtest.New(t)}
 	env := map[string]string{
 		"AWS_ENDPOINT_URL_SQS":        serve(t, e.sqs),
 		"AWS_ENDPOINT_URL_EC2":        serve(t, e.ec2),
-		"AWS_ENDPOINT_URL_CLOUDWATCH": serve(t, e.cw),
+		"AWS_ENDPOINT_URL_CLOUDWATCH": e.cw.URL,
 	}
 	for k, v := range vars {
 		env[k] = v
@@ -136,7 +113,7 @@ func TestSamLocalInvokeEveryEvent(t *testing.T) {
 		}
 		invoked++
 		t.Run(name, func(t *testing.T) {
-			puts := len(e.cw.dimensions())
+			puts := len(e.cw.Dimensions())
 			res, resp := e.invoke(t, event(t, name))
 			if name == "malformed.json" {
 				if resp.ErrorType != "EventError" {
@@ -147,7 +124,7 @@ func TestSamLocalInvokeEveryEvent(t *testing.T) {
 			if resp.ErrorType != "" || res.Failed != 0 || res.Steps < 1 {
 				t.Fatalf("%s %q, result %+v\n%s", resp.ErrorType, resp.ErrorMessage, res, e.fn.Logs())
 			}
-			dims := e.cw.dimensions()
+			dims := e.cw.Dimensions()
 			if len(dims) <= puts {
 				t.Fatal("no metrics published")
 			}
@@ -161,7 +138,7 @@ func TestSamLocalInvokeEveryEvent(t *testing.T) {
 	if invoked < 5 {
 		t.Errorf("only %d events in events/", invoked)
 	}
-	if ns, _, _ := e.cw.metric(scalerfn.MetricBacklog); ns != vars[scalerfn.EnvNamespace] {
+	if ns, _, _ := e.cw.Last(scalerfn.MetricBacklog); ns != vars[scalerfn.EnvNamespace] {
 		t.Errorf("namespace %q, want env.json's %q", ns, vars[scalerfn.EnvNamespace])
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/aws/smithy-go/encoding/cbor"
 )
 
 // serve starts h on 127.0.0.1 and stops it when the test ends.
@@ -215,56 +213,4 @@ func (f *fakeEC2) snapshot() (actions []string, live int) {
 		}
 	}
 	return append([]string(nil), f.actions...), live
-}
-
-// fakeCloudWatch accepts PutMetricData (Smithy RPC v2 CBOR) and records the data.
-type fakeCloudWatch struct {
-	mu    sync.Mutex
-	puts  []cbor.Map
-	bad   []string
-	calls int
-}
-
-func (f *fakeCloudWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if !strings.HasSuffix(r.URL.Path, "/operation/PutMetricData") {
-		f.bad = append(f.bad, r.URL.Path)
-		w.WriteHeader(http.StatusNotFound)
-		return
-	}
-	v, err := cbor.Decode(body)
-	if m, ok := v.(cbor.Map); err == nil && ok {
-		f.puts = append(f.puts, m)
-	} else {
-		f.bad = append(f.bad, fmt.Sprintf("undecodable body: %v", err))
-	}
-	w.Header().Set("smithy-protocol", "rpc-v2-cbor")
-	w.Header().Set("Content-Type", "application/cbor")
-	_, _ = w.Write(cbor.Encode(cbor.Map{}))
-}
-
-// metric returns the namespace of the last put and the values of name in it.
-func (f *fakeCloudWatch) metric(name string) (namespace string, values []float64, puts int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.puts) == 0 {
-		return "", nil, 0
-	}
-	last := f.puts[len(f.puts)-1]
-	if s, ok := last["Namespace"].(cbor.String); ok {
-		namespace = string(s)
-	}
-	list, _ := last["MetricData"].(cbor.List)
-	for _, item := range list {
-		m, _ := item.(cbor.Map)
-		if n, _ := m["MetricName"].(cbor.String); string(n) == name {
-			if x, err := cbor.AsFloat64(m["Value"]); err == nil {
-				values = append(values, x)
-			}
-		}
-	}
-	return namespace, values, len(f.puts)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/metrics/cloudwatchtest"
 	"github.com/facefleet/facefleet/internal/scalerfn"
 	"github.com/facefleet/facefleet/internal/testenv"
 )
@@ -24,7 +25,7 @@ const (
 type scalerEnv struct {
 	sqs *fakeSQS
 	ec2 *fakeEC2
-	cw  *fakeCloudWatch
+	cw  *cloudwatchtest.Server
 	fn  *Function
 }
 
@@ -32,13 +33,13 @@ type scalerEnv struct {
 // SQS, EC2 and CloudWatch, configured through the env vars template.yaml sets.
 func startScaler(t *testing.T, ec2States ...string) *scalerEnv {
 	t.Helper()
-	e := &scalerEnv{sqs: &fakeSQS{}, ec2: newFakeEC2(tagKey, tagValue, ec2States...), cw: &fakeCloudWatch{}}
+	e := &scalerEnv{sqs: &fakeSQS{}, ec2: newFakeEC2(tagKey, tagValue, ec2States...), cw: cloudwatchtest.New(t)}
 	e.fn = Start(t, Options{
 		Timeout: 2 * time.Second,
 		Env: map[string]string{
 			"AWS_ENDPOINT_URL_SQS":        serve(t, e.sqs),
 			"AWS_ENDPOINT_URL_EC2":        serve(t, e.ec2),
-			"AWS_ENDPOINT_URL_CLOUDWATCH": serve(t, e.cw),
+			"AWS_ENDPOINT_URL_CLOUDWATCH": e.cw.URL,
 			"AWS_MAX_ATTEMPTS":            "1", // fail fast on the injected errors
 			scalerfn.EnvQueueURL:          "https://sqs.us-east-1.amazonaws.com/123456789012/facefleet-requests",
 			scalerfn.EnvLaunchTemplateID:  ltID,
@@ -184,11 +185,11 @@ func TestBurstStartsStoppedThenLaunchesUpToMax(t *testing.T) {
 		}
 	}
 	e.ec2.mu.Unlock()
-	ns, backlog, puts := e.cw.metric(scalerfn.MetricBacklog)
+	ns, backlog, puts := e.cw.Last(scalerfn.MetricBacklog)
 	if puts != 1 || ns != "FacefleetTest" || len(backlog) != res.Steps-res.Failed || backlog[0] != 20000 {
 		t.Errorf("PutMetricData: %d calls, namespace %q, backlog %v; want one batch in FacefleetTest with 20000 per step", puts, ns, backlog)
 	}
-	if _, desired, _ := e.cw.metric(scalerfn.MetricDesired); len(desired) == 0 || desired[0] != maxInst {
+	if _, desired, _ := e.cw.Last(scalerfn.MetricDesired); len(desired) == 0 || desired[0] != maxInst {
 		t.Errorf("desired samples %v, want %d (the cap)", desired, maxInst)
 	}
 }

@@ -10,6 +10,13 @@
 // environment variable when it is set and not empty, then the default. Every
 // problem (malformed value, value out of limits, required setting missing) is
 // reported at once.
+//
+// To add a setting: declare it in All (declared.go) with the commands that read
+// it, read it in those commands through Values (or service.TiersFromSettings for
+// the tiers' options), and regenerate the README's table between its markers
+// with `go run ./cmd/facefleet config -markdown`; TestReadmeTable fails until
+// then, and TestTemplateUsesDeclaredSettings keeps template.yaml to declared
+// names.
 package settings
 
 import (
@@ -237,7 +244,11 @@ func Bind(cmd Command, fs *flag.FlagSet) *Binding {
 		if l := s.Limits(); l != "" {
 			help += " [" + l + "]"
 		}
-		fs.Var(f, s.Name, help+" (env "+s.Env+")")
+		env := " (env " + s.Env + ")"
+		if s.Kind != Bool { // flag's -h shows the backquoted kind as the value's name
+			env = " (env " + s.Env + ", a `" + s.Kind.String() + "`)"
+		}
+		fs.Var(f, s.Name, help+env)
 		for _, a := range s.Aliases {
 			fs.Var(f, a, "deprecated: use -"+s.Name)
 		}

@@ -3,6 +3,7 @@ package settings
 import (
 	"flag"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +176,37 @@ func TestReadmeTable(t *testing.T) {
 	}
 	if got != want.String() {
 		t.Errorf("README.md's configuration table is stale: regenerate it with `go run ./cmd/facefleet config -markdown`.\nwant:\n%s\ngot:\n%s", want.String(), got)
+	}
+}
+
+// template.yaml configures the tiers and the Lambda only through declared
+// settings: every FACEFLEET_* variable it sets is declared, and every flag on a
+// tier's command line is one that tier reads.
+func TestTemplateUsesDeclaredSettings(t *testing.T) {
+	tmpl, err := os.ReadFile("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs := map[string]bool{}
+	for _, s := range All() {
+		envs[s.Env] = true
+	}
+	for _, v := range regexp.MustCompile(`FACEFLEET_[A-Z0-9_]+`).FindAllString(string(tmpl), -1) {
+		if !envs[v] {
+			t.Errorf("template.yaml sets %s, which no setting declares", v)
+		}
+	}
+	lines := regexp.MustCompile(`bin/facefleet (webtier|apptier)([^\n]*)`).FindAllStringSubmatch(string(tmpl), -1)
+	if len(lines) < 2 {
+		t.Fatalf("found %d facefleet command lines in template.yaml; want the web and app tiers'", len(lines))
+	}
+	for _, l := range lines {
+		cmd := Command(l[1])
+		for _, f := range regexp.MustCompile(`(?:^|\s)-([a-z0-9-]+)`).FindAllStringSubmatch(l[2], -1) {
+			s, ok := Lookup(f[1])
+			if !ok || !s.Uses(cmd) {
+				t.Errorf("template.yaml runs %s with -%s, which it does not read", cmd, f[1])
+			}
+		}
 	}
 }

@@ -11,9 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +26,7 @@ import (
 	"github.com/facefleet/facefleet/internal/awstest"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet/fakeec2"
 	"github.com/facefleet/facefleet/internal/lambdatest"
+	"github.com/facefleet/facefleet/internal/metrics/cloudwatchtest"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
@@ -122,23 +121,6 @@ func (p *proc) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// fakeCloudWatch accepts PutMetricData (the scaler publishes its samples).
-func fakeCloudWatch(t *testing.T, calls *atomic.Int64) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		if !strings.HasSuffix(r.URL.Path, "/operation/PutMetricData") {
-			http.Error(w, "fake CloudWatch only takes PutMetricData", http.StatusNotFound)
-			return
-		}
-		calls.Add(1)
-		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
-		w.Header().Set("Content-Type", "application/cbor")
-		_, _ = w.Write([]byte{0xa0}) // an empty CBOR map
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 // pct is the nearest-rank percentile of ds, p in 0..1.
 func pct(ds []time.Duration, p float64) time.Duration { return stats.PercentileOf(ds, 100*p) }
 
@@ -174,8 +156,8 @@ func TestCloudE2E(t *testing.T) {
 		}
 	}
 
-	var cwCalls atomic.Int64
-	cwURL := fakeCloudWatch(t, &cwCalls)
+	cw := cloudwatchtest.New(t) // the scaler publishes its samples
+	cwURL := cw.URL
 	env := append(os.Environ(), s.Env()...)
 	env = append(env,
 		"AWS_ENDPOINT_URL_CLOUDWATCH="+cwURL,
@@ -409,8 +391,8 @@ func TestCloudE2E(t *testing.T) {
 	if fake.Calls("StartInstances") < 2 {
 		t.Errorf("StartInstances called %d times; the injected throttling was never hit or never recovered from", fake.Calls("StartInstances"))
 	}
-	if cwCalls.Load() == 0 {
-		t.Error("the scaler never published metrics")
+	if len(cw.Puts()) == 0 || len(cw.Bad()) > 0 {
+		t.Errorf("the scaler published %d metric batches, refused requests %v; want some and none", len(cw.Puts()), cw.Bad())
 	}
 	fmt.Printf("e2e: %d/%d correct, peak instances %d, p50 %d ms, p95 %d ms, fleet back to 0 in %.1f s, queues empty, %d instance boots\n",
 		correct, uploads, peak.Load(), pct(latencies, 0.5).Milliseconds(), pct(latencies, 0.95).Milliseconds(),

@@ -41,7 +41,7 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 		BootDelay: 50 * time.Millisecond, IdleTimeout: 700 * time.Millisecond, ScaleEvery: 100 * time.Millisecond,
 		VisibilityTimeout: 30 * time.Second, WorkerWait: 200 * time.Millisecond, GalleryCheckEvery: 100 * time.Millisecond,
 		// A short drain target makes the policy grow the fleet for a burst this small.
-		Policy: scaling.NewFacefleet(scaling.FacefleetOptions{DrainTarget: 300 * time.Millisecond}),
+		Policy: scaling.NewBacklogDrain(scaling.BacklogDrainOptions{DrainTarget: 300 * time.Millisecond}),
 		Logger: log,
 	})
 	if err != nil {

@@ -4,24 +4,24 @@ import (
 	"fmt"
 )
 
-// Seed is the seed project's rule, flaws included, kept as the baseline: desired is
-// the visible count capped at SeedCap; it starts `visible - running` (pending
+// VisibleCount is the seed project's rule, flaws included, kept as the baseline: desired is
+// the visible count capped at VisibleCountCap; it starts `visible - running` (pending
 // instances are not counted, so consecutive ticks over-launch) and stops
 // `running - visible` (in-flight work is not counted, so it stops busy workers).
-type Seed struct{}
+type VisibleCount struct{}
 
-// SeedCap is the seed's hard-coded cap.
-const SeedCap = 19
+// VisibleCountCap is the seed's hard-coded cap.
+const VisibleCountCap = 19
 
-// NewSeed returns the seed's policy.
-func NewSeed() *Seed { return &Seed{} }
+// NewVisibleCount returns the seed's policy.
+func NewVisibleCount() *VisibleCount { return &VisibleCount{} }
 
 // Name implements Policy.
-func (*Seed) Name() string { return NameVisibleCount }
+func (*VisibleCount) Name() string { return NameVisibleCount }
 
 // Decide implements Policy.
-func (*Seed) Decide(o Observation) Decision {
-	desired := min(o.Visible, SeedCap)
+func (*VisibleCount) Decide(o Observation) Decision {
+	desired := min(o.Visible, VisibleCountCap)
 	d := Decision{Desired: desired}
 	switch {
 	case desired > o.Running:

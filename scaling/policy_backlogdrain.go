@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// FacefleetOptions are our policy's knobs. Zero values take the defaults below.
-type FacefleetOptions struct {
+// BacklogDrainOptions are our policy's knobs. Zero values take the defaults below.
+type BacklogDrainOptions struct {
 	// ServiceTime is how long one instance takes per message (engine benchmark
 	// on the worker's instance type). Default 60 ms.
 	ServiceTime time.Duration
@@ -28,7 +28,7 @@ type FacefleetOptions struct {
 	ScaleInWindow time.Duration
 }
 
-// Facefleet defaults.
+// BacklogDrain defaults.
 const (
 	DefaultServiceTime = 60 * time.Millisecond
 	DefaultDrainTarget = 20 * time.Second
@@ -37,7 +37,7 @@ const (
 	DefaultScaleIn     = time.Minute
 )
 
-// Facefleet is our policy. It counts in-flight messages as work, counts pending
+// BacklogDrain is our policy. It counts in-flight messages as work, counts pending
 // instances as capacity already coming (stopping ones do not count), sizes capacity
 // by the work in the backlog rather than the message count, believes a nudge, and
 // ignores a one-off +1 from zero. It never stops instances: workers stop themselves
@@ -46,15 +46,15 @@ const (
 // idle timeouts cannot release because busy workers share the queue, down to the
 // average busy workers of the last ScaleInWindow plus Headroom, and never below
 // one instance.
-type Facefleet struct {
-	opt        FacefleetOptions
+type BacklogDrain struct {
+	opt        BacklogDrainOptions
 	blipSince  time.Time // when a lone unconfirmed 1 was first seen from zero
 	needs      []rec     // in-flight count per observation within ScaleInWindow
 	windowFrom time.Time // the scale-in window restarts on every start and retire
 }
 
-// NewFacefleet returns our policy with o's knobs (zero fields take defaults).
-func NewFacefleet(o FacefleetOptions) *Facefleet {
+// NewBacklogDrain returns our policy with o's knobs (zero fields take defaults).
+func NewBacklogDrain(o BacklogDrainOptions) *BacklogDrain {
 	if o.ServiceTime <= 0 {
 		o.ServiceTime = DefaultServiceTime
 	}
@@ -70,17 +70,17 @@ func NewFacefleet(o FacefleetOptions) *Facefleet {
 	if o.ScaleInWindow <= 0 {
 		o.ScaleInWindow = DefaultScaleIn
 	}
-	return &Facefleet{opt: o}
+	return &BacklogDrain{opt: o}
 }
 
 // Options returns the knobs in effect.
-func (p *Facefleet) Options() FacefleetOptions { return p.opt }
+func (p *BacklogDrain) Options() BacklogDrainOptions { return p.opt }
 
 // Name implements Policy.
-func (*Facefleet) Name() string { return NameBacklogDrain }
+func (*BacklogDrain) Name() string { return NameBacklogDrain }
 
 // Decide implements Policy.
-func (p *Facefleet) Decide(o Observation) Decision {
+func (p *BacklogDrain) Decide(o Observation) Decision {
 	backlog := o.Visible + o.InFlight
 	capacity := o.Running + o.Pending
 	if o.Nudge && backlog == 0 {
