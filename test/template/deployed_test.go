@@ -73,9 +73,6 @@ func TestTriggersMatchDeployed(t *testing.T) {
 	if !strings.Contains(ud, "\nFACEFLEET_SCALER_FUNCTION=${ScalerFunction.Arn}\n") {
 		t.Error("the web tier's environment does not name the scaler (FACEFLEET_SCALER_FUNCTION=${ScalerFunction.Arn})")
 	}
-	if strings.Contains(ud, "-nudge-min-gap") {
-		t.Error("the web tier overrides -nudge-min-gap; the simulator assumes scalerfn.Deployed.NudgeMinGap")
-	}
 	var invoke []map[string]any
 	for _, s := range statements(at(resource(t, tpl, "WebRole", "AWS::IAM::Role"), "Policies")) {
 		for _, act := range actions(s) {
