@@ -418,8 +418,11 @@ func TestCloudE2E(t *testing.T) {
 }
 
 // runScaler invokes the scaler Lambda until ctx ends, as EventBridge's schedule
-// would (back to back here); each invoke loops its steps until its deadline.
+// would (every second here, or right after the previous invoke when that ran
+// longer); each invoke loops its steps until its deadline, or returns after one
+// step when queue and fleet are empty.
 func runScaler(ctx context.Context, t *testing.T, fn *lambdatest.Function, failures *atomic.Int64) {
+	const every = time.Second
 	event, _ := json.Marshal(map[string]any{
 		"version": "0", "id": "e2e", "detail-type": "Scheduled Event", "source": "aws.events",
 		"account": "000000000000", "region": awstest.Region, "time": time.Now().UTC().Format(time.RFC3339),
@@ -427,9 +430,17 @@ func runScaler(ctx context.Context, t *testing.T, fn *lambdatest.Function, failu
 		"detail":    map[string]any{},
 	})
 	for ctx.Err() == nil {
+		start := time.Now()
 		res, err := fn.Invoke(ctx, event)
 		if ctx.Err() != nil {
 			return
+		}
+		if wait := every - time.Since(start); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
 		}
 		if err != nil || res.ErrorType != "" || res.Status != http.StatusOK {
 			failures.Add(1)
