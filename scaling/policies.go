@@ -34,7 +34,7 @@ type Cadence struct {
 	Poll     time.Duration // a continuously running poller's period (0: none)
 	Loop     bool          // re-evaluate every few seconds inside an invocation
 	Nudge    bool          // the web tier nudges when a request finds no worker
-	Alarm    bool          // a CloudWatch alarm on visible > 0 invokes on OK->ALARM
+	Alarm    bool          // the backlog alarm invokes on ALARM and OK (sim/deployed.go)
 }
 
 // Env is what a policy is told about where it runs; zero fields take the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/scalerfn"
 	"github.com/facefleet/facefleet/scaling"
 )
 
@@ -43,8 +44,10 @@ type Config struct {
 	BlipRate float64 `json:"blip_rate"`
 	// Phase is when the first 1-minute schedule fires after t=0.
 	Phase time.Duration `json:"phase"`
-	// Loop is the re-evaluation period inside one scaler invocation, which lasts
-	// Invocation and ends early once queue and fleet are both empty.
+	// Loop is the re-evaluation period inside one scaler invocation. Invocation
+	// is the function's timeout: a looping invocation steps while the step starts
+	// no later than scalerfn.Deployed.Margin before it, and ends early once queue
+	// and fleet are both empty (scalerfn.Idle). Defaults: scalerfn.Deployed.
 	Loop       time.Duration `json:"loop"`
 	Invocation time.Duration `json:"invocation"`
 	// NudgeDelay is from a request arriving with no worker up to the nudged step.
@@ -83,8 +86,8 @@ func DefaultConfig() Config {
 		CountLag:       1 * time.Second,
 		BlipRate:       0.02,
 		Phase:          30 * time.Second,
-		Loop:           5 * time.Second,
-		Invocation:     60 * time.Second,
+		Loop:           scalerfn.Deployed.Interval,
+		Invocation:     scalerfn.Deployed.Timeout,
 		NudgeDelay:     500 * time.Millisecond,
 		MetricDelay:    60 * time.Second,
 		Settle:         5 * time.Minute,

@@ -43,5 +43,9 @@ func setup(name string, cfg Config, w Workload, svc []time.Duration) (scaling.Po
 		}
 		p = scaling.NewBacklogDrain(opt)
 	}
+	if spec.Cadence.Loop {
+		// It runs in the scaler Lambda: with the triggers the stack deploys.
+		return p, deployed(spec.Cadence), nil
+	}
 	return p, Triggers{Cadence: spec.Cadence}, nil
 }

@@ -69,14 +69,8 @@ func Run(ctx context.Context, cfg Config, wl Workload, policy string) (Result, e
 		w.msgs[i] = message{arrival: a, svc: svc[i]}
 		w.at(a, func() {
 			w.arrive(i)
-			if trig.Nudge && !w.nudgeQueued {
-				if p, r := w.capacity(); p+r == 0 {
-					w.nudgeQueued = true
-					w.at(w.now+cfg.NudgeDelay, func() {
-						w.nudgeQueued = false
-						w.invoke(ctx, scaling.TriggerNudge, true)
-					})
-				}
+			if trig.Nudge {
+				w.nudgeOnArrival(ctx)
 			}
 			if trig.OnArrival && (i+1 == len(wl.Arrivals) || wl.Arrivals[i+1] != a) {
 				w.step(ctx, scaling.TriggerTick, false)
@@ -90,16 +84,7 @@ func Run(ctx context.Context, cfg Config, wl Workload, policy string) (Result, e
 		w.periodic(cfg.Phase%trig.Poll, trig.Poll, func() { w.step(ctx, scaling.TriggerTick, false) })
 	}
 	if trig.Alarm {
-		// A 1-minute alarm on visible > 0, evaluated on datapoints MetricDelay old;
-		// it invokes the scaler only on OK -> ALARM.
-		w.periodic(cfg.Phase, time.Minute, func() {
-			v, _ := w.countsAt(w.now - cfg.MetricDelay)
-			on := v > 0
-			if on && !w.alarmOn {
-				w.invoke(ctx, scaling.TriggerAlarm, false)
-			}
-			w.alarmOn = on
-		})
+		w.startAlarm(ctx)
 	}
 
 	end := w.lastArrival + cfg.Horizon

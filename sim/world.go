@@ -127,10 +127,7 @@ type world struct {
 	stepErrors  int
 	timeline    []Point
 	trace       []TraceEvent
-	loopUntil   time.Duration
-	loopOn      bool
-	nudgeQueued bool
-	alarmOn     bool
+	fn          lambdaState // the scaler Lambda as deployed (deployed.go)
 	lastArrival time.Duration
 	done        bool
 }

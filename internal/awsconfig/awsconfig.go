@@ -3,7 +3,7 @@
 // against AWS or a loopback emulator (fauxqs for SQS and S3, a fake EC2 in tests).
 //
 // Endpoints resolve, highest first: the per-service option (flag), Options.Endpoint,
-// then the SDK's own environment (AWS_ENDPOINT_URL_SQS, _S3, _EC2, _CLOUDWATCH, and
+// then the SDK's own environment (AWS_ENDPOINT_URL_SQS, _S3, _EC2, _CLOUDWATCH, _LAMBDA, and
 // AWS_ENDPOINT_URL), then AWS's regional endpoints.
 package awsconfig
 
@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -32,7 +33,7 @@ type Options struct {
 	// Endpoint is a base URL for every service (e.g. http://127.0.0.1:4566).
 	Endpoint string
 	// Per-service endpoints override Endpoint.
-	SQSEndpoint, S3Endpoint, EC2Endpoint, CloudWatchEndpoint string
+	SQSEndpoint, S3Endpoint, EC2Endpoint, CloudWatchEndpoint, LambdaEndpoint string
 	// S3PathStyle addresses buckets as http://host/bucket/key, which emulators on
 	// 127.0.0.1 need (virtual-hosted style would resolve bucket.127.0.0.1).
 	S3PathStyle bool
@@ -47,12 +48,16 @@ type Options struct {
 // FromSettings takes the options from a command's resolved settings (flags and
 // environment, declared in internal/settings).
 func FromSettings(v *settings.Values) Options {
-	return Options{
+	o := Options{
 		Region: v.String(settings.AWSRegion), Endpoint: v.String(settings.AWSEndpoint),
 		SQSEndpoint: v.String(settings.SQSEndpoint), S3Endpoint: v.String(settings.S3Endpoint),
 		EC2Endpoint: v.String(settings.EC2Endpoint), CloudWatchEndpoint: v.String(settings.CloudWatchEndpoint),
 		S3PathStyle: v.Bool(settings.S3PathStyle), MaxAttempts: v.Int(settings.AWSMaxAttempts),
 	}
+	if v.Has(settings.LambdaEndpoint) { // the web tier's only
+		o.LambdaEndpoint = v.String(settings.LambdaEndpoint)
+	}
+	return o
 }
 
 // Clients holds the loaded configuration and builds service clients from it.
@@ -70,6 +75,7 @@ func Load(ctx context.Context, opts Options) (*Clients, error) {
 	for _, e := range []struct{ name, url string }{
 		{"endpoint", opts.Endpoint}, {"sqs endpoint", opts.SQSEndpoint}, {"s3 endpoint", opts.S3Endpoint},
 		{"ec2 endpoint", opts.EC2Endpoint}, {"cloudwatch endpoint", opts.CloudWatchEndpoint},
+		{"lambda endpoint", opts.LambdaEndpoint},
 	} {
 		if e.url == "" {
 			continue
@@ -148,6 +154,16 @@ func (c *Clients) EC2() *ec2.Client {
 func (c *Clients) CloudWatch() *cloudwatch.Client {
 	ep := c.endpoint(c.opts.CloudWatchEndpoint)
 	return cloudwatch.NewFromConfig(c.Config, func(o *cloudwatch.Options) {
+		if ep != nil {
+			o.BaseEndpoint = ep
+		}
+	})
+}
+
+// Lambda returns a Lambda client (the web tier invokes the scaler with it).
+func (c *Clients) Lambda() *lambda.Client {
+	ep := c.endpoint(c.opts.LambdaEndpoint)
+	return lambda.NewFromConfig(c.Config, func(o *lambda.Options) {
 		if ep != nil {
 			o.BaseEndpoint = ep
 		}

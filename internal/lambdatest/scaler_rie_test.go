@@ -104,6 +104,7 @@ func TestEveryEventFile(t *testing.T) {
 		"alarm.json":     {scalerfn.TriggerAlarm, true, "ALARM"},
 		"alarm-ok.json":  {scalerfn.TriggerAlarm, true, "OK"},
 		"direct.json":    {scalerfn.TriggerDirect, false, ""},
+		"nudge.json":     {scalerfn.TriggerNudge, true, ""},
 	}
 	sort.Strings(files)
 	for _, path := range files {

@@ -21,6 +21,9 @@ const (
 	TriggerAlarm Trigger = "alarm"
 	// TriggerDirect is a hand-made invoke: {} or {"action":"step"|"run"}.
 	TriggerDirect Trigger = "direct"
+	// TriggerNudge is the web tier's {"action":"nudge"} (NudgeEvent): a request
+	// was just enqueued while no worker was pending or running.
+	TriggerNudge Trigger = "nudge"
 )
 
 // AlarmTimeLayout is how CloudWatch formats times in alarm-action payloads.
@@ -81,7 +84,9 @@ type AlarmMetricStat struct {
 }
 
 // DirectEvent is a hand-made invoke. Action "" or "step" runs one controller step;
-// "run" loops until shortly before the deadline, as the scheduled invoke does.
+// "run" loops until shortly before the deadline, as the scheduled invoke does;
+// "nudge" (the web tier's NudgeEvent) loops too, and its first step tells the
+// policy that a request exists even if the approximate count does not show it yet.
 type DirectEvent struct {
 	Action string `json:"action,omitempty"`
 }
@@ -107,6 +112,9 @@ type Event struct {
 	Trigger Trigger
 	// Loop is true when the invocation should re-evaluate until near its deadline.
 	Loop bool
+	// Nudge is true for the web tier's nudge: the first step is a
+	// scaling.TriggerNudge step with Observation.Nudge set.
+	Nudge bool
 	// Alarm is set for TriggerAlarm.
 	Alarm *AlarmEvent
 	// Scheduled is set for TriggerSchedule.
@@ -156,15 +164,17 @@ func ParseEvent(payload []byte) (Event, error) {
 		dec.DisallowUnknownFields()
 		var ev DirectEvent
 		if err := dec.Decode(&ev); err != nil {
-			return Event{}, &EventError{Reason: `direct invoke must be {} or {"action":"step"|"run"}`, Err: err}
+			return Event{}, &EventError{Reason: `direct invoke must be {} or {"action":"step"|"run"|"nudge"}`, Err: err}
 		}
 		switch ev.Action {
 		case "", "step":
 			return Event{Trigger: TriggerDirect}, nil
 		case "run":
 			return Event{Trigger: TriggerDirect, Loop: true}, nil
+		case "nudge":
+			return Event{Trigger: TriggerNudge, Loop: true, Nudge: true}, nil
 		default:
-			return Event{}, &EventError{Reason: fmt.Sprintf(`direct invoke action %q (want "step" or "run")`, ev.Action)}
+			return Event{}, &EventError{Reason: fmt.Sprintf(`direct invoke action %q (want "step", "run" or "nudge")`, ev.Action)}
 		}
 	default:
 		return Event{}, &EventError{Reason: fmt.Sprintf("event source %q (want aws.events, aws.cloudwatch or a direct invoke)", probe.Source)}

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// FuzzParseEvent: any Lambda payload parses to one of the three triggers with
+// FuzzParseEvent: any Lambda payload parses to one of the four triggers with
 // its details, or is an *EventError naming the problem; never a panic (the
 // runtime must stay up for the next invoke).
 func FuzzParseEvent(f *testing.F) {
@@ -22,7 +22,7 @@ func FuzzParseEvent(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	for _, s := range []string{"", "null", "{}", `{"action":"run"}`, `{"action":"jump"}`, `{"source":"aws.events"}`,
+	for _, s := range []string{"", "null", "{}", `{"action":"run"}`, `{"action":"nudge"}`, `{"action":"jump"}`, `{"source":"aws.events"}`,
 		`{"source":"aws.cloudwatch","alarmData":{"state":{"value":"ALARM"}}}`, "[1,2]", `{"source":1}`} {
 		f.Add([]byte(s))
 	}
@@ -48,6 +48,13 @@ func FuzzParseEvent(f *testing.F) {
 				t.Fatalf("accepted alarm time %q: %v", ev.Alarm.Time, err)
 			}
 		case TriggerDirect:
+			if ev.Nudge {
+				t.Fatalf("direct invoke with the nudge flag: %+v", ev)
+			}
+		case TriggerNudge:
+			if !ev.Nudge || !ev.Loop {
+				t.Fatalf("nudge without its flag or loop: %+v", ev)
+			}
 		default:
 			t.Fatalf("unknown trigger %q", ev.Trigger)
 		}

@@ -2,7 +2,9 @@
 // scaling.Controller as local mode, driven by EventBridge's 1-minute schedule, by a
 // CloudWatch alarm whose actions invoke the function directly, or by a hand-made
 // invoke. Within one invocation it re-evaluates every Interval until shortly before
-// the deadline, so a burst is seen in seconds rather than at the next schedule.
+// the deadline, so a burst is seen in seconds rather than at the next schedule, and
+// returns early once queue and fleet are empty (Idle): the web tier's nudge
+// (NudgeEvent) wakes it when a request then finds no worker.
 package scalerfn
 
 import (
@@ -20,7 +22,7 @@ import (
 
 // Controller is the part of scaling.Controller the handler uses.
 type Controller interface {
-	Step(ctx context.Context, now time.Time) (scaling.Decision, error)
+	StepTrigger(ctx context.Context, now time.Time, trigger string, nudge bool) (scaling.Decision, error)
 }
 
 // Metrics publishes samples; *metrics.CloudWatch (PutMetricData) in the Lambda.
@@ -122,6 +124,9 @@ type Result struct {
 	// action is taken on a failed step).
 	Steps  int `json:"steps"`
 	Failed int `json:"failed"`
+	// Idle is true when a looping invocation returned early because queue and
+	// fleet were empty (see Idle).
+	Idle bool `json:"idle,omitempty"`
 	// Started and Stopped sum the decisions' Start and Stop over the steps.
 	Started int `json:"started"`
 	Stopped int `json:"stopped"`
@@ -178,9 +183,12 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 		samples []metrics.Datum
 		lastErr error
 	)
+	trigger, nudge := stepTrigger(ev), ev.Nudge
 	for {
 		now := h.clock.Now()
-		d, serr := h.step(stepCtx, now)
+		d, serr := h.step(stepCtx, now, trigger, nudge)
+		// Later steps of a loop are periodic re-evaluations.
+		trigger, nudge = scaling.TriggerTick, false
 		res.Steps++
 		// The controller reduces Start/Stop to what it really did when an action
 		// fails (and leaves them 0 when it could not observe), so they always count.
@@ -206,6 +214,10 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 		if !ev.Loop || stepCtx.Err() != nil || now.Add(h.interval).After(stopAt) {
 			break
 		}
+		if serr == nil && Idle(d) {
+			res.Idle = true
+			break
+		}
 		if err := h.clock.Sleep(ctx, h.interval); err != nil {
 			break
 		}
@@ -223,13 +235,27 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 
 // step runs one controller step, turning a panic into an error so one bad step
 // never takes the runtime down.
-func (h *Handler) step(ctx context.Context, now time.Time) (d scaling.Decision, err error) {
+func (h *Handler) step(ctx context.Context, now time.Time, trigger string, nudge bool) (d scaling.Decision, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("scalerfn: controller panicked: %v", r)
 		}
 	}()
-	return h.ctrl.Step(ctx, now)
+	return h.ctrl.StepTrigger(ctx, now, trigger, nudge)
+}
+
+// stepTrigger names the first step of an invocation for the controller's log
+// and the policy.
+func stepTrigger(ev Event) string {
+	switch ev.Trigger {
+	case TriggerSchedule:
+		return scaling.TriggerSchedule
+	case TriggerAlarm:
+		return scaling.TriggerAlarm
+	case TriggerNudge:
+		return scaling.TriggerNudge
+	}
+	return scaling.TriggerTick
 }
 
 // publish sends the invocation's samples in one batch: one PutMetricData per

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,12 +44,18 @@ type fakeController struct {
 	fail    map[int]error
 	panicAt int
 	partial bool
-	times   []time.Time
+	// idleFrom: steps from this index on observe an empty queue and fleet (0: never).
+	idleFrom int
+	times    []time.Time
+	triggers []string
+	nudges   []bool
 }
 
-func (f *fakeController) Step(_ context.Context, now time.Time) (scaling.Decision, error) {
+func (f *fakeController) StepTrigger(_ context.Context, now time.Time, trigger string, nudge bool) (scaling.Decision, error) {
 	i := len(f.times)
 	f.times = append(f.times, now)
+	f.triggers = append(f.triggers, trigger)
+	f.nudges = append(f.nudges, nudge)
 	if f.panicAt == i+1 {
 		panic("boom")
 	}
@@ -63,6 +70,9 @@ func (f *fakeController) Step(_ context.Context, now time.Time) (scaling.Decisio
 	v := 0
 	if i < len(f.visible) {
 		v = f.visible[i]
+	}
+	if f.idleFrom > 0 && i >= f.idleFrom {
+		return scaling.Decision{Observation: scaling.Observation{Now: now}, Reason: "idle"}, nil
 	}
 	return scaling.Decision{Observation: scaling.Observation{Now: now, Visible: v, Running: 1}, Desired: v, Start: v, Reason: "test"}, nil
 }
@@ -117,6 +127,7 @@ func TestParseEventFiles(t *testing.T) {
 		{"alarm.json", TriggerAlarm, true},
 		{"alarm-ok.json", TriggerAlarm, true},
 		{"direct.json", TriggerDirect, false},
+		{"nudge.json", TriggerNudge, true},
 	} {
 		ev, err := ParseEvent(readEvent(t, tc.file))
 		if err != nil {
@@ -153,6 +164,7 @@ func TestParseEventRejects(t *testing.T) {
 		"alarm bad time":     strings.Replace(string(readEvent(t, "alarm.json")), "2026-11-27T22:01:15.490+0000\",\n  \"region", "yesterday\",\n  \"region", 1),
 		"alarm no name":      strings.Replace(string(readEvent(t, "alarm.json")), `"alarmName": "facefleet-request-backlog"`, `"alarmName": ""`, 1),
 		"direct bad action":  `{"action": "explode"}`,
+		"nudge extra field":  `{"action": "nudge", "now": true}`,
 		"direct extra field": `{"action": "step", "force": true}`,
 		"alarm wrong types":  `{"source": "aws.cloudwatch", "alarmData": 5}`,
 		"huge":               `{"action":"` + strings.Repeat("x", maxEventBytes) + `"}`,
@@ -331,7 +343,7 @@ func TestPartialActionCounts(t *testing.T) {
 // answers.
 type blockingController struct{}
 
-func (blockingController) Step(ctx context.Context, _ time.Time) (scaling.Decision, error) {
+func (blockingController) StepTrigger(ctx context.Context, _ time.Time, _ string, _ bool) (scaling.Decision, error) {
 	<-ctx.Done()
 	return scaling.Decision{}, ctx.Err()
 }
@@ -350,5 +362,81 @@ func TestHungStepLeavesTimeToFlush(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Error("the invocation used its whole deadline; the step should stop margin/2 before it")
+	}
+}
+
+// TestNudgeEvent: the web tier's nudge is a TriggerNudge step with the nudge flag,
+// then a loop of plain ticks, as the simulator models it.
+func TestNudgeEvent(t *testing.T) {
+	ev, err := ParseEvent([]byte(NudgeEvent))
+	if err != nil || ev.Trigger != TriggerNudge || !ev.Loop || !ev.Nudge {
+		t.Fatalf("ParseEvent(NudgeEvent) = %+v, %v; want a looping nudge", ev, err)
+	}
+	if file := readEvent(t, "nudge.json"); !json.Valid(file) || strings.TrimSpace(string(file)) != NudgeEvent {
+		t.Errorf("events/nudge.json = %q, want NudgeEvent %q", file, NudgeEvent)
+	}
+	clk := &fakeClock{now: time.Now()}
+	ctrl := &fakeController{}
+	h := newHandler(t, ctrl, nil, clk)
+	res, err := h.Invoke(withDeadline(t, clk, 16*time.Second), json.RawMessage(NudgeEvent))
+	if err != nil || res.Trigger != TriggerNudge || res.Steps != 3 {
+		t.Fatalf("got %+v, %v; want 3 nudge-invocation steps", res, err)
+	}
+	if want := []string{scaling.TriggerNudge, scaling.TriggerTick, scaling.TriggerTick}; !slices.Equal(ctrl.triggers, want) {
+		t.Errorf("triggers = %v, want %v", ctrl.triggers, want)
+	}
+	if want := []bool{true, false, false}; !slices.Equal(ctrl.nudges, want) {
+		t.Errorf("nudge flags = %v, want %v", ctrl.nudges, want)
+	}
+	// The other triggers label their first step and never set the nudge flag.
+	for payload, first := range map[string]string{
+		string(readEvent(t, "scheduled.json")): scaling.TriggerSchedule,
+		string(readEvent(t, "alarm.json")):     scaling.TriggerAlarm,
+		`{"action":"run"}`:                     scaling.TriggerTick,
+	} {
+		ctrl := &fakeController{}
+		if _, err := newHandler(t, ctrl, nil, clk).Invoke(withDeadline(t, clk, 16*time.Second), json.RawMessage(payload)); err != nil {
+			t.Fatal(err)
+		}
+		if ctrl.triggers[0] != first || slices.Contains(ctrl.nudges, true) {
+			t.Errorf("%.30s: triggers %v nudges %v, want first %s and no nudge", payload, ctrl.triggers, ctrl.nudges, first)
+		}
+	}
+}
+
+// TestLoopEndsWhenIdle: a looping invocation returns after the first step that
+// sees nothing queued, in flight, pending or running and starts nothing.
+func TestLoopEndsWhenIdle(t *testing.T) {
+	clk := &fakeClock{now: time.Now()}
+	ctrl := &fakeController{visible: []int{3, 0}, idleFrom: 2}
+	h := newHandler(t, ctrl, nil, clk)
+	res, err := h.Invoke(withDeadline(t, clk, 60*time.Second), readEvent(t, "scheduled.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Step 0 starts 3, step 1 still has a running worker, step 2 is idle.
+	if res.Steps != 3 || !res.Idle {
+		t.Errorf("got %d steps idle=%v, want 3 steps ending idle", res.Steps, res.Idle)
+	}
+	// A single step never reports Idle; a failed step never ends the loop early.
+	ctrl = &fakeController{idleFrom: 1, fail: map[int]error{1: errors.New("sqs down")}}
+	res, _ = newHandler(t, ctrl, nil, clk).Invoke(withDeadline(t, clk, 60*time.Second), readEvent(t, "scheduled.json"))
+	if res.Steps != 3 || !res.Idle || res.Failed != 1 {
+		t.Errorf("after a failed step: %+v, want steps 3 (ok, failed, idle)", res)
+	}
+	for _, d := range []scaling.Decision{
+		{Observation: scaling.Observation{Visible: 1}},
+		{Observation: scaling.Observation{InFlight: 1}},
+		{Observation: scaling.Observation{Pending: 1}},
+		{Observation: scaling.Observation{Running: 1}},
+		{Start: 1},
+		{Error: "capacity"},
+	} {
+		if Idle(d) {
+			t.Errorf("Idle(%+v) = true", d)
+		}
+	}
+	if !Idle(scaling.Decision{Observation: scaling.Observation{Stopping: 2, Stopped: 5}}) {
+		t.Error("stopping and stopped instances need no watching")
 	}
 }

@@ -60,6 +60,8 @@ const (
 	S3Endpoint         = "s3-endpoint"
 	EC2Endpoint        = "ec2-endpoint"
 	CloudWatchEndpoint = "cloudwatch-endpoint"
+	LambdaEndpoint     = "lambda-endpoint"
+	ScalerFunction     = "scaler-function"
 	S3PathStyle        = "s3-path-style"
 	AWSMaxAttempts     = "aws-max-attempts"
 	LogLevel           = "log-level"
@@ -196,6 +198,8 @@ func All() []Setting {
 		{Name: AppTagValue, Env: "FACEFLEET_APP_TAG_VALUE", Kind: String, For: []Command{Webtier, Scaler}, Required: []Command{Scaler},
 			Together: AppTagKey, Aliases: []string{"fleet-tag-value"},
 			Help: "tag value marking app-tier instances"},
+		{Name: ScalerFunction, Env: "FACEFLEET_SCALER_FUNCTION", Kind: String, For: []Command{Webtier},
+			Help: "name or ARN of the scaler Lambda: when a request finds no app-tier instance pending or running (checked at most every 5 s), the web tier invokes it asynchronously (empty: no nudge; the scaler waits for its schedule or alarm)"},
 
 		// AWS SDK.
 		{Name: AWSRegion, Env: "AWS_REGION", Kind: String, For: aws,
@@ -210,6 +214,8 @@ func All() []Setting {
 			Help: "EC2 endpoint URL"},
 		{Name: CloudWatchEndpoint, Env: "AWS_ENDPOINT_URL_CLOUDWATCH", Kind: String, For: aws, Check: absoluteURL,
 			Help: "CloudWatch endpoint URL"},
+		{Name: LambdaEndpoint, Env: "AWS_ENDPOINT_URL_LAMBDA", Kind: String, For: []Command{Webtier}, Check: absoluteURL,
+			Help: "Lambda endpoint URL (the scaler nudge)"},
 		{Name: S3PathStyle, Env: "FACEFLEET_S3_PATH_STYLE", Kind: Bool, Default: "false", For: aws,
 			Help: "address S3 buckets path-style (emulators on 127.0.0.1 need it)"},
 		{Name: AWSMaxAttempts, Env: "FACEFLEET_AWS_MAX_ATTEMPTS", Kind: Int, Default: "0", Min: "0", Max: "20", For: aws,

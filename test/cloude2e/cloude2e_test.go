@@ -223,12 +223,40 @@ func TestCloudE2E(t *testing.T) {
 	}()
 	live := func() int { return fake.Count("pending") + fake.Count("running") + fake.Count("stopping") }
 
+	// The scaler: functions/scaler's bootstrap, built as SAM builds it, under the
+	// Lambda Runtime Interface Emulator, with the SQS, EC2 and CloudWatch adapters
+	// pointed at fauxqs, the fake EC2 and the fake CloudWatch.
+	fn := lambdatest.Start(t, lambdatest.Options{
+		Timeout: 3 * time.Second,
+		Env: map[string]string{
+			"AWS_REGION":                  awstest.Region,
+			"AWS_ENDPOINT_URL_SQS":        s.Endpoint,
+			"AWS_ENDPOINT_URL_EC2":        ec2URL,
+			"AWS_ENDPOINT_URL_CLOUDWATCH": cwURL,
+			scalerfn.EnvQueueURL:          reqQ.URL,
+			scalerfn.EnvLaunchTemplateID:  templateID,
+			scalerfn.EnvTagKey:            tagKey,
+			scalerfn.EnvTagValue:          tagValue,
+			scalerfn.EnvMaxInstances:      strconv.Itoa(maxInstances),
+			scalerfn.EnvInterval:          "500ms",
+			scalerfn.EnvMargin:            "300ms",
+			"FACEFLEET_METRICS_NAMESPACE": "facefleet-e2e",
+		},
+	})
+	// Lambda's side of the invoke API: one invocation at a time (reserved
+	// concurrency 1), InvocationType Event queued and answered 202.
+	lf := &lambdaFront{fn: fn}
+	front := httptest.NewServer(lf)
+	defer func() { front.Close(); lf.wait() }()
+
 	// The web tier, on a free loopback port.
 	port, err := awstest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	web, err := startProc(t, "webtier", bin, env, "webtier", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-poll-wait", "1s", "-log-level", "warn")
+	web, err := startProc(t, "webtier", bin, env, "webtier", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-poll-wait", "1s", "-log-level", "warn",
+		// The nudge, as deployed: the web tier invokes the scaler asynchronously.
+		"-scaler-function", "function", "-lambda-endpoint", front.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,32 +282,12 @@ func TestCloudE2E(t *testing.T) {
 		return res.StatusCode == http.StatusOK
 	})
 
-	// The scaler: functions/scaler's bootstrap, built as SAM builds it, under the
-	// Lambda Runtime Interface Emulator, with the SQS, EC2 and CloudWatch adapters
-	// pointed at fauxqs, the fake EC2 and the fake CloudWatch.
-	fn := lambdatest.Start(t, lambdatest.Options{
-		Timeout: 3 * time.Second,
-		Env: map[string]string{
-			"AWS_REGION":                  awstest.Region,
-			"AWS_ENDPOINT_URL_SQS":        s.Endpoint,
-			"AWS_ENDPOINT_URL_EC2":        ec2URL,
-			"AWS_ENDPOINT_URL_CLOUDWATCH": cwURL,
-			scalerfn.EnvQueueURL:          reqQ.URL,
-			scalerfn.EnvLaunchTemplateID:  templateID,
-			scalerfn.EnvTagKey:            tagKey,
-			scalerfn.EnvTagValue:          tagValue,
-			scalerfn.EnvMaxInstances:      strconv.Itoa(maxInstances),
-			scalerfn.EnvInterval:          "500ms",
-			scalerfn.EnvMargin:            "300ms",
-			"FACEFLEET_METRICS_NAMESPACE": "facefleet-e2e",
-		},
-	})
 	scalerCtx, stopScaler := context.WithCancel(ctx)
 	scalerDone := make(chan struct{})
 	var scalerErrs atomic.Int64
 	go func() {
 		defer close(scalerDone)
-		runScaler(scalerCtx, t, fn, &scalerErrs)
+		runScaler(scalerCtx, t, lf, &scalerErrs)
 	}()
 	defer func() { stopScaler(); <-scalerDone }()
 
@@ -394,14 +402,20 @@ func TestCloudE2E(t *testing.T) {
 	if len(cw.Puts()) == 0 || len(cw.Bad()) > 0 {
 		t.Errorf("the scaler published %d metric batches, refused requests %v; want some and none", len(cw.Puts()), cw.Bad())
 	}
-	fmt.Printf("e2e: %d/%d correct, peak instances %d, p50 %d ms, p95 %d ms, fleet back to 0 in %.1f s, queues empty, %d instance boots\n",
+	if lf.events.Load() == 0 {
+		t.Error("the web tier never nudged the scaler (InvocationType Event invokes)")
+	}
+	fmt.Printf("e2e: %d/%d correct, peak instances %d, p50 %d ms, p95 %d ms, fleet back to 0 in %.1f s, queues empty, %d instance boots, %d nudges\n",
 		correct, uploads, peak.Load(), pct(latencies, 0.5).Milliseconds(), pct(latencies, 0.95).Milliseconds(),
-		backToZero.Seconds(), boots.Load())
+		backToZero.Seconds(), boots.Load(), lf.events.Load())
 }
 
 // runScaler invokes the scaler Lambda until ctx ends, as EventBridge's schedule
-// would (back to back here); each invoke loops its steps until its deadline.
-func runScaler(ctx context.Context, t *testing.T, fn *lambdatest.Function, failures *atomic.Int64) {
+// would (every second here, or right after the previous invoke when that ran
+// longer); each invoke loops its steps until its deadline, or returns after one
+// step when queue and fleet are empty.
+func runScaler(ctx context.Context, t *testing.T, fn *lambdaFront, failures *atomic.Int64) {
+	const every = time.Second
 	event, _ := json.Marshal(map[string]any{
 		"version": "0", "id": "e2e", "detail-type": "Scheduled Event", "source": "aws.events",
 		"account": "000000000000", "region": awstest.Region, "time": time.Now().UTC().Format(time.RFC3339),
@@ -409,9 +423,17 @@ func runScaler(ctx context.Context, t *testing.T, fn *lambdatest.Function, failu
 		"detail":    map[string]any{},
 	})
 	for ctx.Err() == nil {
+		start := time.Now()
 		res, err := fn.Invoke(ctx, event)
 		if ctx.Err() != nil {
 			return
+		}
+		if wait := every - time.Since(start); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
 		}
 		if err != nil || res.ErrorType != "" || res.Status != http.StatusOK {
 			failures.Add(1)
@@ -420,3 +442,47 @@ func runScaler(ctx context.Context, t *testing.T, fn *lambdatest.Function, failu
 		}
 	}
 }
+
+// lambdaFront stands where Lambda's Invoke API stands for the web tier: RIE runs
+// one invocation at a time and fails a concurrent one, so invokes are serialised
+// here (as reserved concurrency 1 does), and an InvocationType Event invoke is
+// answered 202 at once and run when the function is free (Lambda's async
+// queue). Not modelled: the queue's retry backoff and maximum event age, IAM.
+type lambdaFront struct {
+	fn     *lambdatest.Function
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	events atomic.Int64
+}
+
+func (f *lambdaFront) Invoke(ctx context.Context, payload []byte) (lambdatest.Response, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fn.Invoke(ctx, payload)
+}
+
+func (f *lambdaFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 256<<10))
+	switch {
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	case r.Method != http.MethodPost || r.URL.Path != "/2015-03-31/functions/function/invocations":
+		http.Error(w, "not the scaler's invoke path: "+r.URL.Path, http.StatusNotFound)
+		return
+	case r.Header.Get("X-Amz-Invocation-Type") != "Event":
+		http.Error(w, "only InvocationType Event is expected from the web tier", http.StatusBadRequest)
+		return
+	}
+	f.events.Add(1)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = f.Invoke(ctx, body)
+	}()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (f *lambdaFront) wait() { f.wg.Wait() }

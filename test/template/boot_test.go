@@ -97,7 +97,7 @@ func subValue(t *testing.T, tpl map[string]any, name string) string {
 		}
 		t.Fatalf("parameter %s has no default", name)
 	}
-	if _, ok := at(tpl, "Resources", name).(map[string]any); ok {
+	if res, _, _ := strings.Cut(name, "."); at(tpl, "Resources", res) != nil { // ${R} or ${R.Attr}
 		return "res-" + strings.ReplaceAll(name, ".", "-")
 	}
 	t.Fatalf("${%s} does not resolve", name)

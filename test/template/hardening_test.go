@@ -36,7 +36,8 @@ var needs = map[string][]grant{
 		{"sqs:ReceiveMessage", "RequestDLQ"},               // dead-letter reporting
 		{"sqs:DeleteMessage", "RequestDLQ"},                //
 		{"sqs:GetQueueAttributes", "RequestDLQ"},           //
-		{"ec2:DescribeInstances", "*"},                     // /v1/status fleet view
+		{"ec2:DescribeInstances", "*"},                     // /v1/status fleet view; is a worker up before a nudge
+		{"lambda:InvokeFunction", "ScalerFunction"},        // the scaler nudge (internal/scalernudge)
 		{"s3:GetObject", "${Bucket}/${ArtifactsPrefix}*"},  // facefleet-sync (HeadObject, GetObject)
 	},
 	"AppRole": {
