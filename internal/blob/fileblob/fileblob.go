@@ -6,6 +6,11 @@
 // one JSON header line (content type, ETag, size, modification time) followed by
 // the bytes, so a Put is one temp-file-plus-rename and a reader sees the old or
 // the new object with its own metadata, never a mix.
+//
+// Durability: a Put returns once its file, the rename and any folder it created
+// are synced. Concurrent Puts share one round of syncs (group commit, as
+// databases do with their log), so a burst of writes costs a few journal commits
+// rather than one per object.
 package fileblob
 
 import (
@@ -20,6 +25,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/facefleet/facefleet/internal/blob"
@@ -51,7 +59,7 @@ type header struct {
 
 // Options tune a store; the zero value is the safe default.
 type Options struct {
-	// NoSync skips the fsync before each rename. Writes stay atomic for readers,
+	// NoSync skips the fsyncs of files and folders. Writes stay atomic for readers,
 	// but a machine crash may leave an empty or missing object; use it for
 	// scratch data and tests only (it makes a 64 KiB Put several times faster).
 	NoSync bool
@@ -60,8 +68,9 @@ type Options struct {
 // Store keeps objects under one folder. It is safe for concurrent use, also by
 // several processes on the same folder (writes are renames).
 type Store struct {
-	root string
-	sync bool
+	root    string
+	sync    bool
+	commits *committer
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -86,7 +95,7 @@ func New(dir string, opts ...Options) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("fileblob: creating data folder %q: %w", abs, err)
 	}
-	return &Store{root: abs, sync: !o.NoSync}, nil
+	return &Store{root: abs, sync: !o.NoSync, commits: &committer{}}, nil
 }
 
 // Dir is the store's folder.
@@ -113,7 +122,10 @@ func (s *Store) path(key string) (string, error) {
 	return filepath.Join(parts...), nil
 }
 
-// Put writes the object atomically (temp file in the same folder, fsync, rename).
+// Put writes the object atomically: a temp file in the same folder, renamed over
+// the key's file. With syncing on (the default) Put returns only once the data,
+// the rename and any folders it created are durable; concurrent Puts share the
+// syncs (group commit, see committer).
 func (s *Store) Put(ctx context.Context, key string, data []byte, contentType string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -131,12 +143,23 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 		return "", fmt.Errorf("fileblob: encoding header of %q: %w", key, err)
 	}
 	line = append(line, '\n')
-	// A concurrent Delete may prune the folder between MkdirAll and CreateTemp;
+	// A concurrent Delete may prune the folder between mkdirAll and CreateTemp;
 	// try again a few times before giving up.
+	var w *pending
 	for attempt := 0; ; attempt++ {
-		err = writeAtomic(p, line, data, s.sync)
+		w, err = writeTemp(p, line, data, s.sync)
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
 			break
+		}
+	}
+	if err == nil {
+		if s.sync {
+			err = s.commits.commit(w)
+		} else {
+			err = os.Rename(w.tmp, w.final)
+			if err != nil {
+				_ = os.Remove(w.tmp)
+			}
 		}
 	}
 	if err != nil {
@@ -145,14 +168,17 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 	return h.ETag, nil
 }
 
-func writeAtomic(p string, head, data []byte, sync bool) (err error) {
+// writeTemp creates the temp file beside p and writes the object into it. With
+// keepOpen the file stays open for the commit's fsync.
+func writeTemp(p string, head, data []byte, keepOpen bool) (w *pending, err error) {
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	created, err := mkdirAll(dir)
+	if err != nil {
+		return nil, err
 	}
 	f, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -161,23 +187,195 @@ func writeAtomic(p string, head, data []byte, sync bool) (err error) {
 		}
 	}()
 	if _, err = f.Write(head); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if sync {
-		if err = f.Sync(); err != nil {
-			return err
-		}
+		return nil, err
 	}
 	if err = f.Chmod(0o644); err != nil {
-		return err
+		return nil, err
 	}
-	if err = f.Close(); err != nil {
-		return err
+	w = &pending{tmp: f.Name(), final: p, dirs: []string{dir}}
+	// A folder made here is durable only once its parent is synced too.
+	for _, d := range created {
+		w.dirs = append(w.dirs, filepath.Dir(d))
 	}
-	return os.Rename(f.Name(), p)
+	if keepOpen {
+		w.f = f
+		return w, nil
+	}
+	return w, f.Close()
+}
+
+// mkdirAll is os.MkdirAll that also returns the folders it created, outermost
+// first.
+func mkdirAll(dir string) ([]string, error) {
+	if st, err := os.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return nil, &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil, nil
+	}
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		missing = append(missing, d)
+	}
+	var created []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		err := os.Mkdir(missing[i], 0o755)
+		switch {
+		case err == nil:
+			created = append(created, missing[i])
+		case errors.Is(err, fs.ErrExist):
+			// Made meanwhile by a concurrent Put, whose commit syncs its parent.
+		default:
+			return nil, err
+		}
+	}
+	return created, nil
+}
+
+// pending is one Put waiting for its commit.
+type pending struct {
+	f          *os.File // the temp file, open until synced
+	tmp, final string
+	dirs       []string  // folders to sync after the rename
+	err        error     // the commit's outcome for this write
+	wake       chan bool // true: lead the next commit; false: done (err set)
+}
+
+// committer is a group commit: a Put whose temp file is written queues itself;
+// if no commit is running it leads one, taking every queued write, syncing their
+// files at once, renaming them in arrival order and syncing each folder touched
+// once. Writes that arrive meanwhile wait and the first of them leads the next
+// commit, so one round of syncs covers every write that arrived during the
+// previous one, and no Put returns before its own data is durable.
+type committer struct {
+	mu    sync.Mutex
+	queue []*pending
+	busy  bool
+}
+
+// syncParallel bounds the fsyncs one commit runs at once.
+const syncParallel = 16
+
+func (c *committer) commit(w *pending) error {
+	w.wake = make(chan bool, 1)
+	c.mu.Lock()
+	c.queue = append(c.queue, w)
+	lead := !c.busy
+	c.busy = true
+	c.mu.Unlock()
+	if !lead && !<-w.wake {
+		return w.err
+	}
+	c.mu.Lock()
+	batch := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	commitBatch(batch)
+	for _, o := range batch {
+		if o != w {
+			o.wake <- false
+		}
+	}
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		next := c.queue[0]
+		c.mu.Unlock()
+		next.wake <- true
+	} else {
+		c.busy = false
+		c.mu.Unlock()
+	}
+	return w.err
+}
+
+// commitBatch makes the batch durable: file data, then renames, then folders.
+func commitBatch(batch []*pending) {
+	parallel(len(batch), func(i int) {
+		w := batch[i]
+		if err := w.f.Sync(); err != nil {
+			w.err = fmt.Errorf("syncing %s: %w", w.tmp, err)
+		}
+		if err := w.f.Close(); err != nil && w.err == nil {
+			w.err = err
+		}
+		if w.err != nil {
+			_ = os.Remove(w.tmp)
+		}
+	})
+	dirs := map[string][]*pending{}
+	var order []string
+	for _, w := range batch {
+		if w.err != nil {
+			continue
+		}
+		if err := os.Rename(w.tmp, w.final); err != nil {
+			w.err = err
+			_ = os.Remove(w.tmp)
+			continue
+		}
+		for _, d := range w.dirs {
+			if _, ok := dirs[d]; !ok {
+				order = append(order, d)
+			}
+			dirs[d] = append(dirs[d], w)
+		}
+	}
+	errs := make([]error, len(order))
+	parallel(len(order), func(i int) { errs[i] = syncDir(order[i]) })
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		for _, w := range dirs[order[i]] {
+			if w.err == nil {
+				w.err = err
+			}
+		}
+	}
+}
+
+// syncDir makes a folder's entries durable. A folder gone meanwhile (a
+// concurrent Delete pruned it) has nothing left to sync.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("opening folder %s to sync it: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("syncing folder %s: %w", dir, err)
+	}
+	return nil
+}
+
+// parallel runs f(0..n-1) on up to syncParallel goroutines.
+func parallel(n int, f func(int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, syncParallel) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // readHeader parses the header line; it leaves r at the first data byte.
