@@ -21,9 +21,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -176,7 +178,7 @@ func writeTemp(p string, head, data []byte, keepOpen bool) (w *pending, err erro
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	f, err := createTemp(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -186,13 +188,14 @@ func writeTemp(p string, head, data []byte, keepOpen bool) (w *pending, err erro
 			_ = os.Remove(f.Name())
 		}
 	}()
-	if _, err = f.Write(head); err != nil {
-		return nil, err
+	// One write for a small object: every syscall counts at one file per write.
+	if len(data) <= smallObject {
+		buf := make([]byte, 0, len(head)+len(data))
+		_, err = f.Write(append(append(buf, head...), data...))
+	} else if _, err = f.Write(head); err == nil {
+		_, err = f.Write(data)
 	}
-	if _, err = f.Write(data); err != nil {
-		return nil, err
-	}
-	if err = f.Chmod(0o644); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	w = &pending{tmp: f.Name(), final: p, dirs: []string{dir}}
@@ -205,6 +208,21 @@ func writeTemp(p string, head, data []byte, keepOpen bool) (w *pending, err erro
 		return w, nil
 	}
 	return w, f.Close()
+}
+
+// smallObject is the size up to which header and data go out in one write.
+const smallObject = 256 << 10
+
+// createTemp is os.CreateTemp with the object's final mode (0644 less the
+// umask) set at creation rather than by a chmod afterwards.
+func createTemp(dir string) (*os.File, error) {
+	for range 100 {
+		f, err := os.OpenFile(filepath.Join(dir, tmpPrefix+strconv.FormatUint(rand.Uint64(), 36)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("creating a temp file in %s: 100 random names taken", dir)
 }
 
 // mkdirAll is os.MkdirAll that also returns the folders it created, outermost
@@ -488,7 +506,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]blob.Attributes, err
 			}
 			return nil
 		}
-		// Temp files (".tmp-<digits>") never end in ".obj"; a key may start with ".tmp-".
+		// Temp files (".tmp-<base-36 digits>") never end in ".obj"; a key may start with ".tmp-".
 		if !d.Type().IsRegular() || !strings.HasSuffix(name, objSuffix) {
 			return nil
 		}
