@@ -73,6 +73,7 @@ type Store struct {
 	root    string
 	sync    bool
 	commits *committer
+	fresh   *freshDirs
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -97,7 +98,7 @@ func New(dir string, opts ...Options) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("fileblob: creating data folder %q: %w", abs, err)
 	}
-	return &Store{root: abs, sync: !o.NoSync, commits: &committer{}}, nil
+	return &Store{root: abs, sync: !o.NoSync, commits: &committer{}, fresh: &freshDirs{n: map[string]int{}}}, nil
 }
 
 // Dir is the store's folder.
@@ -149,7 +150,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 	// try again a few times before giving up.
 	var w *pending
 	for attempt := 0; ; attempt++ {
-		w, err = writeTemp(p, line, data, s.sync)
+		w, err = s.writeTemp(p, line, data)
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
 			break
 		}
@@ -157,6 +158,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 	if err == nil {
 		if s.sync {
 			err = s.commits.commit(w)
+			s.fresh.done(w.created)
 		} else {
 			err = os.Rename(w.tmp, w.final)
 			if err != nil {
@@ -170,13 +172,26 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 	return h.ETag, nil
 }
 
-// writeTemp creates the temp file beside p and writes the object into it. With
-// keepOpen the file stays open for the commit's fsync.
-func writeTemp(p string, head, data []byte, keepOpen bool) (w *pending, err error) {
+// writeTemp creates the temp file beside p and writes the object into it. When
+// syncing, the file stays open for the commit's fsync, and the folders whose
+// entries the commit must sync are listed: p's own, the parent of each folder
+// made here, and the parent of each folder above p that another Put made and
+// has not synced yet (else this Put could be acknowledged in an earlier commit
+// than the one that makes its folder durable).
+func (s *Store) writeTemp(p string, head, data []byte) (w *pending, err error) {
 	dir := filepath.Dir(p)
 	created, err := mkdirAll(dir)
 	if err != nil {
 		return nil, err
+	}
+	var unsynced []string
+	if s.sync {
+		unsynced = s.fresh.add(created, dir, s.root)
+		defer func() {
+			if err != nil {
+				s.fresh.done(created)
+			}
+		}()
 	}
 	f, err := createTemp(dir)
 	if err != nil {
@@ -199,15 +214,53 @@ func writeTemp(p string, head, data []byte, keepOpen bool) (w *pending, err erro
 		return nil, err
 	}
 	w = &pending{tmp: f.Name(), final: p, dirs: []string{dir}}
-	// A folder made here is durable only once its parent is synced too.
-	for _, d := range created {
+	if !s.sync {
+		return w, f.Close()
+	}
+	w.f, w.created = f, created
+	for _, d := range unsynced {
 		w.dirs = append(w.dirs, filepath.Dir(d))
 	}
-	if keepOpen {
-		w.f = f
-		return w, nil
+	return w, nil
+}
+
+// freshDirs counts the folders this store made whose entry in their parent no
+// commit has synced yet. Another process writing to the same folder is not
+// covered: its fresh folders look old here.
+type freshDirs struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// add records created and returns the folders from dir up to (not including)
+// root that are fresh, created among them.
+func (f *freshDirs) add(created []string, dir, root string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range created {
+		f.n[d]++
 	}
-	return w, f.Close()
+	var out []string
+	for d := dir; d != root && len(d) > len(root); d = filepath.Dir(d) {
+		if f.n[d] > 0 {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// done forgets created once the commit that synced their parents has run.
+func (f *freshDirs) done(created []string) {
+	if len(created) == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range created {
+		if f.n[d]--; f.n[d] <= 0 {
+			delete(f.n, d)
+		}
+	}
 }
 
 // smallObject is the size up to which header and data go out in one write.
@@ -261,6 +314,7 @@ type pending struct {
 	f          *os.File // the temp file, open until synced
 	tmp, final string
 	dirs       []string  // folders to sync after the rename
+	created    []string  // folders this write made
 	err        error     // the commit's outcome for this write
 	wake       chan bool // true: lead the next commit; false: done (err set)
 }
