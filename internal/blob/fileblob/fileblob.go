@@ -70,10 +70,11 @@ type Options struct {
 // Store keeps objects under one folder. It is safe for concurrent use, also by
 // several processes on the same folder (writes are renames).
 type Store struct {
-	root    string
-	sync    bool
-	commits *committer
-	fresh   *freshDirs
+	root string
+	sync bool
+	// files syncs and renames temp files; dirs then syncs their folders.
+	files, dirs *committer
+	fresh       *freshDirs
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -98,7 +99,7 @@ func New(dir string, opts ...Options) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("fileblob: creating data folder %q: %w", abs, err)
 	}
-	return &Store{root: abs, sync: !o.NoSync, commits: &committer{}, fresh: &freshDirs{n: map[string]int{}}}, nil
+	return &Store{root: abs, sync: !o.NoSync, files: &committer{run: syncFiles}, dirs: &committer{run: syncDirs}, fresh: &freshDirs{n: map[string]int{}}}, nil
 }
 
 // Dir is the store's folder.
@@ -157,7 +158,9 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 	}
 	if err == nil {
 		if s.sync {
-			err = s.commits.commit(w)
+			if err = s.files.commit(w); err == nil {
+				err = s.dirs.commit(w)
+			}
 			s.fresh.done(w.created)
 		} else {
 			err = os.Rename(w.tmp, w.final)
@@ -319,16 +322,19 @@ type pending struct {
 	wake       chan bool // true: lead the next commit; false: done (err set)
 }
 
-// committer is a group commit: a Put whose temp file is written queues itself;
-// if no commit is running it leads one, taking every queued write, syncing their
-// files at once, renaming them in arrival order and syncing each folder touched
-// once. Writes that arrive meanwhile wait and the first of them leads the next
-// commit, so one round of syncs covers every write that arrived during the
-// previous one, and no Put returns before its own data is durable.
+// committer is a group commit: a write queues itself; if no commit is running
+// it leads one, taking every queued write, and writes that arrive meanwhile wait
+// and the first of them leads the next commit, so one round of syncs covers
+// every write that arrived during the previous one, and no write returns before
+// its own round. A Put goes through two: files (sync every temp file at once,
+// then rename them in arrival order) and dirs (sync each folder touched once).
+// Being separate, the folder syncs of one round overlap the file syncs of the
+// next, which the file system's journal can then commit together.
 type committer struct {
 	mu    sync.Mutex
 	queue []*pending
 	busy  bool
+	run   func([]*pending) // sets err of the writes it fails
 }
 
 // syncParallel bounds the fsyncs one commit runs at once.
@@ -348,7 +354,7 @@ func (c *committer) commit(w *pending) error {
 	batch := c.queue
 	c.queue = nil
 	c.mu.Unlock()
-	commitBatch(batch)
+	c.run(batch)
 	for _, o := range batch {
 		if o != w {
 			o.wake <- false
@@ -366,8 +372,8 @@ func (c *committer) commit(w *pending) error {
 	return w.err
 }
 
-// commitBatch makes the batch durable: file data, then renames, then folders.
-func commitBatch(batch []*pending) {
+// syncFiles syncs the batch's temp files at once, then renames them in order.
+func syncFiles(batch []*pending) {
 	parallel(len(batch), func(i int) {
 		w := batch[i]
 		if err := w.f.Sync(); err != nil {
@@ -380,8 +386,6 @@ func commitBatch(batch []*pending) {
 			_ = os.Remove(w.tmp)
 		}
 	})
-	dirs := map[string][]*pending{}
-	var order []string
 	for _, w := range batch {
 		if w.err != nil {
 			continue
@@ -389,8 +393,15 @@ func commitBatch(batch []*pending) {
 		if err := os.Rename(w.tmp, w.final); err != nil {
 			w.err = err
 			_ = os.Remove(w.tmp)
-			continue
 		}
+	}
+}
+
+// syncDirs syncs each folder the batch's renames and new folders touched, once.
+func syncDirs(batch []*pending) {
+	dirs := map[string][]*pending{}
+	var order []string
+	for _, w := range batch {
 		for _, d := range w.dirs {
 			if _, ok := dirs[d]; !ok {
 				order = append(order, d)
@@ -434,7 +445,7 @@ func syncDir(dir string) error {
 
 // parallel runs f(0..n-1) on up to syncParallel goroutines.
 func parallel(n int, f func(int)) {
-	if n == 1 {
+	if n <= 1 {
 		f(0)
 		return
 	}
