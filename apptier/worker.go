@@ -89,7 +89,13 @@ type Options struct {
 	// RetryBackoff is the first retry delay after a transient error; it doubles per
 	// receive up to VisibilityTimeout (default 1 s).
 	RetryBackoff time.Duration
-	Logger       *slog.Logger
+	// MaxTails bounds the images whose tail (store the result, answer, delete the
+	// request) runs while the worker goes on with the next ones (default 4). A
+	// store that syncs (fileblob) takes longer than an analysis under load; with
+	// several tails outstanding the engine does not wait for it, and their writes
+	// share the store's group commit. 1 waits for each tail before the next.
+	MaxTails int
+	Logger   *slog.Logger
 }
 
 // Worker processes requests one at a time. It is not safe for concurrent Run calls;
@@ -138,6 +144,9 @@ func New(o Options) (*Worker, error) {
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = time.Second
 	}
+	if o.MaxTails <= 0 {
+		o.MaxTails = 4
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -148,22 +157,18 @@ func New(o Options) (*Worker, error) {
 // and returns nil: a drain) or until IdleTimeout passes without work (returns nil:
 // the instance stops itself). It returns an error only when it cannot go on.
 //
-// Run overlaps the tail of one image (storing the result, answering, deleting the
+// Run overlaps the tails of images (storing the result, answering, deleting the
 // request) with the receive, fetch and analysis of the next, so the engine does
-// not wait for the store's fsync; at most one tail is outstanding, so a slow
-// store still holds the worker back. Every request is still acknowledged only
-// after its result is stored and its answer sent.
+// not wait for the store's fsync; at most MaxTails tails are outstanding, so a
+// slow store still holds the worker back. Every request is still acknowledged
+// only after its result is stored and its answer sent.
 func (w *Worker) Run(ctx context.Context) error {
 	started := time.Now()
 	lastWork := started
 	failures := 0
-	var tail chan struct{} // closed when the previous image's tail is done
-	waitTail := func() {
-		if tail != nil {
-			<-tail
-			tail = nil
-		}
-	}
+	slots := make(chan struct{}, w.o.MaxTails) // one per outstanding tail
+	var tails sync.WaitGroup
+	waitTail := tails.Wait
 	defer waitTail()
 	for {
 		if ctx.Err() != nil {
@@ -195,14 +200,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		for _, m := range msgs {
 			// The image in hand is finished even when a drain was asked for.
 			finish := w.start(context.WithoutCancel(ctx), m)
-			waitTail()
 			if finish != nil {
-				done := make(chan struct{})
-				tail = done
-				go func() {
-					defer close(done)
+				slots <- struct{}{}
+				tails.Go(func() {
+					defer func() { <-slots }()
 					finish()
-				}()
+				})
 			}
 			lastWork = time.Now()
 		}

@@ -344,31 +344,42 @@ func (g *gatedBlob) Put(ctx context.Context, key string, data []byte, ct string)
 }
 
 func TestWorkerOverlapsStoreWithNextImageButAnswersOnlyAfterStore(t *testing.T) {
+	for _, tails := range []int{1, 3} {
+		t.Run(fmt.Sprintf("MaxTails=%d", tails), func(t *testing.T) { testOverlap(t, tails) })
+	}
+}
+
+// testOverlap holds every result store: tails images are analysed and wait for
+// their store while one more is analysed, and the rest wait for a free tail.
+func testOverlap(t *testing.T, tails int) {
 	gate := &gatedBlob{Store: memblob.New(), open: make(chan struct{})}
-	r := newRig(t, func(o *apptier.Options) { o.Outputs = gate })
-	r.send(t, "a", "a.jpg", "face", protocol.Recognize)
-	r.send(t, "b", "b.jpg", "face", protocol.Recognize)
-	r.send(t, "c", "c.jpg", "face", protocol.Recognize)
+	r := newRig(t, func(o *apptier.Options) { o.Outputs = gate; o.MaxTails = tails })
+	var ids []string
+	for i := range tails + 2 {
+		id := string(rune('a' + i))
+		ids = append(ids, id)
+		r.send(t, id, id+".jpg", "face", protocol.Recognize)
+	}
 	done := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	go func() { done <- r.w.Run(ctx) }()
 
-	// a's store is held: b is analysed meanwhile, c waits (one tail at most).
-	for deadline := time.Now().Add(5 * time.Second); r.eng.Calls() < 2; {
+	// The stores are held: one more image is analysed meanwhile, the last waits.
+	for deadline := time.Now().Add(5 * time.Second); r.eng.Calls() < tails+1; {
 		if time.Now().After(deadline) {
-			t.Fatalf("the next image was not analysed while a result was being stored (calls %d)", r.eng.Calls())
+			t.Fatalf("the next image was not analysed while results were being stored (calls %d)", r.eng.Calls())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n := r.eng.Calls(); n != 2 {
-		t.Fatalf("engine calls = %d while one store is held, want 2 (at most one outstanding tail)", n)
+	if n := r.eng.Calls(); n != tails+1 {
+		t.Fatalf("engine calls = %d while the stores are held, want %d (at most %d outstanding tails)", n, tails+1, tails)
 	}
 	if n := counts(t, r.resp); n.Visible != 0 {
 		t.Fatalf("%d answers sent before their results were stored", n.Visible)
 	}
-	if n := counts(t, r.req); n.Visible+n.InFlight != 3 {
+	if n := counts(t, r.req); n.Visible+n.InFlight != len(ids) {
 		t.Fatalf("requests deleted before their results were stored: %+v", n)
 	}
 	close(gate.open)
@@ -376,7 +387,7 @@ func TestWorkerOverlapsStoreWithNextImageButAnswersOnlyAfterStore(t *testing.T) 
 		t.Fatalf("Run = %v (ctx %v), want an idle stop", err, ctx.Err())
 	}
 	got := r.responses(t)
-	for _, id := range []string{"a", "b", "c"} {
+	for _, id := range ids {
 		if got[id].Error != nil || got[id].Name != engine.Unknown {
 			t.Errorf("answer %s = %+v", id, got[id])
 		}

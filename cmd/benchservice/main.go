@@ -204,6 +204,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	url := "http://" + ln.Addr().String()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000, MaxConnsPerHost: 1000}}
 
+	// The first answer from zero instances (the fleet starts empty): the
+	// scaler's reaction, an instance's start and one analysis. Nobody is
+	// enrolled yet, so the name is not checked.
+	t0 := time.Now()
+	body, err := call(ctx, client, http.MethodPost, url+"/v1/recognize", "first_"+filepath.Base(imgs[0].Path), data[0])
+	if err != nil {
+		return fmt.Errorf("first request: %w", err)
+	}
+	first := time.Since(t0)
+	var fr webtier.RecognizeResult
+	if err := json.Unmarshal(body, &fr); err != nil {
+		return err
+	}
+
 	// Enroll two photos per person, then warm the fleet up to its size.
 	enrolled := map[string]int{}
 	for i, im := range imgs {
@@ -241,6 +255,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopProfiles()
 	fmt.Fprintf(stdout, "engine alone: %d images, %.1f images/s, %.2f ms CPU per image\n", n, float64(n)/eBefore.wall.Seconds(), ms(eBefore.self)/float64(n))
+	fmt.Fprintf(stdout, "first answer from zero instances: %.0f ms (queued %.0f ms, inference %.0f ms)\n", ms(first), fr.Timings.QueuedMS, fr.Timings.InferenceMS)
 	fmt.Fprintf(stdout, "sequential %d: overhead p50 %.2f ms p95 %.2f ms (no contention)\n\n", *seqN, loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95))
 	fmt.Fprintln(stdout, "| burst | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")

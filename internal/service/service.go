@@ -72,6 +72,7 @@ type Config struct {
 	MaxReceives       int           // redrive to the dead-letter queue after this many receives (default 3)
 	RetryBackoff      time.Duration // first retry delay after a transient failure (default 1 s)
 	WorkerWait        time.Duration // worker long-poll wait (default 5 s)
+	MaxTails          int           // results a worker stores in the background (default 4)
 	ScaleEvery        time.Duration // scaling controller period (default 1 s)
 	Policy            scaling.Policy
 	GalleryCheckEvery time.Duration // workers' gallery ETag check period (default 2 s)
@@ -173,7 +174,7 @@ func New(cfg Config) (*Service, error) {
 		GalleryKey: GalleryKey, Limits: cfg.Limits, MaxReceives: cfg.MaxReceives, StatusTTL: cfg.StatusTTL,
 		Analyzer: cfg.Analyzer, Threshold: cfg.Threshold, GalleryCheckEvery: cfg.GalleryCheckEvery, WorkerWait: cfg.WorkerWait,
 		IdleTimeout: cfg.IdleTimeout, MinLifetime: cfg.MinLifetime, VisibilityTimeout: cfg.VisibilityTimeout,
-		RetryBackoff: cfg.RetryBackoff, Logger: cfg.Logger,
+		RetryBackoff: cfg.RetryBackoff, MaxTails: cfg.MaxTails, Logger: cfg.Logger,
 	}
 	if s.Web, err = NewWebTier(s.backend, s.tiers); err != nil {
 		return nil, fmt.Errorf("service: %w", err)

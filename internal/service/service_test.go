@@ -121,4 +121,7 @@ func TestTiersFromSettings(t *testing.T) {
 	if ta.IdleTimeout != 0 || ta.WorkerWait != 5*time.Second || tw.PollWait != 10*time.Second || ta.Threshold != 0.6 {
 		t.Errorf("apptier %+v, webtier poll %s", ta, tw.PollWait)
 	}
+	if ta.MaxTails != 4 || tu.MaxTails != 4 || tw.MaxTails != 0 {
+		t.Errorf("max tails: apptier %d, up %d, webtier %d; want 4, 4 and unset", ta.MaxTails, tu.MaxTails, tw.MaxTails)
+	}
 }

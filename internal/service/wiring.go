@@ -56,6 +56,7 @@ type Tiers struct {
 	Threshold         float64
 	GalleryCheckEvery time.Duration
 	WorkerWait        time.Duration
+	MaxTails          int // results stored in the background per worker (default 4)
 	// IdleTimeout: a worker with no work this long returns (0: never).
 	IdleTimeout       time.Duration
 	MinLifetime       time.Duration
@@ -100,6 +101,7 @@ func TiersFromSettings(v *settings.Values) Tiers {
 		t.Threshold = v.Float(settings.Threshold)
 	}
 	dur(settings.WorkerWait, &t.WorkerWait)
+	num(settings.MaxTails, &t.MaxTails)
 	dur(settings.IdleTimeout, &t.IdleTimeout)
 	dur(settings.MinLifetime, &t.MinLifetime)
 	dur(settings.VisibilityTimeout, &t.VisibilityTimeout)
@@ -150,6 +152,6 @@ func NewWorker(b Backend, t Tiers, id string) (*apptier.Worker, error) {
 		ID: id, Requests: b.Requests, Responses: b.Responses, ReplyQueue: b.ReplyQueue, Inputs: b.Inputs, Outputs: b.Outputs,
 		Analyzer: t.Analyzer, GalleryKey: t.GalleryKey, Threshold: t.Threshold,
 		GalleryCheckEvery: t.GalleryCheckEvery, WaitTime: t.WorkerWait, IdleTimeout: t.IdleTimeout, MinLifetime: t.MinLifetime,
-		VisibilityTimeout: vis, RetryBackoff: t.RetryBackoff, Logger: t.logger().With("component", "apptier"),
+		VisibilityTimeout: vis, RetryBackoff: t.RetryBackoff, MaxTails: t.MaxTails, Logger: t.logger().With("component", "apptier"),
 	})
 }

@@ -39,6 +39,7 @@ const (
 	Policy             = "policy"
 	Workers            = "workers"
 	WorkerWait         = "worker-wait"
+	MaxTails           = "max-tails"
 	SelfStop           = "self-stop"
 	InstanceID         = "instance-id"
 	IMDSEndpoint       = "imds-endpoint"
@@ -150,6 +151,8 @@ func All() []Setting {
 			Help: "...but never sooner than this after it started (EC2 bills 60 s per start)"},
 		{Name: Workers, Env: "FACEFLEET_WORKERS", Kind: Int, Default: "1", Min: "1", Max: "64", For: []Command{Apptier},
 			Help: "worker loops in this process, sharing one engine (one per vCPU on AWS)"},
+		{Name: MaxTails, Env: "FACEFLEET_MAX_TAILS", Kind: Int, Default: "4", Min: "1", Max: "64", For: workers,
+			Help: "results a worker stores, answers and deletes while it analyses the next images (1: it waits for each)"},
 		{Name: WorkerWait, Env: "FACEFLEET_WORKER_WAIT", Kind: Duration, Default: "5s", Min: "1s", Max: "20s", For: []Command{Apptier},
 			Aliases: []string{"wait"},
 			Help:    "request queue long-poll wait"},

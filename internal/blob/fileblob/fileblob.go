@@ -6,6 +6,11 @@
 // one JSON header line (content type, ETag, size, modification time) followed by
 // the bytes, so a Put is one temp-file-plus-rename and a reader sees the old or
 // the new object with its own metadata, never a mix.
+//
+// Durability: a Put returns once its file, the rename and any folder it created
+// are synced. Concurrent Puts share one round of syncs (group commit, as
+// databases do with their log), so a burst of writes costs a few journal commits
+// rather than one per object.
 package fileblob
 
 import (
@@ -16,10 +21,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/facefleet/facefleet/internal/blob"
@@ -51,7 +61,7 @@ type header struct {
 
 // Options tune a store; the zero value is the safe default.
 type Options struct {
-	// NoSync skips the fsync before each rename. Writes stay atomic for readers,
+	// NoSync skips the fsyncs of files and folders. Writes stay atomic for readers,
 	// but a machine crash may leave an empty or missing object; use it for
 	// scratch data and tests only (it makes a 64 KiB Put several times faster).
 	NoSync bool
@@ -62,6 +72,9 @@ type Options struct {
 type Store struct {
 	root string
 	sync bool
+	// files syncs and renames temp files; dirs then syncs their folders.
+	files, dirs *committer
+	fresh       *freshDirs
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -86,7 +99,7 @@ func New(dir string, opts ...Options) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("fileblob: creating data folder %q: %w", abs, err)
 	}
-	return &Store{root: abs, sync: !o.NoSync}, nil
+	return &Store{root: abs, sync: !o.NoSync, files: &committer{run: syncFiles}, dirs: &committer{run: syncDirs}, fresh: &freshDirs{n: map[string]int{}}}, nil
 }
 
 // Dir is the store's folder.
@@ -113,7 +126,10 @@ func (s *Store) path(key string) (string, error) {
 	return filepath.Join(parts...), nil
 }
 
-// Put writes the object atomically (temp file in the same folder, fsync, rename).
+// Put writes the object atomically: a temp file in the same folder, renamed over
+// the key's file. With syncing on (the default) Put returns only once the data,
+// the rename and any folders it created are durable; concurrent Puts share the
+// syncs (group commit, see committer).
 func (s *Store) Put(ctx context.Context, key string, data []byte, contentType string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -131,12 +147,26 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 		return "", fmt.Errorf("fileblob: encoding header of %q: %w", key, err)
 	}
 	line = append(line, '\n')
-	// A concurrent Delete may prune the folder between MkdirAll and CreateTemp;
+	// A concurrent Delete may prune the folder between mkdirAll and CreateTemp;
 	// try again a few times before giving up.
+	var w *pending
 	for attempt := 0; ; attempt++ {
-		err = writeAtomic(p, line, data, s.sync)
+		w, err = s.writeTemp(p, line, data)
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
 			break
+		}
+	}
+	if err == nil {
+		if s.sync {
+			if err = s.files.commit(w); err == nil {
+				err = s.dirs.commit(w)
+			}
+			s.fresh.done(w.created)
+		} else {
+			err = os.Rename(w.tmp, w.final)
+			if err != nil {
+				_ = os.Remove(w.tmp)
+			}
 		}
 	}
 	if err != nil {
@@ -145,14 +175,30 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 	return h.ETag, nil
 }
 
-func writeAtomic(p string, head, data []byte, sync bool) (err error) {
+// writeTemp creates the temp file beside p and writes the object into it. When
+// syncing, the file stays open for the commit's fsync, and the folders whose
+// entries the commit must sync are listed: p's own, the parent of each folder
+// made here, and the parent of each folder above p that another Put made and
+// has not synced yet (else this Put could be acknowledged in an earlier commit
+// than the one that makes its folder durable).
+func (s *Store) writeTemp(p string, head, data []byte) (w *pending, err error) {
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	created, err := mkdirAll(dir)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	var unsynced []string
+	if s.sync {
+		unsynced = s.fresh.add(created, dir, s.root)
+		defer func() {
+			if err != nil {
+				s.fresh.done(created)
+			}
+		}()
+	}
+	f, err := createTemp(dir)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -160,24 +206,259 @@ func writeAtomic(p string, head, data []byte, sync bool) (err error) {
 			_ = os.Remove(f.Name())
 		}
 	}()
-	if _, err = f.Write(head); err != nil {
-		return err
+	// One write for a small object: every syscall counts at one file per write.
+	if len(data) <= smallObject {
+		buf := make([]byte, 0, len(head)+len(data))
+		_, err = f.Write(append(append(buf, head...), data...))
+	} else if _, err = f.Write(head); err == nil {
+		_, err = f.Write(data)
 	}
-	if _, err = f.Write(data); err != nil {
-		return err
+	if err != nil {
+		return nil, err
 	}
-	if sync {
-		if err = f.Sync(); err != nil {
-			return err
+	w = &pending{tmp: f.Name(), final: p, dirs: []string{dir}}
+	if !s.sync {
+		return w, f.Close()
+	}
+	w.f, w.created = f, created
+	for _, d := range unsynced {
+		w.dirs = append(w.dirs, filepath.Dir(d))
+	}
+	return w, nil
+}
+
+// freshDirs counts the folders this store made whose entry in their parent no
+// commit has synced yet. Another process writing to the same folder is not
+// covered: its fresh folders look old here.
+type freshDirs struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// add records created and returns the folders from dir up to (not including)
+// root that are fresh, created among them.
+func (f *freshDirs) add(created []string, dir, root string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range created {
+		f.n[d]++
+	}
+	var out []string
+	for d := dir; d != root && len(d) > len(root); d = filepath.Dir(d) {
+		if f.n[d] > 0 {
+			out = append(out, d)
 		}
 	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
+	return out
+}
+
+// done forgets created once the commit that synced their parents has run.
+func (f *freshDirs) done(created []string) {
+	if len(created) == 0 {
+		return
 	}
-	if err = f.Close(); err != nil {
-		return err
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range created {
+		if f.n[d]--; f.n[d] <= 0 {
+			delete(f.n, d)
+		}
 	}
-	return os.Rename(f.Name(), p)
+}
+
+// smallObject is the size up to which header and data go out in one write.
+const smallObject = 256 << 10
+
+// createTemp is os.CreateTemp with the object's final mode (0644 less the
+// umask) set at creation rather than by a chmod afterwards.
+func createTemp(dir string) (*os.File, error) {
+	for range 100 {
+		f, err := os.OpenFile(filepath.Join(dir, tmpPrefix+strconv.FormatUint(rand.Uint64(), 36)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("creating a temp file in %s: 100 random names taken", dir)
+}
+
+// mkdirAll is os.MkdirAll that also returns the folders it created, outermost
+// first.
+func mkdirAll(dir string) ([]string, error) {
+	if st, err := os.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return nil, &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil, nil
+	}
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		missing = append(missing, d)
+	}
+	var created []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		err := os.Mkdir(missing[i], 0o755)
+		switch {
+		case err == nil:
+			created = append(created, missing[i])
+		case errors.Is(err, fs.ErrExist):
+			// Made meanwhile by a concurrent Put, whose commit syncs its parent.
+		default:
+			return nil, err
+		}
+	}
+	return created, nil
+}
+
+// pending is one Put waiting for its commit.
+type pending struct {
+	f          *os.File // the temp file, open until synced
+	tmp, final string
+	dirs       []string  // folders to sync after the rename
+	created    []string  // folders this write made
+	err        error     // the commit's outcome for this write
+	wake       chan bool // true: lead the next commit; false: done (err set)
+}
+
+// committer is a group commit: a write queues itself; if no commit is running
+// it leads one, taking every queued write, and writes that arrive meanwhile wait
+// and the first of them leads the next commit, so one round of syncs covers
+// every write that arrived during the previous one, and no write returns before
+// its own round. A Put goes through two: files (sync every temp file at once,
+// then rename them in arrival order) and dirs (sync each folder touched once).
+// Being separate, the folder syncs of one round overlap the file syncs of the
+// next, which the file system's journal can then commit together.
+type committer struct {
+	mu    sync.Mutex
+	queue []*pending
+	busy  bool
+	run   func([]*pending) // sets err of the writes it fails
+}
+
+// syncParallel bounds the fsyncs one commit runs at once.
+const syncParallel = 16
+
+func (c *committer) commit(w *pending) error {
+	w.wake = make(chan bool, 1)
+	c.mu.Lock()
+	c.queue = append(c.queue, w)
+	lead := !c.busy
+	c.busy = true
+	c.mu.Unlock()
+	if !lead && !<-w.wake {
+		return w.err
+	}
+	c.mu.Lock()
+	batch := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	c.run(batch)
+	for _, o := range batch {
+		if o != w {
+			o.wake <- false
+		}
+	}
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		next := c.queue[0]
+		c.mu.Unlock()
+		next.wake <- true
+	} else {
+		c.busy = false
+		c.mu.Unlock()
+	}
+	return w.err
+}
+
+// syncFiles syncs the batch's temp files at once, then renames them in order.
+func syncFiles(batch []*pending) {
+	parallel(len(batch), func(i int) {
+		w := batch[i]
+		if err := w.f.Sync(); err != nil {
+			w.err = fmt.Errorf("syncing %s: %w", w.tmp, err)
+		}
+		if err := w.f.Close(); err != nil && w.err == nil {
+			w.err = err
+		}
+		if w.err != nil {
+			_ = os.Remove(w.tmp)
+		}
+	})
+	for _, w := range batch {
+		if w.err != nil {
+			continue
+		}
+		if err := os.Rename(w.tmp, w.final); err != nil {
+			w.err = err
+			_ = os.Remove(w.tmp)
+		}
+	}
+}
+
+// syncDirs syncs each folder the batch's renames and new folders touched, once.
+func syncDirs(batch []*pending) {
+	dirs := map[string][]*pending{}
+	var order []string
+	for _, w := range batch {
+		for _, d := range w.dirs {
+			if _, ok := dirs[d]; !ok {
+				order = append(order, d)
+			}
+			dirs[d] = append(dirs[d], w)
+		}
+	}
+	errs := make([]error, len(order))
+	parallel(len(order), func(i int) { errs[i] = syncDir(order[i]) })
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		for _, w := range dirs[order[i]] {
+			if w.err == nil {
+				w.err = err
+			}
+		}
+	}
+}
+
+// syncDir makes a folder's entries durable. A folder gone meanwhile (a
+// concurrent Delete pruned it) has nothing left to sync.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("opening folder %s to sync it: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("syncing folder %s: %w", dir, err)
+	}
+	return nil
+}
+
+// parallel runs f(0..n-1) on up to syncParallel goroutines.
+func parallel(n int, f func(int)) {
+	if n <= 1 {
+		f(0)
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, syncParallel) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // readHeader parses the header line; it leaves r at the first data byte.
@@ -290,7 +571,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]blob.Attributes, err
 			}
 			return nil
 		}
-		// Temp files (".tmp-<digits>") never end in ".obj"; a key may start with ".tmp-".
+		// Temp files (".tmp-<base-36 digits>") never end in ".obj"; a key may start with ".tmp-".
 		if !d.Type().IsRegular() || !strings.HasSuffix(name, objSuffix) {
 			return nil
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/facefleet/facefleet/internal/blob"
@@ -162,6 +163,46 @@ func benchPutGet(b *testing.B, o fileblob.Options) {
 		}
 		if _, _, err := s.Get(ctx, "bench/obj"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPut writes small results (the worker's name object and JSON record)
+// into fresh folders, one writer at a time and 16 at once, on the real disk
+// under build/ (the system temp folder may be tmpfs, where fsync is free).
+func BenchmarkPut(b *testing.B) {
+	parent := filepath.Join("..", "..", "..", "build")
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []struct {
+		name string
+		opts fileblob.Options
+	}{{"sync", fileblob.Options{}}, {"nosync", fileblob.Options{NoSync: true}}} {
+		for _, writers := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/writers=%d", mode.name, writers), func(b *testing.B) {
+				dir, err := os.MkdirTemp(parent, "benchput-")
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer os.RemoveAll(dir)
+				s, err := fileblob.New(dir, mode.opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				data := []byte(strings.Repeat("x", 600))
+				var n atomic.Int64
+				b.SetParallelism(writers)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						i := n.Add(1)
+						if _, err := s.Put(context.Background(), fmt.Sprintf("results/s%d/r%d.json", i, i), data, "application/json"); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
 		}
 	}
 }
