@@ -42,6 +42,9 @@ type ControllerOptions struct {
 	// RetireAfter: only instances running at least this long are retired (their
 	// first billed minute is paid anyway); <= 0 means DefaultRetireAfter.
 	RetireAfter time.Duration
+	// Overflow, when set, starts overflow invocations the policy asks for
+	// (Decision.Overflow); nil (today everywhere but the simulator) means none.
+	Overflow OverflowInvoker
 }
 
 // Defaults for ControllerOptions.
@@ -63,6 +66,7 @@ type Controller struct {
 	log         *slog.Logger
 	history     int
 	retireAfter time.Duration
+	ov          OverflowInvoker
 
 	mu     sync.Mutex // serialises steps and guards recent
 	recent []Decision
@@ -86,7 +90,7 @@ func NewController(o ControllerOptions) *Controller {
 	if o.RetireAfter <= 0 {
 		o.RetireAfter = DefaultRetireAfter
 	}
-	return &Controller{q: o.Queue, f: o.Fleet, policy: o.Policy, max: o.Max, log: o.Logger, history: o.History, retireAfter: o.RetireAfter}
+	return &Controller{q: o.Queue, f: o.Fleet, policy: o.Policy, max: o.Max, log: o.Logger, history: o.History, retireAfter: o.RetireAfter, ov: o.Overflow}
 }
 
 // Policy returns the controller's policy.
@@ -134,6 +138,11 @@ func (c *Controller) StepTrigger(ctx context.Context, now time.Time, trigger str
 	obs.Pending, obs.Running, obs.Stopping, obs.Stopped = by[fleet.Pending], by[fleet.Running], by[fleet.Stopping], by[fleet.Stopped]
 	retirer, canRetire := c.f.(Retirer)
 	obs.CanRetire = canRetire
+	if c.ov != nil {
+		if obs.Overflow, obs.OverflowMax, err = c.ov.Active(ctx); err != nil {
+			return c.failObserve(obs, fmt.Errorf("scaling: counting overflow invocations: %w", err))
+		}
+	}
 
 	d := c.policy.Decide(obs)
 	d.Observation = obs
@@ -141,6 +150,7 @@ func (c *Controller) StepTrigger(ctx context.Context, now time.Time, trigger str
 	d.Start = min(max(d.Start, 0), max(c.max-obs.Pending-obs.Running, 0))
 	d.Stop = min(max(d.Stop, 0), obs.Pending+obs.Running)
 	d.Retire = min(max(d.Retire, 0), obs.Running)
+	d.Overflow = min(max(d.Overflow, 0), max(obs.OverflowMax-obs.Overflow, 0))
 	if !canRetire {
 		d.Retire = 0
 	}
@@ -157,6 +167,12 @@ func (c *Controller) StepTrigger(ctx context.Context, now time.Time, trigger str
 	case d.Retire > 0:
 		actErr = c.retire(ctx, retirer, insts, now, &d)
 	}
+	if d.Overflow > 0 {
+		if err := c.ov.Invoke(ctx, d.Overflow); err != nil {
+			actErr = errors.Join(actErr, fmt.Errorf("scaling: invoking %d overflow workers: %w", d.Overflow, err))
+			d.Overflow = 0
+		}
+	}
 	if actErr != nil {
 		d.Error = actErr.Error()
 		c.log.Warn("scaling: fleet action failed; decision reduced to what was done",
@@ -165,13 +181,13 @@ func (c *Controller) StepTrigger(ctx context.Context, now time.Time, trigger str
 	// Decisions that act are logged at info; the no-op ones of an idle system (one a
 	// second in local mode) at debug, so logs stay readable yet complete with -log-level debug.
 	level := slog.LevelDebug
-	if d.Start > 0 || d.Stop > 0 || d.Retire > 0 || actErr != nil {
+	if d.Start > 0 || d.Stop > 0 || d.Retire > 0 || d.Overflow > 0 || actErr != nil {
 		level = slog.LevelInfo
 	}
 	c.log.Log(ctx, level, "scaling decision", "policy", c.policy.Name(), "trigger", trigger, "nudge", nudge,
 		"visible", obs.Visible, "in_flight", obs.InFlight, "pending", obs.Pending, "running", obs.Running,
 		"stopping", obs.Stopping, "stopped", obs.Stopped, "max", c.max,
-		"desired", d.Desired, "start", d.Start, "stop", d.Stop, "retire", d.Retire, "reason", d.Reason)
+		"desired", d.Desired, "start", d.Start, "stop", d.Stop, "retire", d.Retire, "overflow", d.Overflow, "reason", d.Reason)
 	c.remember(d)
 	return d, actErr
 }

@@ -26,6 +26,9 @@ type BacklogDrainOptions struct {
 	// ScaleInWindow: retire only the surplus over the average busy workers (plus
 	// Headroom) seen during this long, and at most once per window. Default 60 s.
 	ScaleInWindow time.Duration
+	// Overflow: knobs for overflow workers (scaling/overflow.go), used only
+	// where an OverflowInvoker is wired.
+	Overflow OverflowOptions
 }
 
 // BacklogDrain defaults.
@@ -51,6 +54,7 @@ type BacklogDrain struct {
 	blipSince  time.Time // when a lone unconfirmed 1 was first seen from zero
 	needs      []rec     // in-flight count per observation within ScaleInWindow
 	windowFrom time.Time // the scale-in window restarts on every start and retire
+	ovSince    time.Time // since when the overflow has worked without EC2 capacity
 }
 
 // NewBacklogDrain returns our policy with o's knobs (zero fields take defaults).
@@ -70,6 +74,7 @@ func NewBacklogDrain(o BacklogDrainOptions) *BacklogDrain {
 	if o.ScaleInWindow <= 0 {
 		o.ScaleInWindow = DefaultScaleIn
 	}
+	o.Overflow = o.Overflow.withDefaults(o.ServiceTime)
 	return &BacklogDrain{opt: o}
 }
 
@@ -104,19 +109,25 @@ func (p *BacklogDrain) Decide(o Observation) Decision {
 	if o.Max > 0 {
 		desired = min(desired, o.Max)
 	}
-	d := Decision{Desired: desired}
+	ovStart, deferEC2, ovWhy := p.overflowPlan(o, backlog)
+	d := Decision{Desired: desired, Overflow: ovStart}
+	if deferEC2 {
+		d.Desired = capacity
+		d.Reason = fmt.Sprintf("backlog-drain: backlog %d (%d visible + %d in flight)%s", backlog, o.Visible, o.InFlight, ovWhy)
+		return d
+	}
 	if p.windowFrom.IsZero() || o.Now.Before(p.windowFrom) {
 		p.windowFrom = o.Now
 	}
 	if desired > capacity {
 		d.Start = desired - capacity
 		d.Reason = fmt.Sprintf("backlog-drain: backlog %d (%d visible + %d in flight) needs %d, have %d running + %d pending",
-			backlog, o.Visible, o.InFlight, desired, o.Running, o.Pending)
+			backlog, o.Visible, o.InFlight, desired, o.Running, o.Pending) + ovWhy
 		p.needs, p.windowFrom = p.needs[:0], o.Now
 		return d
 	}
 	d.Reason = fmt.Sprintf("backlog-drain: backlog %d needs %d, have %d; surplus workers stop themselves when idle",
-		backlog, desired, capacity)
+		backlog, desired, capacity) + ovWhy
 	if !o.CanRetire {
 		return d
 	}

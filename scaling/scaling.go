@@ -29,6 +29,11 @@ type Observation struct {
 	// CanRetire is true when the fleet can retire instances (Retirer): ask them
 	// to stop themselves after their current job.
 	CanRetire bool `json:"can_retire,omitempty"`
+	// Overflow counts running overflow invocations and OverflowMax the most
+	// that may run at once; both 0 where no overflow function is wired
+	// (OverflowInvoker), which is everywhere but the simulator today.
+	Overflow    int `json:"overflow,omitempty"`
+	OverflowMax int `json:"overflow_max,omitempty"`
 }
 
 // Triggers: what asked the controller to evaluate. They are labels for logs and
@@ -51,8 +56,13 @@ type Decision struct {
 	Stop        int         `json:"stop"`
 	// Retire counts running instances to ask to stop after their current job
 	// (only when Observation.CanRetire): scale-in that never kills a busy worker.
-	Retire int    `json:"retire,omitempty"`
-	Reason string `json:"reason"`
+	Retire int `json:"retire,omitempty"`
+	// Overflow counts overflow invocations to start (OverflowInvoker). Only
+	// asked for when Observation.OverflowMax > 0; controllers without an
+	// OverflowInvoker (local mode, the scaler Lambda, until functions/overflow
+	// exists) never see it set and would ignore it.
+	Overflow int    `json:"overflow,omitempty"`
+	Reason   string `json:"reason"`
 	// Filled in by the Controller after acting: how many were started from the
 	// stopped pool and how many launched (Start is their sum once acted on), and
 	// the fleet error, if any, that made it do less than the policy asked.

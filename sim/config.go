@@ -69,6 +69,8 @@ type Config struct {
 	Seed uint64 `json:"seed"`
 	// BacklogDrain sets our policy's knobs (zero fields: scaling's defaults).
 	BacklogDrain scaling.BacklogDrainOptions `json:"backlog_drain"`
+	// Overflow models Lambda overflow workers and the prices (sim/overflow.go).
+	Overflow OverflowConfig `json:"overflow"`
 }
 
 // DefaultConfig is AWS as the project measured or documented it.
@@ -157,6 +159,7 @@ func (c Config) withDefaults() Config {
 	if c.Horizon <= 0 {
 		c.Horizon = d.Horizon
 	}
+	c.Overflow = c.Overflow.withDefaults()
 	return c
 }
 
@@ -175,5 +178,5 @@ func (c Config) Validate() error {
 	case c.Phase < 0:
 		return errors.New("sim: phase must be >= 0")
 	}
-	return nil
+	return c.Overflow.validate()
 }

@@ -31,7 +31,10 @@ type oracle struct {
 	arr []time.Duration
 	// newSeg[k]: arrival k is the first of a planned segment (a fresh start).
 	newSeg []bool
-	w      *world
+	// onLambda[k]: arrival k is planned on an overflow invocation (sim/overflow.go).
+	onLambda []bool
+	done     int // arrivals before this are answered
+	w        *world
 }
 
 func newOracle(cfg Config, wl Workload, svc []time.Duration) *oracle {
@@ -48,6 +51,7 @@ func newOracle(cfg Config, wl Workload, svc []time.Duration) *oracle {
 func (o *oracle) plan() {
 	n := len(o.arr)
 	o.newSeg = make([]bool, n)
+	o.onLambda = make([]bool, n)
 	if n > maxPlanned {
 		for k := range o.newSeg {
 			o.newSeg[k] = true
@@ -57,6 +61,7 @@ func (o *oracle) plan() {
 	pend := max(o.cfg.Boot.Mean-o.cfg.Load.Mean, 0)
 	cost := make([]time.Duration, n+1)
 	next := make([]int, n+1)
+	lam := make([]bool, n+1)
 	for i := n - 1; i >= 0; i-- {
 		runningAt := o.arr[i] + pend
 		f := runningAt + o.cfg.Load.Mean
@@ -71,11 +76,55 @@ func (o *oracle) plan() {
 				best, next[i] = c, j+1
 			}
 		}
+		if c, j, ok := o.lambdaSegment(i, cost); ok && (best < 0 || c < best) {
+			best, next[i], lam[i] = c, j, true
+		}
 		cost[i] = best
 	}
 	for i := 0; i < n; i = next[i] {
 		o.newSeg[i] = true
+		for k := i; k < next[i]; k++ {
+			o.onLambda[k] = lam[i]
+		}
 	}
+}
+
+// lambdaSegment is the cheapest way to serve arrivals i..j-1 on one overflow
+// invocation and the rest by the plan: invoked at arrival i, cold unless an
+// arrival came within the sandbox keep-warm time before (optimistic: a warm
+// sandbox is assumed whenever one could exist), serving first come first served
+// at the Lambda's per-image time, returning IdleWait after its last answer; it
+// may end only where the next arrival comes after that, and never runs past the
+// function timeout. Its cost is in EC2-equivalent billed time (the price ratio).
+func (o *oracle) lambdaSegment(i int, cost []time.Duration) (best time.Duration, next int, ok bool) {
+	oc := o.cfg.Overflow
+	if oc.Concurrency <= 0 {
+		return 0, 0, false
+	}
+	ratio := oc.gb() * oc.LambdaPerGBSecond / (oc.EC2PerHour / 3600)
+	start := o.arr[i] + oc.InvokeDelay
+	f := start
+	if i == 0 || o.arr[i]-o.arr[i-1] > oc.KeepWarm {
+		f += oc.scale(oc.ColdStart.Mean)
+	}
+	best = -1
+	for j := i; j < len(o.arr); j++ {
+		if j > i && o.arr[j] > f+oc.IdleWait {
+			break // the invocation has returned by then
+		}
+		f = max(f, o.arr[j]) + oc.scale(o.svc[j])
+		if f > start+oc.Timeout {
+			break
+		}
+		end := f + oc.IdleWait
+		if j+1 < len(o.arr) && o.arr[j+1] <= end {
+			continue // still polling when j+1 arrives: it takes it
+		}
+		if c := time.Duration(float64(end-start)*ratio) + cost[j+1]; best < 0 || c < best {
+			best, next = c, j+1
+		}
+	}
+	return best, next, best >= 0
 }
 
 func (*oracle) Name() string { return NameOracle }
@@ -87,6 +136,28 @@ func (o *oracle) Decide(ob scaling.Observation) scaling.Decision {
 	if ob.Visible+ob.InFlight == 0 {
 		return scaling.Decision{Desired: capacity, Reason: "oracle: nothing waiting"}
 	}
+	// Arrived and unanswered requests: those planned on the overflow get one
+	// invocation when none runs; EC2 starts only for those planned on EC2.
+	for o.done < len(o.arr) && o.w.msgs[o.done].state == msgDone {
+		o.done++
+	}
+	ec2Work, lamWork := false, false
+	for k := o.done; k < len(o.arr) && o.arr[k] <= now; k++ {
+		if o.w.msgs[k].state != msgDone {
+			if o.onLambda[k] {
+				lamWork = true
+			} else {
+				ec2Work = true
+			}
+		}
+	}
+	var ov int
+	if lamWork && ob.Overflow == 0 && ob.OverflowMax > 0 {
+		ov = 1
+	}
+	if !ec2Work && capacity == 0 {
+		return scaling.Decision{Overflow: ov, Reason: "oracle: planned on the overflow"}
+	}
 	var work time.Duration
 	lo := sort.Search(len(o.arr), func(i int) bool { return o.arr[i] > now })
 	for i := lo; i < len(o.arr) && o.arr[i] <= now+o.cfg.BillingMinimum; i++ {
@@ -94,7 +165,7 @@ func (o *oracle) Decide(ob scaling.Observation) scaling.Decision {
 	}
 	per := max(o.cfg.BillingMinimum-o.cfg.Load.Mean, time.Second)
 	desired := min(max(int((work+per-1)/per), 1), ob.Max)
-	d := scaling.Decision{Desired: desired, Reason: fmt.Sprintf("oracle: next minute brings %v of work -> %d", work.Round(time.Millisecond), desired)}
+	d := scaling.Decision{Desired: desired, Overflow: ov, Reason: fmt.Sprintf("oracle: next minute brings %v of work -> %d", work.Round(time.Millisecond), desired)}
 	if desired > capacity {
 		d.Start = desired - capacity
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/facefleet/facefleet/internal/stats"
+	"github.com/facefleet/facefleet/scaling"
 )
 
 // Result is one (workload, policy) run. Times are seconds from the first arrival.
@@ -37,6 +38,17 @@ type Result struct {
 	ZeroAfterS float64 `json:"zero_after_s"`
 	// StepErrors counts controller steps that returned an error.
 	StepErrors int `json:"step_errors"`
+	// Overflow (Lambda) invocations, how many of them were cold starts, how
+	// many were refused at the concurrency limit, and their GB-seconds.
+	OverflowInvocations int     `json:"overflow_invocations"`
+	OverflowColdStarts  int     `json:"overflow_cold_starts"`
+	OverflowThrottles   int     `json:"overflow_throttles"`
+	LambdaGBSeconds     float64 `json:"lambda_gb_seconds"`
+	// CostUSD is the billed EC2 time at the instance's per-second price plus
+	// the Lambda GB-seconds and requests (Config.Overflow's prices).
+	CostUSD float64 `json:"cost_usd"`
+	// Default marks the default policy's rows.
+	Default bool `json:"default,omitempty"`
 
 	Timeline  []Point         `json:"-"`
 	Trace     []TraceEvent    `json:"-"`
@@ -47,7 +59,12 @@ func (w *world) result(wl Workload, policy string) Result {
 	r := Result{Workload: wl.Name, Policy: policy, Requests: len(w.msgs), Answered: w.answered,
 		BilledInstanceSeconds: round(w.billed.Seconds()), Starts: w.starts, Stops: w.stops,
 		BusyStops: w.busyStops, Flaps: w.flaps, StepErrors: w.stepErrors,
-		Timeline: w.timeline, Trace: w.trace}
+		Timeline: w.timeline, Trace: w.trace, Default: policy == scaling.DefaultPolicy().Name()}
+	gbs, usd := w.overflowCost()
+	r.LambdaGBSeconds, r.CostUSD = round(gbs), math.Round(usd*1e7)/1e7
+	if w.ov != nil {
+		r.OverflowInvocations, r.OverflowColdStarts, r.OverflowThrottles = w.ov.invocations, w.ov.cold, w.ov.throttles
+	}
 	first := wl.Arrivals[0]
 	lat := make([]time.Duration, 0, len(w.msgs))
 	r.Latencies = make([]time.Duration, len(w.msgs))
@@ -102,12 +119,17 @@ func RunAll(ctx context.Context, cfg Config, workloads []Workload, policies []st
 // WriteTable writes a markdown table, one row per result.
 func WriteTable(out io.Writer, rs []Result) error {
 	var b strings.Builder
-	b.WriteString("| workload | policy | requests | first_answer_s | drain_s | p50_s | p95_s | p99_s | billed_instance_seconds | starts | stops | busy_stops | flaps | zero_after_s |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| workload | policy | requests | first_answer_s | drain_s | p50_s | p95_s | p99_s | billed_instance_seconds | starts | stops | busy_stops | flaps | zero_after_s | overflow_invocations | lambda_gb_s | cost_musd |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %d | %d | %d | %d | %s |\n",
-			r.Workload, r.Policy, r.Requests, num(r.FirstAnswerS), num(r.DrainS), num(r.P50S), num(r.P95S), num(r.P99S),
-			num(r.BilledInstanceSeconds), r.Starts, r.Stops, r.BusyStops, r.Flaps, num(r.ZeroAfterS))
+		name := r.Policy
+		if r.Default {
+			name += " (default)"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %d | %d | %d | %d | %s | %d | %s | %.3f |\n",
+			r.Workload, name, r.Requests, num(r.FirstAnswerS), num(r.DrainS), num(r.P50S), num(r.P95S), num(r.P99S),
+			num(r.BilledInstanceSeconds), r.Starts, r.Stops, r.BusyStops, r.Flaps, num(r.ZeroAfterS),
+			r.OverflowInvocations, num(r.LambdaGBSeconds), r.CostUSD*1000)
 	}
 	_, err := io.WriteString(out, b.String())
 	return err

@@ -58,9 +58,15 @@ func Run(ctx context.Context, cfg Config, wl Workload, policy string) (Result, e
 	if cfg.Retire {
 		fl = retirer{simFleet{w: w}}
 	}
+	var ov scaling.OverflowInvoker
+	if cfg.Overflow.Concurrency > 0 {
+		w.ov = &overflowState{}
+		ov = simOverflow{w: w}
+	}
 	w.ctrl = scaling.NewController(scaling.ControllerOptions{
 		Queue: simQueue{w: w, exact: trig.ExactCounts}, Fleet: fl,
 		Policy: pol, Max: cfg.Max, History: 1, Logger: slog.New(slog.DiscardHandler),
+		Overflow: ov,
 	})
 	w.countsChanged()
 	w.lastArrival = wl.Arrivals[len(wl.Arrivals)-1]
@@ -109,6 +115,13 @@ func Run(ctx context.Context, cfg Config, wl Workload, policy string) (Result, e
 	for _, in := range w.insts {
 		if in.state == fleet.Running {
 			w.billed += max(w.now-in.runningSince, cfg.BillingMinimum)
+		}
+	}
+	if w.ov != nil {
+		for _, b := range w.ov.boxes {
+			if b.active {
+				w.overflowReturn(b)
+			}
 		}
 	}
 	return w.result(wl, policy), nil

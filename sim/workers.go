@@ -39,9 +39,22 @@ func (w *world) dispatch() {
 			w.armIdle(in)
 		}
 	}
+	w.dispatchOverflow()
 }
 
 func (w *world) receive(in *instance) {
+	i, ok := w.popVisible()
+	if !ok {
+		return
+	}
+	in.busy = i
+	in.idleArmed = false
+	epoch := in.epoch
+	w.at(w.now+w.msgs[i].svc, func() { w.finish(in, epoch, i) })
+}
+
+// popVisible receives the next visible message (FIFO), marking it in flight.
+func (w *world) popVisible() (int, bool) {
 	if w.vhead > 4096 && w.vhead*2 > len(w.visible) { // compact the FIFO
 		w.visible = append(w.visible[:0:0], w.visible[w.vhead:]...)
 		w.vhead = 0
@@ -59,25 +72,31 @@ func (w *world) receive(in *instance) {
 		m.recvAt = w.now
 		w.nVis--
 		w.nFlight++
-		in.busy = i
-		in.idleArmed = false
 		w.countsChanged()
-		epoch := in.epoch
-		w.at(w.now+m.svc, func() { w.finish(in, epoch, i) })
-		return
+		return i, true
 	}
+	return 0, false
 }
 
 func (w *world) finish(in *instance, epoch, i int) {
 	if in.epoch != epoch || in.busy != i {
 		return // stopped mid-job: the message comes back after its visibility timeout
 	}
+	in.busy = -1
+	in.idleSince = w.now
+	w.answer(i)
+	if in.retiring {
+		w.stop(in, false) // retired: stop after the current job, never during it
+	}
+	w.dispatch()
+}
+
+// answer stores message i's result, answers it and deletes it from the queue.
+func (w *world) answer(i int) {
 	m := &w.msgs[i]
 	m.state = msgDone
 	m.answerAt = w.now
 	w.nFlight--
-	in.busy = -1
-	in.idleSince = w.now
 	if w.answered == 0 {
 		w.firstAnswer = w.now
 	}
@@ -85,10 +104,6 @@ func (w *world) finish(in *instance, epoch, i int) {
 	w.lastAnswer = w.now
 	w.traceAdd("answer", fmt.Sprint(i))
 	w.countsChanged()
-	if in.retiring {
-		w.stop(in, false) // retired: stop after the current job, never during it
-	}
-	w.dispatch()
 }
 
 func (w *world) armIdle(in *instance) {

@@ -110,6 +110,7 @@ type world struct {
 
 	ctrl   *scaling.Controller
 	oracle *oracle
+	ov     *overflowState // nil: no overflow function
 
 	// metrics
 	answered    int
