@@ -19,8 +19,8 @@ func ExampleRun() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Printf("%s: %d of %d answered, drained in %.1f s, %d start(s), %d busy stops\n",
-		r.Policy, r.Answered, r.Requests, r.DrainS, r.Starts, r.BusyStops)
+	fmt.Printf("%s: %d of %d answered, first in %.1f s, drained in %.1f s, %d EC2 start(s), %d overflow invocation(s), $%.5f\n",
+		r.Policy, r.Answered, r.Requests, r.FirstAnswerS, r.DrainS, r.Starts, r.OverflowInvocations, r.CostUSD)
 	// Output:
-	// backlog-drain: 100 of 100 answered, drained in 25.8 s, 1 start(s), 0 busy stops
+	// backlog-drain: 100 of 100 answered, first in 1.9 s, drained in 7.8 s, 0 EC2 start(s), 1 overflow invocation(s), $0.00024
 }

@@ -30,7 +30,15 @@ func handConfig() Config {
 		Service: Fixed(time.Second), IdleTimeout: 10 * time.Second,
 		CountLag: time.Second, BlipRate: -1, Phase: 30 * time.Second,
 		NudgeDelay: 500 * time.Millisecond, Loop: 5 * time.Second,
+		Overflow: OverflowConfig{Concurrency: -1}, // EC2 only; overflow_test.go checks the overflow by hand
 	}
+}
+
+// ec2Only turns the overflow function off: the tests of EC2 behaviour (timings,
+// retire, capacity errors) need EC2 to do the work.
+func ec2Only(c Config) Config {
+	c.Overflow.Concurrency = -1
+	return c
 }
 
 // Worked out by hand (docs/scaling.md walks through it): requests at 0, 1, 2, 40
@@ -140,7 +148,7 @@ func issueConfig(seed uint64) Config {
 func TestBurst100OursNearOracleAndBeatsSeed(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3, 4, 5} {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			cfg := issueConfig(seed)
+			cfg := ec2Only(issueConfig(seed))
 			wl := mustWorkload(t, "burst-100", seed)
 			rs := map[string]Result{}
 			for _, p := range []string{scaling.NameVisibleCount, scaling.NameBacklogDrain, NameOracle} {
@@ -206,14 +214,16 @@ func TestOursVersusSeedOnEveryWorkload(t *testing.T) {
 				if ours.P95S > sd.P95S {
 					t.Errorf("p95: ours %.2f s > seed %.2f s", ours.P95S, sd.P95S)
 				}
-				if ours.BilledInstanceSeconds > sd.BilledInstanceSeconds {
-					t.Errorf("billed: ours %.1f > seed %.1f", ours.BilledInstanceSeconds, sd.BilledInstanceSeconds)
+				if ours.CostUSD > sd.CostUSD {
+					t.Errorf("cost: ours $%.5f > seed $%.5f", ours.CostUSD, sd.CostUSD)
 				}
 				if ours.BusyStops != 0 || ours.Flaps != 0 {
 					t.Errorf("ours: busy_stops %d flaps %d, want 0 and 0", ours.BusyStops, ours.Flaps)
 				}
-				if or.BilledInstanceSeconds > ours.BilledInstanceSeconds {
-					t.Errorf("oracle billed %.1f > ours %.1f: not a lower bound", or.BilledInstanceSeconds, ours.BilledInstanceSeconds)
+				// The oracle plans the overflow with the mean cold start while runs
+				// sample it, so it may lose to ours by a hair on all-Lambda runs.
+				if or.CostUSD > 1.02*ours.CostUSD {
+					t.Errorf("oracle cost $%.5f > ours $%.5f: not a lower bound", or.CostUSD, ours.CostUSD)
 				}
 			})
 		}
@@ -415,7 +425,7 @@ func TestOutputs(t *testing.T) {
 // workers share the queue. A fleet that can retire instances (stop after the
 // current job) lets ours shed it: cheaper, still no busy stop and no flap.
 func TestRetireShedsSteadySurplus(t *testing.T) {
-	cfg := issueConfig(1)
+	cfg := ec2Only(issueConfig(1))
 	cfg.Service = Dist{Mean: time.Second, Jitter: 250 * time.Millisecond}
 	wl := mustWorkload(t, "poisson-10", 1)
 	without, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
@@ -441,7 +451,7 @@ func TestRetireShedsSteadySurplus(t *testing.T) {
 // When the provider runs out of capacity the controller logs, records the error
 // and carries on with what it has: everything is still answered.
 func TestCapacityErrorsAreSurvived(t *testing.T) {
-	cfg := issueConfig(1)
+	cfg := ec2Only(issueConfig(1))
 	cfg.Pool, cfg.Capacity = -1, 2 // no stopped pool: every start is a launch; two at most
 	wl := mustWorkload(t, "burst-1000", 1)
 	r, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
