@@ -21,14 +21,28 @@ func TestSimulateJSONAndPlot(t *testing.T) {
 		Workload, Policy string
 		DrainS           float64 `json:"drain_s"`
 		BusyStops        int     `json:"busy_stops"`
+		Default          bool    `json:"default"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &rows); err != nil || len(rows) != 5 {
 		t.Fatalf("want one JSON array of 5 rows: %v\n%s", err, out.String())
 	}
+	defaults := 0
 	for _, r := range rows {
-		if r.Workload != "burst-100" || r.DrainS <= 20 {
+		// The default policy and the oracle use the simulated overflow workers and
+		// drain before an EC2 boot could; the others wait for EC2 (20 s).
+		overflow := r.Policy == "backlog-drain" || r.Policy == "oracle"
+		if r.Workload != "burst-100" || (overflow && r.DrainS > 10) || (!overflow && r.DrainS <= 20) {
 			t.Errorf("row %+v", r)
 		}
+		if r.Default != (r.Policy == "backlog-drain") {
+			t.Errorf("row %+v: only the default policy's row is marked default", r)
+		}
+		if r.Default {
+			defaults++
+		}
+	}
+	if defaults != 1 {
+		t.Errorf("%d rows marked default, want 1", defaults)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "burst-100_backlog-drain.svg")); err != nil {
 		t.Fatal(err)
@@ -37,7 +51,7 @@ func TestSimulateJSONAndPlot(t *testing.T) {
 
 func TestSimulateRejectsBadInput(t *testing.T) {
 	for _, args := range [][]string{
-		{"-workload", "zigzag"}, {"-policy", "magic"}, {"-boot", "soon"}, {"-load", "1m"}, {"extra"},
+		{"-workload", "zigzag"}, {"-policy", "magic"}, {"-boot", "soon"}, {"-load", "1m"}, {"extra"}, {"-overflow-memory", "64"},
 	} {
 		var out, errb bytes.Buffer
 		err := runSimulate(context.Background(), args, &out, &errb)
