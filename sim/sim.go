@@ -4,7 +4,9 @@
 // workers that long-poll, process, and stop themselves when idle, EC2 start, stop
 // and launch delays, per-second billing with a minimum per start, and the trigger
 // cadences the policies really get (EventBridge schedule, CloudWatch alarm,
-// in-invocation loop, web-tier nudge, KEDA polling). Runs are deterministic for a
+// in-invocation loop, web-tier nudge, KEDA polling), plus Lambda overflow workers
+// with cold starts, a concurrency limit and GB-second billing (overflow.go).
+// Runs are deterministic for a
 // seed: every random draw comes from seeded PCG streams and ties in the event
 // queue break by insertion order.
 package sim
