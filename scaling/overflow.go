@@ -39,9 +39,13 @@ type OverflowOptions struct {
 	// EC2 instance (billed a minute at least) is started for it. Default 10 s.
 	Alone time.Duration
 	// Sustain: once the overflow has been working (or the queue non-empty) this
-	// long without EC2 capacity, the traffic is not a burst: EC2 starts as
-	// without overflow, and the overflow bridges its boot. Default 20 s.
+	// long without EC2 capacity, with no pause longer than Quiet, the traffic is
+	// not a burst: EC2 starts as without overflow, and the overflow bridges its
+	// boot. Default 20 s.
 	Sustain time.Duration
+	// Quiet: a pause without work this long ends a stretch of overflow work.
+	// Default 5 s.
+	Quiet time.Duration
 }
 
 // Overflow defaults.
@@ -49,6 +53,7 @@ const (
 	DefaultOverflowDrainTarget = 5 * time.Second
 	DefaultOverflowAlone       = 10 * time.Second
 	DefaultOverflowSustain     = 20 * time.Second
+	DefaultOverflowQuiet       = 5 * time.Second
 )
 
 func (o OverflowOptions) withDefaults(svc time.Duration) OverflowOptions {
@@ -64,6 +69,9 @@ func (o OverflowOptions) withDefaults(svc time.Duration) OverflowOptions {
 	if o.Sustain <= 0 {
 		o.Sustain = DefaultOverflowSustain
 	}
+	if o.Quiet <= 0 {
+		o.Quiet = DefaultOverflowQuiet
+	}
 	return o
 }
 
@@ -78,10 +86,15 @@ func (p *BacklogDrain) overflowPlan(o Observation, backlog int) (start int, defe
 		return 0, false, ""
 	}
 	opt := p.opt.Overflow
-	if o.Running+o.Pending > 0 || (backlog == 0 && o.Overflow == 0) {
+	working := backlog > 0 || o.Overflow > 0
+	switch {
+	case o.Running+o.Pending > 0 || (!working && o.Now.Sub(p.ovLast) > opt.Quiet):
 		p.ovSince = time.Time{}
-	} else if p.ovSince.IsZero() || o.Now.Before(p.ovSince) {
-		p.ovSince = o.Now
+	case working:
+		if p.ovSince.IsZero() || o.Now.Before(p.ovSince) {
+			p.ovSince = o.Now
+		}
+		p.ovLast = o.Now
 	}
 	if backlog == 0 || o.Running > 0 {
 		return 0, false, ""

@@ -83,6 +83,40 @@ func TestOverflowPlan(t *testing.T) {
 	}
 }
 
+// Sparse work with pauses longer than Quiet (5 s) is never "sustained": each
+// stretch starts the Sustain clock again, and no EC2 minute is paid for it.
+func TestOverflowQuietRestartsSustain(t *testing.T) {
+	ctx := context.Background()
+	ff := &fakeFleet{capLeft: -1}
+	q := &fakeQueue{}
+	ov := &fakeOverflow{limit: 10}
+	c := NewController(ControllerOptions{Queue: q, Fleet: ff, Max: 15, Overflow: ov})
+	for i := range 10 { // a request every 8 s for 80 s, each done within 2 s
+		at := t0.Add(time.Duration(i) * 8 * time.Second)
+		q.c, ov.active = queue.Counts{Visible: 1}, 0
+		if d, _ := c.Nudge(ctx, at); d.Start != 0 || d.Overflow != 1 {
+			t.Fatalf("request %d: %+v; want one overflow invocation and no EC2", i, d)
+		}
+		q.c, ov.active = queue.Counts{}, 0
+		if d, _ := c.Step(ctx, at.Add(6*time.Second)); d.Start != 0 {
+			t.Fatalf("after request %d: %+v", i, d)
+		}
+	}
+	// The same requests every 4 s (pauses under Quiet) are sustained work.
+	started := false
+	for i := range 10 {
+		at := t0.Add(time.Hour + time.Duration(i)*4*time.Second)
+		q.c, ov.active = queue.Counts{Visible: 1}, 0
+		if d, _ := c.Nudge(ctx, at); d.Start > 0 {
+			started = true
+			break
+		}
+	}
+	if !started {
+		t.Fatal("a request every 4 s for 40 s never started EC2")
+	}
+}
+
 // A failed Invoke is recorded, returned and counted as nothing started.
 func TestOverflowInvokeError(t *testing.T) {
 	ov := &fakeOverflow{limit: 10, err: errors.New("throttled")}

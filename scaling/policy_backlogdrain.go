@@ -55,6 +55,7 @@ type BacklogDrain struct {
 	needs      []rec     // in-flight count per observation within ScaleInWindow
 	windowFrom time.Time // the scale-in window restarts on every start and retire
 	ovSince    time.Time // since when the overflow has worked without EC2 capacity
+	ovLast     time.Time // when the overflow was last seen working
 }
 
 // NewBacklogDrain returns our policy with o's knobs (zero fields take defaults).
