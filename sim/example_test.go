@@ -22,5 +22,5 @@ func ExampleRun() {
 	fmt.Printf("%s: %d of %d answered, first in %.1f s, drained in %.1f s, %d EC2 start(s), %d overflow invocation(s), $%.5f\n",
 		r.Policy, r.Answered, r.Requests, r.FirstAnswerS, r.DrainS, r.Starts, r.OverflowInvocations, r.CostUSD)
 	// Output:
-	// backlog-drain: 100 of 100 answered, first in 1.9 s, drained in 7.8 s, 0 EC2 start(s), 1 overflow invocation(s), $0.00024
+	// backlog-drain: 100 of 100 answered, first in 1.9 s, drained in 7.8 s, 0 EC2 start(s), 1 overflow invocation(s), $0.00027
 }

@@ -47,7 +47,7 @@ type OverflowConfig struct {
 	// it; minutes are typical). Default 5 min.
 	KeepWarm time.Duration `json:"keep_warm"`
 	// IdleWait: an invocation returns after the queue has been empty this long
-	// (its long poll's wait). Default 1 s.
+	// (its long poll's wait). Default 2 s.
 	IdleWait time.Duration `json:"idle_wait"`
 	// Timeout is the function's timeout. Default 60 s.
 	Timeout time.Duration `json:"timeout"`
@@ -66,7 +66,7 @@ func DefaultOverflowConfig() OverflowConfig {
 		ColdStart:         Dist{Mean: 1500 * time.Millisecond, Jitter: 300 * time.Millisecond},
 		InvokeDelay:       50 * time.Millisecond,
 		KeepWarm:          5 * time.Minute,
-		IdleWait:          time.Second,
+		IdleWait:          2 * time.Second,
 		Timeout:           time.Minute,
 		EC2PerHour:        0.08925,
 		LambdaPerGBSecond: 0.0000166667,

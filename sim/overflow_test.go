@@ -20,7 +20,7 @@ import (
 // and returns at 5.55 s after 1 s without work: 5 s billed at 1769 MB.
 func TestOverflowHandChecked(t *testing.T) {
 	cfg := handConfig()
-	cfg.Overflow = OverflowConfig{Concurrency: 2, ColdStart: Fixed(time.Second)}
+	cfg.Overflow = OverflowConfig{Concurrency: 2, ColdStart: Fixed(time.Second), IdleWait: time.Second}
 	wl := Workload{Name: "three", Arrivals: []time.Duration{0, 0, 0}}
 	r, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
 	if err != nil {
