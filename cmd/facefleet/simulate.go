@@ -33,7 +33,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&cfg.BacklogDrain.DrainTarget, "drain-target", 0, "backlog-drain: clear a backlog within this long once capacity is up (0: default)")
 	fs.IntVar(&cfg.Capacity, "capacity", 0, "instances the provider will ever hold; launches beyond fail with ErrCapacity (0: unlimited)")
 	fs.BoolVar(&cfg.Retire, "retire", true, "give the simulated fleet scaling.Retirer (stop after the current job), as localfleet and ec2fleet have")
-	fs.IntVar(&cfg.Overflow.Concurrency, "overflow", 0, "Lambda overflow workers' concurrency limit (0: default 10; -1: no overflow function)")
+	fs.IntVar(&cfg.Overflow.Concurrency, "overflow", -1, "Lambda overflow workers' concurrency limit (default -1: none, as deployed: no overflow function exists yet; 0: the model's 10)")
 	fs.IntVar(&cfg.Overflow.MemoryMB, "overflow-memory", 0, "overflow function's memory in MB; 1769 MB is one vCPU (0: 1769)")
 	fs.Var(&cfg.Overflow.ColdStart, "overflow-cold", "overflow cold start at one vCPU (runtime + models from the package), MEAN[+-JITTER] (default 1.5s+-300ms)")
 	fs.DurationVar(&cfg.Overflow.IdleWait, "overflow-idle", 0, "an overflow invocation returns after the queue is empty this long (0: default)")

@@ -11,9 +11,16 @@ import (
 )
 
 func TestSimulateJSONAndPlot(t *testing.T) {
+	t.Run("deployed", func(t *testing.T) { testSimulateJSON(t, nil, false) })
+	t.Run("overflow", func(t *testing.T) { testSimulateJSON(t, []string{"-overflow", "10"}, true) })
+}
+
+// testSimulateJSON checks simulate -json's rows; withOverflow says whether the
+// simulated Lambda overflow workers are on (off by default: they are not deployed).
+func testSimulateJSON(t *testing.T, extra []string, withOverflow bool) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	args := []string{"-workload", "burst-100", "-policy", "all", "-max", "15", "-boot", "20s", "-seed", "3", "-json", "-plot", dir}
+	args := append([]string{"-workload", "burst-100", "-policy", "all", "-max", "15", "-boot", "20s", "-seed", "3", "-json", "-plot", dir}, extra...)
 	if err := runSimulate(context.Background(), args, &out, &errb); err != nil {
 		t.Fatalf("%v\n%s", err, errb.String())
 	}
@@ -30,7 +37,7 @@ func TestSimulateJSONAndPlot(t *testing.T) {
 	for _, r := range rows {
 		// The default policy and the oracle use the simulated overflow workers and
 		// drain before an EC2 boot could; the others wait for EC2 (20 s).
-		overflow := r.Policy == "backlog-drain" || r.Policy == "oracle"
+		overflow := withOverflow && (r.Policy == "backlog-drain" || r.Policy == "oracle")
 		if r.Workload != "burst-100" || (overflow && r.DrainS > 10) || (!overflow && r.DrainS <= 20) {
 			t.Errorf("row %+v", r)
 		}
