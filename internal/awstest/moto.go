@@ -253,11 +253,16 @@ func (m *Moto) TierUser(ctx context.Context, tier string, stack *Stack) (Creds, 
 }
 
 // MotoAdjust rewrites a policy for moto 5.2.1's deviations from IAM, each one
-// documented in docs/emulators.md, never widening what AWS would grant:
+// documented in docs/emulators.md:
 //
 //   - moto authorises HeadBucket as the non-IAM action s3:HeadBucket, where AWS
 //     checks s3:ListBucket: every statement granting s3:ListBucket also names
-//     s3:HeadBucket.
+//     s3:HeadBucket (no wider than AWS).
+//   - moto authorises every EC2 action against the resource "*", never against
+//     the instance, volume or launch template ARN, so a statement scoped to ARNs
+//     never matches: statements whose actions are all ec2:* get Resource "*".
+//     This is wider than AWS; the ARN scoping (and the tag conditions, which
+//     moto ignores) are checked statically by the template tests instead.
 func MotoAdjust(doc string) (string, error) {
 	var d map[string]any
 	if err := json.Unmarshal([]byte(doc), &d); err != nil {
@@ -273,11 +278,16 @@ func MotoAdjust(doc string) (string, error) {
 		case []any:
 			acts = a
 		}
+		allEC2 := len(acts) > 0
 		for _, a := range acts {
-			if a == "s3:ListBucket" {
+			as, _ := a.(string)
+			allEC2 = allEC2 && strings.HasPrefix(as, "ec2:")
+			if as == "s3:ListBucket" {
 				st["Action"] = append(acts, "s3:HeadBucket")
-				break
 			}
+		}
+		if allEC2 {
+			st["Resource"] = "*"
 		}
 	}
 	b, err := json.Marshal(d)

@@ -203,6 +203,17 @@ func TestMotoEnforcesTemplatePolicies(t *testing.T) {
 	if _, err := scalerEC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{}); err != nil {
 		t.Errorf("scaler describes instances: %v", err)
 	}
+	webCreds, err := m.TierUser(ctx, "web", m.NewStack("pol2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	webCl, err := m.ClientsFor(ctx, webCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := webCl.EC2().RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)}); !awstest.IsAccessDenied(err) {
+		t.Errorf("web launches an instance: %v; want AccessDenied (it may only describe)", err)
+	}
 	denied := []struct {
 		what string
 		err  error
@@ -233,6 +244,10 @@ func TestMotoAdjust(t *testing.T) {
 	}
 	if !strings.Contains(got, `"Action":["s3:ListBucket","s3:HeadBucket"]`) || strings.Count(got, "HeadBucket") != 1 {
 		t.Fatalf("MotoAdjust = %s", got)
+	}
+	got, err = awstest.MotoAdjust(`{"Statement":[{"Effect":"Allow","Action":["ec2:StartInstances"],"Resource":"arn:aws:ec2:r:a:instance/*"},{"Effect":"Allow","Action":["ec2:RunInstances","iam:PassRole"],"Resource":"arn:x"}]}`)
+	if err != nil || strings.Count(got, `"Resource":"*"`) != 1 || !strings.Contains(got, `"Resource":"arn:x"`) {
+		t.Fatalf("MotoAdjust = %s, %v; want only the all-EC2 statement widened to *", got, err)
 	}
 	if _, err := awstest.MotoAdjust("{"); err == nil {
 		t.Fatal("MotoAdjust accepted bad JSON")

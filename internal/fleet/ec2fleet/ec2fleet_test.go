@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/facefleet/facefleet/internal/awsconfig"
+	"github.com/facefleet/facefleet/internal/awstest"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet/fakeec2"
@@ -20,6 +23,10 @@ import (
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/scaling"
 )
+
+var moto *awstest.Moto
+
+func TestMain(m *testing.M) { os.Exit(awstest.MotoMain(m, &moto)) }
 
 func client(url string) *ec2.Client {
 	return ec2.New(ec2.Options{
@@ -331,4 +338,53 @@ func TestStaleSlotTokenRelaunches(t *testing.T) {
 	if fake.Replays() != 1 {
 		t.Fatalf("replays = %d; want slot 1's old token replayed once before the salted one", fake.Replays())
 	}
+}
+
+// TestConformanceMoto runs the suite against moto's EC2 with IAM enforced, as
+// the scaler: a user whose policies are template.yaml's ScalerFunction policies,
+// for a fresh stack per subtest (its own pool tag and launch template).
+func TestConformanceMoto(t *testing.T) {
+	m := awstest.NeedMoto(t, moto)
+	ctx := context.Background()
+	admin, err := m.ClientsFor(ctx, m.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := admin.EC2().DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
+	if err != nil || len(imgs.Images) == 0 {
+		t.Fatalf("moto has no AMI to launch: %v", err)
+	}
+	ami := aws.ToString(imgs.Images[0].ImageId)
+	fleettest.Run(t, fleettest.Harness{
+		Skip: map[string]string{
+			"StopPendingIsWrongState":   "moto 5.2.1 has no pending phase (RunInstances answers running), checked on the fake EC2",
+			"StartStoppingIsWrongState": "moto 5.2.1 has no stopping phase (StopInstances answers stopped), checked on the fake EC2",
+		},
+		New: func(t *testing.T, max int) fleet.Fleet {
+			st := m.NewStack(awstest.Unique(t, "fl")[:15])
+			lt, err := admin.EC2().CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+				LaunchTemplateName: aws.String(st.Name + "-app"),
+				LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(ami), InstanceType: ec2types.InstanceTypeT3Micro},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Refs["AppLaunchTemplate"] = aws.ToString(lt.LaunchTemplate.LaunchTemplateId)
+			creds, err := m.TierUser(ctx, "scaler", st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := m.ClientsFor(ctx, creds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The pool tag is the template's (Mappings Tier.Tag.Key = stack name).
+			f, err := ec2fleet.New(cl.EC2(), ec2fleet.Options{LaunchTemplateID: st.Refs["AppLaunchTemplate"],
+				TagKey: "facefleet-app", TagValue: st.Name, Max: max})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		},
+	})
 }
