@@ -2,14 +2,26 @@ package awstest
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
+	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,13 +50,19 @@ type Creds struct {
 // everything; the tiers get users whose policies are template.yaml's own (see
 // TierUser). docs/emulators.md lists what moto does not model.
 type Moto struct {
+	// Endpoint is the rig's front (see queryFix) on 127.0.0.1; direct is
+	// moto_server itself.
 	Endpoint string
+	direct   string
+	front    *httptest.Server
 	Admin    Creds
 	cmd      *exec.Cmd
 	logs     *LogBuffer
 	done     chan struct{}
 	waitErr  error
 	tmpl     *Template
+	keysMu   sync.Mutex
+	keys     map[string]string // access key id -> secret, of users the rig created
 	// unavailable says why moto could not start (tests skip with it).
 	unavailable string
 }
@@ -86,7 +104,7 @@ func StartMoto(ctx context.Context) (*Moto, error) {
 }
 
 func startMoto(ctx context.Context, bin string, port int) (*Moto, error) {
-	m := &Moto{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), logs: NewLogBuffer(1 << 20), done: make(chan struct{})}
+	m := &Moto{direct: "http://127.0.0.1:" + strconv.Itoa(port), logs: NewLogBuffer(1 << 20), done: make(chan struct{})}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	// Set-up calls run unauthenticated until reset-auth.
 	cmd.Env = append(os.Environ(), "INITIAL_NO_AUTH_ACTION_COUNT=1000000000", "MOTO_ALLOW_NONEXISTENT_REGION=false")
@@ -108,19 +126,122 @@ func startMoto(ctx context.Context, bin string, port int) (*Moto, error) {
 			return nil, ctx.Err()
 		default:
 		}
-		resp, err := client.Get(m.Endpoint + "/moto-api/data.json")
+		resp, err := client.Get(m.direct + "/moto-api/data.json")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				m.keys = map[string]string{}
+				m.front = m.queryFix(m.direct)
+				m.Endpoint = m.front.URL
 				return m, nil
 			}
 		}
 		if time.Now().After(deadline) {
 			m.Stop()
-			return nil, fmt.Errorf("awstest: moto_server not answering on %s after 30s (last error %v):\n%s", m.Endpoint, err, m.logs.String())
+			return nil, fmt.Errorf("awstest: moto_server not answering on %s after 30s (last error %v):\n%s", m.direct, err, m.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// queryFix is a reverse proxy in front of moto for its SigV4 deviation: moto
+// 5.2.1 checks a signature over the query as its web server decoded it, so a
+// query value holding "/" (ListObjectsV2 prefix=a/, sent and signed as a%2F,
+// as SigV4 requires) always fails with SignatureDoesNotMatch, from any SDK. For
+// such a request the proxy first checks the client's signature itself by the
+// SigV4 rules (a wrong one is refused here, as AWS would), then re-signs the
+// request the way moto computes it ("/" left raw) with the same key. Every
+// other request passes through untouched and is checked by moto.
+func (m *Moto) queryFix(target string) *httptest.Server {
+	u, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.RawQuery, "%2F") && r.Header.Get("Authorization") != "" {
+			if err := m.resign(r); err != nil {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprintf(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>%s (awstest front)</Message></Error>", html.EscapeString(err.Error()))
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+}
+
+var authRe = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/]+)/([^/]+)/([^/]+)/([^/]+)/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$`)
+
+// resign checks r's SigV4 signature and re-signs it for moto's canonical query.
+func (m *Moto) resign(r *http.Request) error {
+	a := authRe.FindStringSubmatch(r.Header.Get("Authorization"))
+	if a == nil {
+		return errors.New("malformed Authorization header")
+	}
+	akid, date, region, service, signed, sig := a[1], a[2], a[3], a[4], a[5], a[6]
+	m.keysMu.Lock()
+	secret, ok := m.keys[akid]
+	m.keysMu.Unlock()
+	if !ok {
+		return fmt.Errorf("access key %s is not one the rig created", akid)
+	}
+	want := sigv4(r, signed, secret, date, region, service, false)
+	if !hmac.Equal([]byte(want), []byte(sig)) {
+		return errors.New("the request signature does not match")
+	}
+	r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "Signature="+sig,
+		"Signature="+sigv4(r, signed, secret, date, region, service, true), 1))
+	r.URL.RawQuery = strings.ReplaceAll(r.URL.RawQuery, "%2F", "/")
+	return nil
+}
+
+// sigv4 computes a request's SigV4 signature; rawSlash leaves "/" unencoded in
+// the canonical query, as moto does.
+func sigv4(r *http.Request, signed, secret, date, region, service string, rawSlash bool) string {
+	q := r.URL.Query()
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	enc := func(s string) string {
+		e := strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+		e = strings.ReplaceAll(e, "%7E", "~")
+		if rawSlash {
+			e = strings.ReplaceAll(e, "%2F", "/")
+		}
+		return e
+	}
+	var qs []string
+	for _, k := range keys {
+		vs := append([]string(nil), q[k]...)
+		sort.Strings(vs)
+		for _, v := range vs {
+			qs = append(qs, enc(k)+"="+enc(v))
+		}
+	}
+	var hdrs strings.Builder
+	for _, h := range strings.Split(signed, ";") {
+		v := r.Header.Get(h)
+		if h == "host" {
+			v = r.Host
+		}
+		hdrs.WriteString(h + ":" + strings.Join(strings.Fields(v), " ") + "\n")
+	}
+	canonical := strings.Join([]string{r.Method, r.URL.EscapedPath(), strings.Join(qs, "&"), hdrs.String(), signed,
+		r.Header.Get("X-Amz-Content-Sha256")}, "\n")
+	sum := sha256.Sum256([]byte(canonical))
+	scope := date + "/" + region + "/" + service + "/aws4_request"
+	toSign := "AWS4-HMAC-SHA256\n" + r.Header.Get("X-Amz-Date") + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
+	mac := func(key []byte, s string) []byte {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(s))
+		return h.Sum(nil)
+	}
+	k := mac([]byte("AWS4"+secret), date)
+	k = mac(k, region)
+	k = mac(k, service)
+	k = mac(k, "aws4_request")
+	return hex.EncodeToString(mac(k, toSign))
 }
 
 // enforce creates the admin, turns access control on and proves it.
@@ -129,12 +250,12 @@ func (m *Moto) enforce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.Admin, err = createUser(ctx, m.iam(c), "rig-admin", []Policy{{Name: "everything",
+	m.Admin, err = m.createUser(ctx, m.iam(c), "rig-admin", []Policy{{Name: "everything",
 		Document: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`}}, nil)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.Endpoint+"/moto-api/reset-auth", strings.NewReader("0"))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.direct+"/moto-api/reset-auth", strings.NewReader("0"))
 	if err != nil {
 		return err
 	}
@@ -161,7 +282,7 @@ func (m *Moto) ProveEnforced(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("awstest: the rig's admin cannot create a queue under IAM: %w", err)
 	}
-	nobody, err := createUser(ctx, m.iam(admin), "rig-nobody-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil, nil)
+	nobody, err := m.createUser(ctx, m.iam(admin), "rig-nobody-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil, nil)
 	if err != nil {
 		return err
 	}
@@ -203,7 +324,7 @@ func (m *Moto) iam(c *awsconfig.Clients) *iam.Client {
 	return iam.NewFromConfig(c.Config, func(o *iam.Options) { o.BaseEndpoint = aws.String(m.Endpoint) })
 }
 
-func createUser(ctx context.Context, c *iam.Client, name string, pols []Policy, managed []string) (Creds, error) {
+func (m *Moto) createUser(ctx context.Context, c *iam.Client, name string, pols []Policy, managed []string) (Creds, error) {
 	if _, err := c.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(name)}); err != nil {
 		return Creds{}, fmt.Errorf("awstest: create IAM user %s: %w", name, err)
 	}
@@ -221,7 +342,11 @@ func createUser(ctx context.Context, c *iam.Client, name string, pols []Policy, 
 	if err != nil {
 		return Creds{}, fmt.Errorf("awstest: create access key for %s: %w", name, err)
 	}
-	return Creds{User: name, AccessKeyID: aws.ToString(out.AccessKey.AccessKeyId), SecretAccessKey: aws.ToString(out.AccessKey.SecretAccessKey)}, nil
+	cr := Creds{User: name, AccessKeyID: aws.ToString(out.AccessKey.AccessKeyId), SecretAccessKey: aws.ToString(out.AccessKey.SecretAccessKey)}
+	m.keysMu.Lock()
+	m.keys[cr.AccessKeyID] = cr.SecretAccessKey
+	m.keysMu.Unlock()
+	return cr, nil
 }
 
 // NewStack returns a Stack named name (lower case, unique per test) on this
@@ -249,7 +374,7 @@ func (m *Moto) TierUser(ctx context.Context, tier string, stack *Stack) (Creds, 
 	if err != nil {
 		return Creds{}, err
 	}
-	return createUser(ctx, m.iam(admin), stack.Name+"-"+tier, pols, managed)
+	return m.createUser(ctx, m.iam(admin), stack.Name+"-"+tier, pols, managed)
 }
 
 // MotoAdjust rewrites a policy for moto 5.2.1's deviations from IAM, each one
@@ -325,6 +450,9 @@ func (m *Moto) EnvFor(c Creds) []string {
 func (m *Moto) Stop() {
 	if m == nil || m.cmd == nil || m.cmd.Process == nil {
 		return
+	}
+	if m.front != nil {
+		m.front.Close()
 	}
 	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGTERM)
 	select {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/facefleet/facefleet/internal/awsconfig"
 	"github.com/facefleet/facefleet/internal/awstest"
 )
 
@@ -231,6 +232,19 @@ func TestMotoEnforcesTemplatePolicies(t *testing.T) {
 	}
 	if _, err := queues["web"].ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: reqURL}); !awstest.IsAccessDenied(err) {
 		t.Errorf("web receives from the request queue: %v; want AccessDenied", err)
+	}
+	// The front re-signs a query holding "/" for moto, but only after checking
+	// the client's own signature: a wrong secret is still refused.
+	if _, err := users["app"].ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: in, Prefix: aws.String("results/")}); err != nil {
+		t.Errorf("app lists the input bucket under a prefix with '/': %v", err)
+	}
+	bad := m.OptionsFor(awstest.Creds{AccessKeyID: webCreds.AccessKeyID, SecretAccessKey: "wrong" + webCreds.SecretAccessKey})
+	badCl, err := awsconfig.Load(ctx, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := badCl.S3().ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: out, Prefix: aws.String("gallery/")}); err == nil || !strings.Contains(err.Error(), "SignatureDoesNotMatch") {
+		t.Errorf("a wrongly signed list with '/' in its prefix = %v; want SignatureDoesNotMatch", err)
 	}
 	if err := m.ProveEnforced(ctx); err != nil {
 		t.Fatal(err)

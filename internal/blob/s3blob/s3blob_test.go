@@ -114,9 +114,9 @@ func TestBadKeys(t *testing.T) {
 func TestConformance(t *testing.T) {
 	awstest.Need(t, faux)
 	blobtest.Run(t, blobtest.Harness{Skip: map[string]string{
-		// Both run against fauxqs above; docs/emulators.md.
+		// They run against fauxqs above; docs/emulators.md. (A query holding "/"
+		// is fixed by the rig's front, see awstest.Moto.)
 		"UnicodeKeys":          "moto 5.2.1 rejects the SigV4 signature of keys with spaces or non-ASCII (it re-encodes the path before checking)",
-		"ListPrefix":           "moto 5.2.1 rejects the SigV4 signature of a query value holding '/' (ListObjectsV2 prefix=photos/)",
 		"ConcurrentPutsOneKey": "moto 5.2.1 answers 500 to concurrent PutObject calls on one key",
 	}, New: func(t *testing.T) blob.Store { return newStore(t) }})
 }
@@ -183,9 +183,9 @@ func TestConformanceMoto(t *testing.T) {
 		t.Fatal(err)
 	}
 	blobtest.Run(t, blobtest.Harness{Skip: map[string]string{
-		// Both run against fauxqs above; docs/emulators.md.
+		// They run against fauxqs above; docs/emulators.md. (A query holding "/"
+		// is fixed by the rig's front, see awstest.Moto.)
 		"UnicodeKeys":          "moto 5.2.1 rejects the SigV4 signature of keys with spaces or non-ASCII (it re-encodes the path before checking)",
-		"ListPrefix":           "moto 5.2.1 rejects the SigV4 signature of a query value holding '/' (ListObjectsV2 prefix=photos/)",
 		"ConcurrentPutsOneKey": "moto 5.2.1 answers 500 to concurrent PutObject calls on one key",
 	}, New: func(t *testing.T) blob.Store {
 		st := m.NewStack(awstest.Unique(t, "sb")[:15])

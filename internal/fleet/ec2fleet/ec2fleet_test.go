@@ -218,7 +218,7 @@ func newVirtualClock() *virtualClock {
 	c.ns.Store(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC).UnixNano())
 	return c
 }
-func (c *virtualClock) Now() time.Time           { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *virtualClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *virtualClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // backlog is a queue whose visible count the test sets.
