@@ -145,7 +145,7 @@ func TestCloudE2EMoto(t *testing.T) {
 						case state == ec2types.InstanceStateNameRunning && p == nil:
 							np, err := startProc(t, fmt.Sprintf("apptier-%s-%d", id, boots.Add(1)), bin, env("app"),
 								"apptier", "-instance-id", id, "-self-stop", "none", "-idle-timeout", "3s", "-min-lifetime", "0s",
-								"-wait", "1s", "-log-level", "warn")
+								"-worker-wait", "1s", "-log-level", "warn")
 							if err != nil {
 								t.Errorf("start apptier for %s: %v", id, err)
 								continue
@@ -199,7 +199,7 @@ func TestCloudE2EMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	web, err := startProc(t, "webtier", bin, env("web"), "webtier", "-listen", "127.0.0.1:"+strconv.Itoa(port), "-poll-wait", "1s", "-log-level", "warn")
+	web, err := startProc(t, "webtier", bin, env("web"), "webtier", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-poll-wait", "1s", "-log-level", "warn")
 	if err != nil {
 		t.Fatal(err)
 	}
