@@ -17,9 +17,9 @@
 // instance instead of launching another; a controller that wants one more
 // instance than the other replays the shared slots and launches only the extra
 // one. EC2 keeps a token for a long time, so a replayed instance launched more
-// than ReplayAfter ago that the pool no longer shows (terminated) means the slot
-// is free again: the token is then salted with that instance's id, which every
-// controller derives alike.
+// than ReplayAfter ago, no longer pending and absent from the pool (terminated)
+// means the slot is free again: the token is then salted with that instance's
+// id, which every controller derives alike.
 package ec2fleet
 
 import (
@@ -335,8 +335,11 @@ func (f *Fleet) launchSlot(ctx context.Context, k int, visible map[string]bool) 
 		}
 		i := out.Instances[0]
 		id := aws.ToString(i.InstanceId)
-		if launched := aws.ToTime(i.LaunchTime); !launched.IsZero() && f.opts.Now().Sub(launched) > f.opts.ReplayAfter && !visible[id] {
-			// An old launch of this slot whose instance has left the pool.
+		// A new launch is pending. An old launch of this slot (long ago, not
+		// pending, absent from the pool) is a stale replay: its instance left.
+		launched := aws.ToTime(i.LaunchTime)
+		pending := i.State != nil && i.State.Name == types.InstanceStateNamePending
+		if !pending && !launched.IsZero() && f.opts.Now().Sub(launched) > f.opts.ReplayAfter && !visible[id] {
 			salts = append(salts, id)
 			continue
 		}

@@ -388,3 +388,19 @@ func TestConformanceMoto(t *testing.T) {
 		},
 	})
 }
+
+// TestSkewedLaunchTimeIsNotAReplay: a fresh launch whose LaunchTime is far in
+// the past (EC2's clock against ours) is pending, so it is taken, not
+// mistaken for a stale replay and launched again.
+func TestSkewedLaunchTimeIsNotAReplay(t *testing.T) {
+	fake := fakeec2.New(fakeec2.Options{Now: func() time.Time { return time.Now().Add(-time.Hour) }, PendingDelay: time.Minute})
+	t.Cleanup(fake.Close)
+	f, err := ec2fleet.New(client(fake.URL), ec2fleet.Options{LaunchTemplateID: "lt-0123456789", TagKey: "facefleet", TagValue: "app", Max: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Launch(context.Background(), 2)
+	if err != nil || len(got) != 2 || fake.Calls("RunInstances") != 2 || fake.Count("pending") != 2 {
+		t.Fatalf("Launch(2) = %+v, %v after %d RunInstances, %d pending; want 2 launches, once each", got, err, fake.Calls("RunInstances"), fake.Count("pending"))
+	}
+}
