@@ -35,7 +35,7 @@ poll=${SMOKE_POLL:-5}
 timeout=${SMOKE_TIMEOUT:-300}
 tag_key=${SMOKE_APP_TAG_KEY:-facefleet-app}
 for v in n parallel scale_wait poll timeout; do
-	case ${!v} in '' | *[!0-9]*) echo "smoke: $v=${!v} is not a whole number" >&2; exit 2 ;; esac
+	case ${!v} in '' | *[!0-9]*) echo "smoke: SMOKE_${v^^}=${!v} is not a whole number" >&2; exit 2 ;; esac
 done
 [ -d "$faces" ] || { echo "smoke: faces folder $faces not found (one folder of photos per person)" >&2; exit 2; }
 command -v aws >/dev/null || { echo "smoke: the aws CLI is not installed" >&2; exit 2; }

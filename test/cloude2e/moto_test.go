@@ -3,6 +3,7 @@ package cloude2e_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -282,4 +283,34 @@ func TestCloudE2EMoto(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("e2e: moto %s; %d instance boots, %d worker poweroffs, iam=enforced\n", strings.TrimPrefix(summary, "smoke: "), boots.Load(), poweroffs.Load())
+}
+
+// TestSmokeScript: deploy/smoke.sh is shellcheck clean and refuses bad usage
+// with exit status 2 before touching AWS.
+func TestSmokeScript(t *testing.T) {
+	script := filepath.Join(testenv.Root(), "deploy", "smoke.sh")
+	if sc, err := exec.LookPath("shellcheck"); err == nil {
+		if out, err := exec.Command(sc, script).CombinedOutput(); err != nil {
+			t.Errorf("shellcheck deploy/smoke.sh: %v\n%s", err, out)
+		}
+	} else if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
+		t.Error("shellcheck is not installed (apt-get install shellcheck)")
+	}
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{nil, nil, "usage: deploy/smoke.sh STACK"},
+		{[]string{"s", t.TempDir()}, []string{"SMOKE_N=ten"}, "SMOKE_N"},
+		{[]string{"s", filepath.Join(t.TempDir(), "absent")}, nil, "faces folder"},
+	} {
+		cmd := exec.Command(script, tc.args...)
+		cmd.Env = append(os.Environ(), tc.env...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("smoke.sh %v %v = %v, %q; want exit 2 naming %q", tc.args, tc.env, err, out, tc.want)
+		}
+	}
 }
