@@ -107,7 +107,9 @@ func startMoto(ctx context.Context, bin string, port int) (*Moto, error) {
 	m := &Moto{direct: "http://127.0.0.1:" + strconv.Itoa(port), logs: NewLogBuffer(1 << 20), done: make(chan struct{})}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	// Set-up calls run unauthenticated until reset-auth.
-	cmd.Env = append(os.Environ(), "INITIAL_NO_AUTH_ACTION_COUNT=1000000000", "MOTO_ALLOW_NONEXISTENT_REGION=false")
+	// AWS managed policies (AmazonSSMManagedInstanceCore on both roles) exist
+	// only when moto loads them.
+	cmd.Env = append(os.Environ(), "INITIAL_NO_AUTH_ACTION_COUNT=1000000000", "MOTO_ALLOW_NONEXISTENT_REGION=false", "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
 	cmd.Stdout, cmd.Stderr = m.logs, m.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
