@@ -204,6 +204,8 @@ func (r *resolver) getAtt(name, attr string) (any, error) {
 		return "arn:" + r.s.Partition + ":s3:::" + r.s.BucketName(name), nil
 	case "AWS::IAM::Role.Arn":
 		return "arn:" + r.s.Partition + ":iam::" + r.s.Account + ":role/" + r.s.Name + "-" + name, nil
+	case "AWS::Serverless::Function.Arn", "AWS::Lambda::Function.Arn":
+		return "arn:" + r.s.Partition + ":lambda:" + r.s.Region + ":" + r.s.Account + ":function:" + r.s.Name + "-" + name, nil
 	case "AWS::EC2::SecurityGroup.GroupId":
 		return r.ref(name)
 	}

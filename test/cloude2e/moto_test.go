@@ -248,7 +248,7 @@ func TestCloudE2EMoto(t *testing.T) {
 	var scalerErrs atomic.Int64
 	go func() {
 		defer close(scalerDone)
-		runScaler(scalerCtx, t, fn, &scalerErrs)
+		runScaler(scalerCtx, t, &lambdaFront{fn: fn}, &scalerErrs)
 	}()
 	defer func() { stopScaler(); <-scalerDone }()
 
