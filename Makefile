@@ -76,12 +76,15 @@ bench-engine: models
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q libjpeg-turbo-progs libturbojpeg0 >/dev/null; }
 	FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} go run ./cmd/benchengine
 
-## e2e: the AWS deployment on loopback: fauxqs (SQS+S3), a fake EC2 whose instances
-## are real `facefleet apptier` processes, `facefleet webtier`, the scaler Lambda
-## under the Runtime Interface Emulator; 50 uploads; prints one `e2e:` summary line
+## e2e: the AWS deployment on loopback against moto with IAM enforced: queues, buckets
+## and a launch template in moto; `facefleet webtier`, one `facefleet apptier` process per
+## running instance and the scaler Lambda under the Runtime Interface Emulator, each as an
+## IAM user holding template.yaml's own policies for its tier; deploy/smoke.sh drives it.
+## The last line is the `e2e:` summary, ending in iam=enforced.
 e2e: build
-	FACEFLEET_REQUIRE_DEPS=1 FACEFLEET_BIN=$(BUILD)/facefleet FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} \
-		go test -count=1 -timeout 10m -v -run 'TestCloudE2E$$' ./test/cloude2e/
+	@set -o pipefail; FACEFLEET_REQUIRE_DEPS=1 FACEFLEET_BIN=$(BUILD)/facefleet FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} \
+		go test -count=1 -timeout 10m -v -run 'TestCloudE2EMoto$$' ./test/cloude2e/ 2>&1 | tee $(BUILD)/e2e.log && \
+	grep '^e2e: ' $(BUILD)/e2e.log | tail -1
 
 clean:
 	rm -rf $(BUILD)

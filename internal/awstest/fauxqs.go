@@ -267,20 +267,28 @@ func CreateBucket(ctx context.Context, client *s3.Client, name string) error {
 // When fauxqs cannot start, tests that call Need skip, or the package fails under
 // FACEFLEET_REQUIRE_DEPS=1.
 func Main(m *testing.M, dst **Server) int {
+	stop, ok := setUpFauxqs(dst)
+	if !ok {
+		return 1
+	}
+	defer stop()
+	return m.Run()
+}
+
+func setUpFauxqs(dst **Server) (stop func(), ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	s, err := Start(ctx)
 	cancel()
 	if err != nil {
 		if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
 			fmt.Fprintf(os.Stderr, "FAIL: fauxqs is required (FACEFLEET_REQUIRE_DEPS=1) but did not start: %v\n", err)
-			return 1
+			return nil, false
 		}
 		*dst = &Server{unavailable: err.Error()}
-		return m.Run()
+		return func() {}, true
 	}
 	*dst = s
-	defer s.Stop()
-	return m.Run()
+	return s.Stop, true
 }
 
 // Need returns s, or skips the test when the emulator is unavailable.

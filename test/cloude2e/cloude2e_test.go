@@ -38,9 +38,12 @@ import (
 	"github.com/facefleet/facefleet/test/e2ekit"
 )
 
-var faux *awstest.Server
+var (
+	faux *awstest.Server
+	moto *awstest.Moto
+)
 
-func TestMain(m *testing.M) { os.Exit(awstest.Main(m, &faux)) }
+func TestMain(m *testing.M) { os.Exit(awstest.Both(m, &faux, &moto)) }
 
 // Scenario sizes and timings (small: `make test` runs this too).
 const (

@@ -30,6 +30,10 @@ type Harness struct {
 	// New returns a fresh, empty store. It is called concurrently from parallel
 	// subtests; clean up with t.Cleanup.
 	New func(t *testing.T) blob.Store
+	// Skip names subtests this backend cannot run, each with the reason (an
+	// emulator's documented deviation from AWS, see docs/emulators.md); they
+	// are reported as skipped, never silently dropped.
+	Skip map[string]string
 }
 
 // Run runs every conformance test against h.
@@ -57,6 +61,9 @@ func Run(t *testing.T, h Harness) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if why, ok := h.Skip[tc.name]; ok {
+				t.Skip("backend deviation: " + why)
+			}
 			t.Parallel()
 			s := h.New(t)
 			if s == nil {

@@ -1,17 +1,36 @@
 // Package ec2fleet is the fleet port on Amazon EC2 (aws-sdk-go-v2): the pool is
 // every non-terminated instance carrying a tag (TagKey=TagValue); new instances come
 // from a launch template and carry the tag. It passes fleettest against the fake
-// EC2 endpoint in fakeec2.
+// EC2 endpoint in fakeec2 and against moto with IAM enforced.
+//
+// # Repeated launch decisions are harmless
+//
+// The scaler Lambda keeps no memory between invocations, two invocations (the
+// schedule and the alarm) may run at once, and DescribeInstances lags
+// RunInstances/StartInstances by seconds. So a launch must be idempotent by the
+// fleet's own state, not by the caller's memory. Each pool member holds a slot
+// (tag SlotTagKey = 1..Max). Launch(n) fills the n lowest slots that no visible
+// instance holds, one RunInstances per slot, with a ClientToken derived only from
+// the pool (TagKey, TagValue, launch template) and the slot number. Two
+// controllers that decide from the same (possibly stale) view of the pool compute
+// the same tokens, and EC2 answers the second RunInstances with the first one's
+// instance instead of launching another; a controller that wants one more
+// instance than the other replays the shared slots and launches only the extra
+// one. EC2 keeps a token for a long time, so a replayed instance launched more
+// than ReplayAfter ago, no longer pending and absent from the pool (terminated)
+// means the slot is free again: the token is then salted with that instance's
+// id, which every controller derives alike.
 package ec2fleet
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +58,24 @@ type Options struct {
 	// Max caps the pool's non-terminated instances (required, > 0); Launch never
 	// goes above it.
 	Max int
+	// SlotTagKey names the tag holding an instance's slot (1..Max); default
+	// DefaultSlotTagKey.
+	SlotTagKey string
+	// ReplayAfter: a RunInstances answered with an instance launched longer ago
+	// than this (and absent from the pool) is a stale replay of an old slot token;
+	// default DefaultReplayAfter. It must exceed DescribeInstances' lag by far.
+	ReplayAfter time.Duration
+	// Now is the clock (default time.Now); tests pass a virtual one.
+	Now func() time.Time
 }
+
+// Defaults for Options.
+const (
+	DefaultSlotTagKey  = "facefleet-slot"
+	DefaultReplayAfter = 5 * time.Minute
+	// maxReplays bounds the salted retries of one slot.
+	maxReplays = 8
+)
 
 // Fleet is the EC2-backed pool.
 type Fleet struct {
@@ -63,13 +99,46 @@ func New(client *ec2.Client, opts Options) (*Fleet, error) {
 	if opts.LaunchTemplateVersion == "" {
 		opts.LaunchTemplateVersion = "$Default"
 	}
+	if opts.SlotTagKey == "" {
+		opts.SlotTagKey = DefaultSlotTagKey
+	}
+	if opts.SlotTagKey == opts.TagKey {
+		return nil, fmt.Errorf("ec2fleet: SlotTagKey %q must differ from TagKey", opts.SlotTagKey)
+	}
+	if opts.ReplayAfter == 0 {
+		opts.ReplayAfter = DefaultReplayAfter
+	}
+	if opts.ReplayAfter < 0 {
+		return nil, fmt.Errorf("ec2fleet: negative ReplayAfter %v", opts.ReplayAfter)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	return &Fleet{client: client, opts: opts}, nil
 }
 
 // poolStates are the states that count towards the pool (and the cap).
 var poolStates = []string{"pending", "running", "stopping", "stopped", "shutting-down"}
 
+// member is a pool instance with the slot it holds (0: none).
+type member struct {
+	fleet.Instance
+	slot int
+}
+
 func (f *Fleet) describe(ctx context.Context, ids []string) ([]fleet.Instance, error) {
+	ms, err := f.members(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]fleet.Instance, len(ms))
+	for i, m := range ms {
+		res[i] = m.Instance
+	}
+	return res, nil
+}
+
+func (f *Fleet) members(ctx context.Context, ids []string) ([]member, error) {
 	in := &ec2.DescribeInstancesInput{Filters: []types.Filter{
 		{Name: aws.String("tag:" + f.opts.TagKey), Values: []string{f.opts.TagValue}},
 		{Name: aws.String("instance-state-name"), Values: poolStates},
@@ -79,7 +148,7 @@ func (f *Fleet) describe(ctx context.Context, ids []string) ([]fleet.Instance, e
 	} else {
 		in.MaxResults = aws.Int32(1000)
 	}
-	var res []fleet.Instance
+	var res []member
 	p := ec2.NewDescribeInstancesPaginator(f.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -88,7 +157,7 @@ func (f *Fleet) describe(ctx context.Context, ids []string) ([]fleet.Instance, e
 		}
 		for _, r := range page.Reservations {
 			for _, i := range r.Instances {
-				res = append(res, toInstance(i))
+				res = append(res, member{Instance: toInstance(i), slot: f.slotOf(i.Tags)})
 			}
 		}
 	}
@@ -174,8 +243,15 @@ func (f *Fleet) Stop(ctx context.Context, ids ...string) error {
 	return nil
 }
 
-// Launch runs n new instances from the launch template, all or none, and fails
-// with fleet.ErrCapacity (launching nothing) when that would take the pool above Max.
+// Launch brings the pool up by n instances from the launch template. It fails
+// with fleet.ErrCapacity, launching nothing, when that would take the pool above
+// Max; when EC2 runs out of capacity midway it returns the instances it got
+// with the ErrCapacity error (the controller counts what was launched). It fills the n lowest free
+// slots with one idempotent RunInstances each (see the package comment), so a
+// repeated decision, from this controller or another one with the same stale
+// view, gets back the instances already launched instead of new ones. The
+// instances returned may therefore include ones another controller launched for
+// the same slots moments ago: they are the capacity this decision asked for.
 func (f *Fleet) Launch(ctx context.Context, n int) ([]fleet.Instance, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("ec2fleet: launch count %d must be positive", n)
@@ -183,43 +259,106 @@ func (f *Fleet) Launch(ctx context.Context, n int) ([]fleet.Instance, error) {
 	if f.opts.LaunchTemplateID == "" {
 		return nil, errors.New("ec2fleet: no LaunchTemplateID configured, cannot launch instances")
 	}
-	pool, err := f.List(ctx)
+	pool, err := f.members(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	if len(pool)+n > f.opts.Max {
 		return nil, fmt.Errorf("ec2fleet: launching %d would make the pool %d, above its cap of %d: %w", n, len(pool)+n, f.opts.Max, fleet.ErrCapacity)
 	}
-	var tok [16]byte
-	_, _ = rand.Read(tok[:])
-	out, err := f.client.RunInstances(ctx, &ec2.RunInstancesInput{
-		MinCount: aws.Int32(int32(n)),
-		MaxCount: aws.Int32(int32(n)),
-		LaunchTemplate: &types.LaunchTemplateSpecification{
-			LaunchTemplateId: aws.String(f.opts.LaunchTemplateID),
-			Version:          aws.String(f.opts.LaunchTemplateVersion),
-		},
-		// Tag the volumes in the request too: the scaler's policy allows
-		// RunInstances on volume/* only with this request tag (a launch
-		// template's tags are not request tags).
-		TagSpecifications: []types.TagSpecification{{
-			ResourceType: types.ResourceTypeInstance,
-			Tags:         []types.Tag{{Key: aws.String(f.opts.TagKey), Value: aws.String(f.opts.TagValue)}},
-		}, {
-			ResourceType: types.ResourceTypeVolume,
-			Tags:         []types.Tag{{Key: aws.String(f.opts.TagKey), Value: aws.String(f.opts.TagValue)}},
-		}},
-		// A client token makes the SDK's retries of this call idempotent.
-		ClientToken: aws.String(hex.EncodeToString(tok[:])),
-	})
-	if err != nil {
-		return nil, wrap(fmt.Sprintf("run %d instances from %s", n, f.opts.LaunchTemplateID), err)
+	held := make(map[int]bool, len(pool))
+	visible := make(map[string]bool, len(pool))
+	for _, m := range pool {
+		held[m.slot] = true
+		visible[m.ID] = true
 	}
-	res := make([]fleet.Instance, 0, len(out.Instances))
-	for _, i := range out.Instances {
-		res = append(res, toInstance(i))
+	var slots []int
+	for k := 1; k <= f.opts.Max && len(slots) < n; k++ {
+		if !held[k] {
+			slots = append(slots, k)
+		}
+	}
+	if len(slots) < n { // untagged members fill the pool; the count check let it through
+		return nil, fmt.Errorf("ec2fleet: only %d of slots 1..%d are free for %d launches: %w", len(slots), f.opts.Max, n, fleet.ErrCapacity)
+	}
+	res := make([]fleet.Instance, 0, n)
+	for _, k := range slots {
+		in, err := f.launchSlot(ctx, k, visible)
+		if err != nil {
+			return res, err
+		}
+		res = append(res, in)
 	}
 	return res, nil
+}
+
+// SlotToken is the ClientToken of slot k's launch for the pool, salted with the
+// ids of stale replays (see the package comment). EC2 allows 64 ASCII characters.
+func (f *Fleet) SlotToken(k int, salts ...string) string {
+	h := sha256.New()
+	for _, part := range append([]string{"facefleet-slot-v1", f.opts.TagKey, f.opts.TagValue, f.opts.LaunchTemplateID,
+		f.opts.LaunchTemplateVersion, strconv.Itoa(k)}, salts...) {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return "ff-" + hex.EncodeToString(h.Sum(nil))[:40]
+}
+
+// launchSlot runs (or replays) slot k's instance.
+func (f *Fleet) launchSlot(ctx context.Context, k int, visible map[string]bool) (fleet.Instance, error) {
+	var salts []string
+	for range maxReplays {
+		tags := []types.Tag{
+			{Key: aws.String(f.opts.TagKey), Value: aws.String(f.opts.TagValue)},
+			{Key: aws.String(f.opts.SlotTagKey), Value: aws.String(strconv.Itoa(k))},
+		}
+		out, err := f.client.RunInstances(ctx, &ec2.RunInstancesInput{
+			MinCount: aws.Int32(1),
+			MaxCount: aws.Int32(1),
+			LaunchTemplate: &types.LaunchTemplateSpecification{
+				LaunchTemplateId: aws.String(f.opts.LaunchTemplateID),
+				Version:          aws.String(f.opts.LaunchTemplateVersion),
+			},
+			// The volume carries the pool tag too: the scaler's role may only
+			// create tagged instances and volumes.
+			TagSpecifications: []types.TagSpecification{
+				{ResourceType: types.ResourceTypeInstance, Tags: tags},
+				{ResourceType: types.ResourceTypeVolume, Tags: tags[:1]},
+			},
+			ClientToken: aws.String(f.SlotToken(k, salts...)),
+		})
+		if err != nil {
+			return fleet.Instance{}, wrap(fmt.Sprintf("run slot %d's instance from %s", k, f.opts.LaunchTemplateID), err)
+		}
+		if len(out.Instances) == 0 {
+			return fleet.Instance{}, fmt.Errorf("ec2fleet: RunInstances for slot %d answered no instance", k)
+		}
+		i := out.Instances[0]
+		id := aws.ToString(i.InstanceId)
+		// A new launch is pending. An old launch of this slot (long ago, not
+		// pending, absent from the pool) is a stale replay: its instance left.
+		launched := aws.ToTime(i.LaunchTime)
+		pending := i.State != nil && i.State.Name == types.InstanceStateNamePending
+		if !pending && !launched.IsZero() && f.opts.Now().Sub(launched) > f.opts.ReplayAfter && !visible[id] {
+			salts = append(salts, id)
+			continue
+		}
+		return toInstance(i), nil
+	}
+	return fleet.Instance{}, fmt.Errorf("ec2fleet: slot %d: %d stale replays of its client token in a row; is the pool tag %s=%s shared with another pool?",
+		k, maxReplays, f.opts.TagKey, f.opts.TagValue)
+}
+
+// slotOf reads the slot tag (0 when absent or malformed).
+func (f *Fleet) slotOf(tags []types.Tag) int {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == f.opts.SlotTagKey {
+			if k, err := strconv.Atoi(aws.ToString(t.Value)); err == nil && k > 0 {
+				return k
+			}
+		}
+	}
+	return 0
 }
 
 // wrap maps EC2 error codes onto the fleet errors with an actionable message.

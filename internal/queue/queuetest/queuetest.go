@@ -38,6 +38,10 @@ type Harness struct {
 	// queue (nil when cfg.MaxReceiveCount is 0). It is called concurrently from
 	// parallel subtests; clean up with t.Cleanup.
 	New func(t *testing.T, cfg Config) (q, dlq queue.Queue)
+	// StaleHandleAccepted: the backend accepts ChangeVisibility with a receipt
+	// handle superseded by a later receive (moto 5.2.1 does; SQS and fauxqs
+	// refuse it), so the suite skips that one check. docs/emulators.md.
+	StaleHandleAccepted bool
 }
 
 // Timing margins for a server over loopback.
@@ -393,7 +397,7 @@ func testVisibilityRedelivery(t *testing.T, h Harness) {
 		t.Fatal("redelivery reused the receipt handle; each receive must get a new one")
 	}
 	// The first handle is stale: changing its visibility fails in SQS and fauxqs.
-	if err := q.ChangeVisibility(ctxT(t), m1.ReceiptHandle, 5*time.Second); !errors.Is(err, queue.ErrInvalidReceipt) {
+	if err := q.ChangeVisibility(ctxT(t), m1.ReceiptHandle, 5*time.Second); !h.StaleHandleAccepted && !errors.Is(err, queue.ErrInvalidReceipt) {
 		t.Fatalf("ChangeVisibility with a stale handle: %v, want ErrInvalidReceipt", err)
 	}
 	if err := q.Delete(ctxT(t), m2.ReceiptHandle); err != nil {

@@ -2,7 +2,9 @@ package sqsqueue_test
 
 import (
 	"context"
+
 	"errors"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"os"
 	"strings"
 	"testing"
@@ -14,9 +16,12 @@ import (
 	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
 )
 
-var faux *awstest.Server
+var (
+	faux *awstest.Server
+	moto *awstest.Moto
+)
 
-func TestMain(m *testing.M) { os.Exit(awstest.Main(m, &faux)) }
+func TestMain(m *testing.M) { os.Exit(awstest.Both(m, &faux, &moto)) }
 
 func newQueue(t *testing.T, spec awstest.QueueSpec) (*sqsqueue.Queue, awstest.Queue) {
 	t.Helper()
@@ -187,4 +192,75 @@ func TestSettingsReadTheQueuesVisibilityAndRedrive(t *testing.T) {
 	if st, err := plain.Settings(context.Background()); err != nil || st.Visibility != 30*time.Second || st.MaxReceives != 0 {
 		t.Fatalf("Settings of a queue without redrive = %+v, %v; want 30s and 0", st, err)
 	}
+}
+
+// tierQueue is the request queue as the tiers use it under the template's IAM
+// policies: the web tier sends, the app tier receives, deletes, extends and
+// reads counts. Each call goes out with that tier's own access key.
+type tierQueue struct {
+	web, app *sqsqueue.Queue
+}
+
+func (q tierQueue) Send(ctx context.Context, body string) (string, error) {
+	return q.web.Send(ctx, body)
+}
+func (q tierQueue) Receive(ctx context.Context, o queue.ReceiveOptions) ([]queue.Message, error) {
+	return q.app.Receive(ctx, o)
+}
+func (q tierQueue) Delete(ctx context.Context, h string) error { return q.app.Delete(ctx, h) }
+func (q tierQueue) ChangeVisibility(ctx context.Context, h string, d time.Duration) error {
+	return q.app.ChangeVisibility(ctx, h, d)
+}
+func (q tierQueue) Counts(ctx context.Context) (queue.Counts, error) { return q.app.Counts(ctx) }
+
+// TestConformanceMoto runs the suite against moto with IAM enforced: every
+// queue is the template's RequestQueue of a fresh stack (its DLQ the
+// RequestDLQ), driven by users whose policies are template.yaml's WebRole and
+// AppRole. The web tier reads the dead-letter queue, as its watcher does.
+func TestConformanceMoto(t *testing.T) {
+	m := awstest.NeedMoto(t, moto)
+	ctx := context.Background()
+	admin, err := m.ClientsFor(ctx, m.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queuetest.Run(t, queuetest.Harness{StaleHandleAccepted: true, New: func(t *testing.T, cfg queuetest.Config) (queue.Queue, queue.Queue) {
+		st := m.NewStack(awstest.Unique(t, "sq")[:15])
+		created, err := awstest.CreateQueue(ctx, admin.SQS(), awstest.QueueSpec{
+			Name: st.QueueName("RequestQueue"), VisibilityTimeout: cfg.VisibilityTimeout,
+			MaxMessageBytes: cfg.MaxMessageSize, MaxReceives: cfg.MaxReceiveCount,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if created.DLQURL != "" {
+			st.Refs["RequestDLQ"], st.Attrs["RequestDLQ.Arn"] = created.DLQURL, created.DLQARN
+		}
+		tq := tierQueue{}
+		var webC *sqs.Client
+		for tier, dst := range map[string]**sqsqueue.Queue{"web": &tq.web, "app": &tq.app} {
+			creds, err := m.TierUser(ctx, tier, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := m.ClientsFor(ctx, creds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *dst, err = sqsqueue.New(cl.SQS(), created.URL, sqsqueue.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			if tier == "web" {
+				webC = cl.SQS()
+			}
+		}
+		if created.DLQURL == "" {
+			return tq, nil
+		}
+		dlq, err := sqsqueue.New(webC, created.DLQURL, sqsqueue.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tq, dlq
+	}})
 }

@@ -4,13 +4,18 @@
 // pending -> running and stopping -> stopped with configurable delays, injects
 // errors (InsufficientInstanceCapacity, RequestLimitExceeded, ...) and calls hooks
 // when an instance starts running or begins stopping, so an e2e can start and stop
-// real processes as "instances". Only for tests.
+// real processes as "instances". DescribeInstances can lag the other calls by a
+// configurable 5-15 s, as EC2's eventually consistent reads do. RunInstances
+// honours ClientToken (a repeated token returns the first call's instances; the
+// same token with other parameters fails with IdempotentParameterMismatch). Only
+// for tests; docs/emulators.md lists what it does not model.
 package fakeec2
 
 import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -38,8 +43,17 @@ type Options struct {
 	// the instance becomes stopped StoppingDelay after the hook returns, so a hook
 	// that waits for its process to exit makes "stopped" mean "gone".
 	OnStopping func(id string)
-	// Now defaults to time.Now.
+	// Now defaults to time.Now. A virtual clock makes the lag below virtual too
+	// (state delays stay in real time).
 	Now func() time.Time
+	// LagMin and LagMax: each state change (launch, start, stop, running,
+	// stopped) becomes visible to DescribeInstances and DescribeInstanceStatus a
+	// random lag in [LagMin, LagMax] after it happened (by Now); until then
+	// they show the previous state, and a new instance is absent. 0: no lag.
+	// Start/Stop/Run act on the true state, as EC2's do.
+	LagMin, LagMax time.Duration
+	// Seed seeds the lag's random numbers (tests are repeatable).
+	Seed uint64
 }
 
 // Instance is the fake's view of an instance.
@@ -50,6 +64,16 @@ type Instance struct {
 	LaunchTime time.Time
 	Reason     string
 	Template   string
+	// seen is the history DescribeInstances answers from under a lag.
+	seen []view
+}
+
+// view is one state change and when DescribeInstances starts showing it.
+type view struct {
+	at     time.Time
+	state  string
+	reason string
+	launch time.Time
 }
 
 // Server is the fake EC2 endpoint.
@@ -62,9 +86,11 @@ type Server struct {
 	insts   map[string]*Instance
 	order   []string
 	seq     int
-	tokens  map[string][]string // RunInstances client token -> ids
+	tokens  map[string]token // RunInstances client token -> first call
+	rnd     *rand.Rand
 	inject  map[string][]string // action -> error codes to return, in order
 	calls   map[string]int
+	replays int
 	closed  bool
 	pending sync.WaitGroup
 }
@@ -74,7 +100,8 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, insts: map[string]*Instance{}, tokens: map[string][]string{}, inject: map[string][]string{}, calls: map[string]int{}}
+	s := &Server{opts: opts, insts: map[string]*Instance{}, tokens: map[string]token{}, inject: map[string][]string{}, calls: map[string]int{},
+		rnd: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
@@ -110,7 +137,20 @@ func (s *Server) Add(state string, tags map[string]string) string {
 	defer s.mu.Unlock()
 	in := s.newInstance(tags, "")
 	in.State = state
+	in.seen = nil
+	s.record(in)
 	return in.ID
+}
+
+// Terminate moves an instance to terminated at once (an operator or a failed
+// boot took it away).
+func (s *Server) Terminate(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in, ok := s.insts[id]; ok {
+		in.State = "terminated"
+		s.record(in)
+	}
 }
 
 // Instances returns a snapshot, sorted by ID.
@@ -156,7 +196,41 @@ func (s *Server) newInstance(tags map[string]string, template string) *Instance 
 	}
 	s.insts[in.ID] = in
 	s.order = append(s.order, in.ID)
+	s.record(in)
 	return in
+}
+
+// record notes in's current state for lagging reads. Called with s.mu held.
+func (s *Server) record(in *Instance) {
+	at := s.opts.Now()
+	if s.opts.LagMax > 0 {
+		lag := s.opts.LagMin
+		if span := s.opts.LagMax - s.opts.LagMin; span > 0 {
+			lag += time.Duration(s.rnd.Int64N(int64(span) + 1))
+		}
+		at = at.Add(lag)
+	}
+	if n := len(in.seen); n > 0 && at.Before(in.seen[n-1].at) {
+		at = in.seen[n-1].at // a later change never shows before an earlier one
+	}
+	in.seen = append(in.seen, view{at: at, state: in.State, reason: in.Reason, launch: in.LaunchTime})
+}
+
+// visible is in as DescribeInstances shows it now (false: not yet visible).
+// Called with s.mu held.
+func (s *Server) visible(in *Instance) (Instance, bool) {
+	if s.opts.LagMax <= 0 {
+		return *in, true
+	}
+	now := s.opts.Now()
+	for i := len(in.seen) - 1; i >= 0; i-- {
+		if v := in.seen[i]; !v.at.After(now) {
+			c := *in
+			c.State, c.Reason, c.LaunchTime = v.state, v.reason, v.launch
+			return c, true
+		}
+	}
+	return Instance{}, false
 }
 
 // after runs f after d unless the server closed; f runs with s.mu held.
@@ -196,12 +270,14 @@ func (s *Server) toPending(in *Instance) {
 	in.State = "pending"
 	in.LaunchTime = s.opts.Now().UTC().Truncate(time.Second)
 	in.Reason = ""
+	s.record(in)
 	id := in.ID
 	s.after(s.opts.PendingDelay, func() {
 		if in.State != "pending" {
 			return
 		}
 		in.State = "running"
+		s.record(in)
 		s.hook(s.opts.OnRunning, id, 0, nil)
 	})
 }
@@ -210,9 +286,11 @@ func (s *Server) toPending(in *Instance) {
 func (s *Server) toStopping(in *Instance) {
 	in.State = "stopping"
 	in.Reason = "User initiated (" + s.opts.Now().UTC().Format("2006-01-02 15:04:05") + " GMT)"
+	s.record(in)
 	s.hook(s.opts.OnStopping, in.ID, s.opts.StoppingDelay, func() {
 		if in.State == "stopping" {
 			in.State = "stopped"
+			s.record(in)
 		}
 	})
 }
@@ -394,6 +472,29 @@ func (s *Server) lookup(ids []string) ([]*Instance, *apiError) {
 	return res, nil
 }
 
+// lookupVisible is lookup under the read lag: an instance not visible yet is
+// InvalidInstanceID.NotFound, as on EC2 right after RunInstances.
+func (s *Server) lookupVisible(ids []string) ([]*Instance, *apiError) {
+	found, err := s.lookup(ids)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]*Instance, 0, len(found))
+	var missing []string
+	for _, in := range found {
+		v, ok := s.visible(in)
+		if !ok {
+			missing = append(missing, in.ID)
+			continue
+		}
+		res = append(res, &v)
+	}
+	if len(missing) > 0 {
+		return nil, errorf("InvalidInstanceID.NotFound", "The instance IDs '%s' do not exist", strings.Join(missing, ", "))
+	}
+	return res, nil
+}
+
 // XML documents.
 
 type xmlState struct {
@@ -480,14 +581,16 @@ func (s *Server) describeInstances(form url.Values) (any, *apiError) {
 	}
 	var cands []*Instance
 	if len(ids) > 0 {
-		found, err := s.lookup(ids)
+		found, err := s.lookupVisible(ids)
 		if err != nil {
 			return nil, err
 		}
 		cands = found
 	} else {
 		for _, id := range s.order {
-			cands = append(cands, s.insts[id])
+			if v, ok := s.visible(s.insts[id]); ok {
+				cands = append(cands, &v)
+			}
 		}
 	}
 	var matched []*Instance
@@ -523,6 +626,32 @@ func (s *Server) describeInstances(form url.Values) (any, *apiError) {
 	return resp, nil
 }
 
+// token is a RunInstances client token's first call.
+type token struct {
+	ids    []string
+	params string
+}
+
+// requestParams is the request without its bookkeeping fields, to detect a
+// token reused with other parameters.
+func requestParams(form url.Values) string {
+	c := url.Values{}
+	for k, v := range form {
+		if k != "ClientToken" && k != "Version" && k != "Action" {
+			c[k] = v
+		}
+	}
+	return c.Encode()
+}
+
+// Replays is how many RunInstances calls were answered from their client token
+// instead of launching.
+func (s *Server) Replays() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replays
+}
+
 type runResp struct {
 	XMLName xml.Name `xml:"RunInstancesResponse"`
 	NS      string   `xml:"xmlns,attr"`
@@ -544,10 +673,15 @@ func (s *Server) runInstances(form url.Values) (any, *apiError) {
 		return nil, errorf("InvalidLaunchTemplateId.Malformed", "The launch template ID %q is malformed", tmpl)
 	}
 	resp := runResp{NS: Namespace, RequestID: "fake-request"}
+	params := requestParams(form)
 	if tok := form.Get("ClientToken"); tok != "" {
-		if ids, ok := s.tokens[tok]; ok {
+		if prev, ok := s.tokens[tok]; ok {
+			if prev.params != params {
+				return nil, errorf("IdempotentParameterMismatch", "The client token %q was already used with other parameters", tok)
+			}
+			s.replays++
 			resp.ReservationID, resp.OwnerID = "r-token-"+tok, "000000000000"
-			for i, id := range ids {
+			for i, id := range prev.ids {
 				resp.Instances = append(resp.Instances, toXML(s.insts[id], i))
 			}
 			return resp, nil
@@ -593,7 +727,7 @@ func (s *Server) runInstances(form url.Values) (any, *apiError) {
 		resp.Instances = append(resp.Instances, toXML(in, i))
 	}
 	if tok := form.Get("ClientToken"); tok != "" {
-		s.tokens[tok] = ids
+		s.tokens[tok] = token{ids: ids, params: params}
 	}
 	resp.ReservationID, resp.OwnerID = "r-"+strings.TrimPrefix(ids[0], "i-"), "000000000000"
 	return resp, nil
@@ -696,14 +830,16 @@ func (s *Server) describeStatus(form url.Values) (any, *apiError) {
 	all := form.Get("IncludeAllInstances") == "true"
 	var insts []*Instance
 	if len(ids) > 0 {
-		found, err := s.lookup(ids)
+		found, err := s.lookupVisible(ids)
 		if err != nil {
 			return nil, err
 		}
 		insts = found
 	} else {
 		for _, id := range s.order {
-			insts = append(insts, s.insts[id])
+			if v, ok := s.visible(s.insts[id]); ok {
+				insts = append(insts, &v)
+			}
 		}
 	}
 	resp := statusResp{NS: Namespace, RequestID: "fake-request"}
