@@ -19,6 +19,7 @@ import (
 
 	"github.com/facefleet/facefleet/engine/imagefmt"
 	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/apikeys"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/protocol"
@@ -69,13 +70,14 @@ func (s *Server) routes() {
 		}
 		return err
 	})
+	a.Use(s.securityHeaders)
 	a.Get("/", s.page)
-	a.Post("/", s.classify)
-	a.Post("/v1/recognize", s.recognize)
-	a.Put("/v1/subjects/:name/faces", s.enroll)
-	a.Post("/v1/subjects/:name/faces", s.enroll)
-	a.Get("/v1/subjects", s.subjects)
-	a.Delete("/v1/subjects/:name", s.deleteSubject)
+	a.Post("/", s.guard(apikeys.Recognize, s.o.Auth.CourseNeedsKey), s.classify)
+	a.Post("/v1/recognize", s.guard(apikeys.Recognize, s.o.Auth.RecognizeNeedsKey), s.recognize)
+	a.Put("/v1/subjects/:name/faces", s.admin(), s.enroll)
+	a.Post("/v1/subjects/:name/faces", s.admin(), s.enroll)
+	a.Get("/v1/subjects", s.admin(), s.subjects)
+	a.Delete("/v1/subjects/:name", s.admin(), s.deleteSubject)
 	a.Get("/v1/status", s.status)
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok\n") })
 	a.Get("/metrics", s.metrics)

@@ -151,6 +151,9 @@ type Options struct {
 	// queue counts and the fleet (default DefaultStatusTTL).
 	StatusTTL time.Duration
 	Logger    *slog.Logger
+
+	// Auth says which routes need an API key (auth.go).
+	Auth AuthOptions
 }
 
 // Server is one web tier.
@@ -159,6 +162,8 @@ type Server struct {
 	log *slog.Logger
 	app *fiber.App
 	m   *metrics
+	// auth checks API keys and rate limits (auth.go).
+	auth *auth
 	// inflight counts running handlers, so shutdown knows when only idle
 	// connections are left.
 	inflight atomic.Int64
@@ -265,6 +270,7 @@ func New(o Options) (*Server, error) {
 		recent:  make(map[string]recentID),
 	}
 	s.uploadBytes.max = o.Limits.MaxInflightBytes
+	s.auth = newAuth(&s.o)
 	s.app = fiber.New(fiber.Config{
 		AppName:   "facefleet",
 		BodyLimit: o.Limits.MaxBodyBytes,

@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -367,4 +368,22 @@ func validID(id string) bool {
 		}
 	}
 	return true
+}
+
+// Transport is an http.RoundTripper that sends Key as "Authorization: Bearer"
+// on every request (for clients of the API: tests, benchmarks, loadgen).
+type Transport struct {
+	Key  string
+	Base http.RoundTripper // nil: http.DefaultTransport
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+t.Key)
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return base.RoundTrip(r)
 }
