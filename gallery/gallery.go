@@ -124,6 +124,38 @@ func (g *Gallery) Remove(name string) bool {
 	return ok
 }
 
+// Rename gives subject from the name to; when to is already enrolled, from's
+// faces are appended to it (merged). ok is false when from is not enrolled.
+func (g *Gallery) Rename(from, to string) (merged, ok bool, err error) {
+	if to == "" || to == engine.Unknown || to == engine.NoFace {
+		return false, false, fmt.Errorf("gallery: %q cannot be a subject name", to)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ds, ok := g.subjects[from]
+	if !ok {
+		return false, false, nil
+	}
+	if from == to {
+		return false, true, nil
+	}
+	_, merged = g.subjects[to]
+	g.subjects[to] = append(g.subjects[to], ds...)
+	delete(g.subjects, from)
+	return merged, true, nil
+}
+
+// Descriptors returns copies of subject's descriptors (nil when not enrolled).
+func (g *Gallery) Descriptors(subject string) [][]float32 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	var out [][]float32
+	for _, d := range g.subjects[subject] {
+		out = append(out, slices.Clone(d))
+	}
+	return out
+}
+
 // Subjects lists the subjects, sorted by name (descriptors are copies).
 func (g *Gallery) Subjects() []Subject {
 	g.mu.RLock()

@@ -173,5 +173,30 @@ func TestValidName(t *testing.T) {
 	}
 	if err := New().Add("a:b", make([]float32, DescriptorLen)); err == nil {
 		t.Error("Add accepted a name the web tier refuses")
+
+func TestRenameMergesAndDescriptors(t *testing.T) {
+	d := func(v float32) []float32 { x := make([]float32, DescriptorLen); x[0] = v; return x }
+	g := New()
+	g.Add("amy", d(1), d(2))
+	g.Add("penny", d(3))
+	if merged, ok, err := g.Rename("amy", "amelia"); err != nil || !ok || merged {
+		t.Fatalf("rename: merged %v ok %v err %v", merged, ok, err)
+	}
+	if merged, ok, err := g.Rename("amelia", "penny"); err != nil || !ok || !merged {
+		t.Fatalf("merge: merged %v ok %v err %v", merged, ok, err)
+	}
+	if ds := g.Descriptors("penny"); len(ds) != 3 || ds[0][0] != 3 || ds[2][0] != 2 || g.Len() != 1 {
+		t.Fatalf("after merge: %d subjects, penny %v", g.Len(), ds)
+	}
+	if _, ok, _ := g.Rename("nobody", "x"); ok {
+		t.Fatal("renamed a subject that is not enrolled")
+	}
+	if _, _, err := g.Rename("penny", "Unknown"); err == nil || g.Len() != 1 {
+		t.Fatal("renamed to a reserved name")
+	}
+	ds := g.Descriptors("penny")
+	ds[0][0] = 99
+	if g.Descriptors("penny")[0][0] != 3 {
+		t.Fatal("Descriptors returned the gallery's own slices")
 	}
 }

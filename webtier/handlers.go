@@ -76,8 +76,13 @@ func (s *Server) routes() {
 	a.Post("/v1/recognize", s.guard(apikeys.Recognize, s.o.Auth.RecognizeNeedsKey), s.recognize)
 	a.Put("/v1/subjects/:name/faces", s.admin(), s.enroll)
 	a.Post("/v1/subjects/:name/faces", s.admin(), s.enroll)
-	a.Get("/v1/subjects", s.admin(), s.subjects)
+	a.Get("/v1/subjects", s.admin(), s.listSubjects)
 	a.Delete("/v1/subjects/:name", s.admin(), s.deleteSubject)
+	a.Patch("/v1/subjects/:name", s.admin(), s.renameSubject)
+	a.Get("/v1/gallery", s.admin(), s.exportGallery)
+	a.Put("/v1/gallery", s.admin(), s.importGallery)
+	a.Post("/v1/gallery", s.admin(), s.importGallery)
+	a.Get("/v1/openapi.json", s.openAPI)
 	a.Get("/v1/status", s.status)
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok\n") })
 	a.Get("/metrics", s.metrics)
@@ -564,23 +569,6 @@ func (s *Server) loadGallery(ctx context.Context) (Gallery, error) {
 	}
 	s.galleryETag = attrs.ETag
 	return g, nil
-}
-
-func (s *Server) subjects(c *fiber.Ctx) error {
-	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
-	}
-	s.galleryMu.Lock()
-	g, err := s.loadGallery(c.UserContext())
-	s.galleryMu.Unlock()
-	if err != nil {
-		return err
-	}
-	subs := g.Subjects()
-	if subs == nil {
-		subs = []Subject{}
-	}
-	return c.JSON(fiber.Map{"subjects": subs})
 }
 
 func (s *Server) deleteSubject(c *fiber.Ctx) error {

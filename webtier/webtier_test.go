@@ -99,6 +99,12 @@ type env struct {
 	script func(e *env, r protocol.Request, m queue.Message)
 }
 
+// newEnvWith is newEnv with any option changed by set.
+func newEnvWith(t *testing.T, lim webtier.Limits, set func(*webtier.Options)) *env {
+	t.Helper()
+	return newEnv(t, lim, set)
+}
+
 // newEnvAuth is newEnv with auth settings.
 func newEnvAuth(t *testing.T, lim webtier.Limits, auth webtier.AuthOptions) *env {
 	t.Helper()

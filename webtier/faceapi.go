@@ -1,0 +1,210 @@
+package webtier
+
+import (
+	"encoding/json"
+	"sort"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Optional gallery abilities. The gallery package's Gallery has both; a Codec
+// whose galleries lack one answers 501 on the routes that need it.
+type (
+	// galleryRenamer renames a subject, merging into to when it exists.
+	galleryRenamer interface {
+		Rename(from, to string) (merged, ok bool, err error)
+	}
+	// galleryDescriptors lists a subject's descriptors (for merging imports).
+	galleryDescriptors interface {
+		Descriptors(subject string) [][]float32
+	}
+)
+
+// MaxSubjectsPage is the largest ?limit= on GET /v1/subjects.
+const MaxSubjectsPage = 1000
+
+// SubjectsPage is the JSON of GET /v1/subjects.
+type SubjectsPage struct {
+	Subjects []Subject `json:"subjects"`
+	// Next is the after= of the next page; absent on the last one.
+	Next string `json:"next,omitempty"`
+}
+
+// listSubjects is GET /v1/subjects[?limit=N&after=NAME]: subjects sorted by
+// name, at most limit of them (all without limit), from the first name after
+// after.
+func (s *Server) listSubjects(c *fiber.Ctx) error {
+	if s.o.Codec == nil {
+		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+	}
+	limit := 0
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxSubjectsPage {
+			return errf(fiber.StatusBadRequest, "bad_limit", "limit %q: want a whole number from 1 to %d", v, MaxSubjectsPage)
+		}
+		limit = n
+	}
+	after := c.Query("after")
+	s.galleryMu.Lock()
+	g, err := s.loadGallery(c.UserContext())
+	s.galleryMu.Unlock()
+	if err != nil {
+		return err
+	}
+	subs := g.Subjects()
+	sort.Slice(subs, func(i, j int) bool { return subs[i].Name < subs[j].Name })
+	if after != "" {
+		subs = subs[sort.Search(len(subs), func(i int) bool { return subs[i].Name > after }):]
+	}
+	page := SubjectsPage{Subjects: subs}
+	if limit > 0 && len(subs) > limit {
+		page.Subjects = subs[:limit]
+		page.Next = subs[limit-1].Name
+	}
+	if page.Subjects == nil {
+		page.Subjects = []Subject{}
+	}
+	return c.JSON(page)
+}
+
+// RenameRequest is the body of PATCH /v1/subjects/{name}.
+type RenameRequest struct {
+	Name string `json:"name"`
+}
+
+// renameSubject is PATCH /v1/subjects/{name} {"name": "new"}: renames the
+// subject, merging its faces into new when new is already enrolled.
+func (s *Server) renameSubject(c *fiber.Ctx) error {
+	if s.o.Codec == nil {
+		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+	}
+	from, err := s.subjectParam(c)
+	if err != nil {
+		return err
+	}
+	var req RenameRequest
+	if err := json.Unmarshal(c.Body(), &req); err != nil {
+		return errf(fiber.StatusBadRequest, "bad_json", `send {"name": "<new name>"} as JSON: %v`, err)
+	}
+	if err := validSubject(req.Name); err != nil {
+		return errf(fiber.StatusBadRequest, "bad_subject", "new name %q: %v", req.Name, err)
+	}
+	var merged bool
+	faces, err := s.editGallery(c.UserContext(), func(g Gallery) (int, error) {
+		r, ok := g.(galleryRenamer)
+		if !ok {
+			return 0, errf(fiber.StatusNotImplemented, "not_supported", "this gallery cannot rename subjects")
+		}
+		m, found, err := r.Rename(from, req.Name)
+		switch {
+		case err != nil:
+			return 0, errf(fiber.StatusBadRequest, "bad_subject", "%v", err)
+		case !found:
+			return 0, errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", from)
+		}
+		merged = m
+		return facesOf(g, req.Name), nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"subject": req.Name, "faces": faces, "merged": merged})
+}
+
+func facesOf(g Gallery, name string) int {
+	for _, sub := range g.Subjects() {
+		if sub.Name == name {
+			return sub.Faces
+		}
+	}
+	return 0
+}
+
+// exportGallery is GET /v1/gallery: the stored gallery in its versioned format
+// (what `facefleet enroll` writes), or an empty one.
+func (s *Server) exportGallery(c *fiber.Ctx) error {
+	if s.o.Codec == nil {
+		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+	}
+	s.galleryMu.Lock()
+	g, err := s.loadGallery(c.UserContext())
+	s.galleryMu.Unlock()
+	if err != nil {
+		return err
+	}
+	data, err := g.Marshal()
+	if err != nil {
+		return errf(fiber.StatusInternalServerError, "internal", "encode the gallery: %v", err)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="gallery.json"`)
+	return c.Send(data)
+}
+
+// importGallery is PUT /v1/gallery (replace the whole gallery) and POST
+// /v1/gallery (merge: each imported subject replaces the one of the same name,
+// the others stay, as `facefleet up -gallery` does). A file the codec rejects
+// (not JSON, no or another version, bad descriptors) is a 400 and changes nothing.
+func (s *Server) importGallery(c *fiber.Ctx) error {
+	if s.o.Codec == nil {
+		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+	}
+	body := c.Body()
+	if len(body) == 0 {
+		return errf(fiber.StatusBadRequest, "bad_gallery", "send a gallery file (as written by `facefleet enroll` or GET /v1/gallery) as the request body")
+	}
+	in, err := s.o.Codec(body)
+	if err != nil {
+		return errf(fiber.StatusBadRequest, "bad_gallery", "not an importable gallery: %v", err)
+	}
+	for _, sub := range in.Subjects() {
+		if err := validSubject(sub.Name); err != nil {
+			return errf(fiber.StatusBadRequest, "bad_gallery", "subject %q: %v", sub.Name, err)
+		}
+	}
+	replace := c.Method() == fiber.MethodPut
+	var src galleryDescriptors
+	if !replace {
+		var ok bool
+		if src, ok = in.(galleryDescriptors); !ok {
+			return errf(fiber.StatusNotImplemented, "not_supported", "this gallery cannot merge imports")
+		}
+	}
+	ctx := c.UserContext()
+	var n int
+	if replace {
+		// The imported gallery becomes the stored one as it is.
+		data, err := in.Marshal()
+		if err != nil {
+			return errf(fiber.StatusInternalServerError, "internal", "encode the gallery: %v", err)
+		}
+		s.galleryMu.Lock()
+		etag, err := s.o.Gallery.Put(ctx, s.o.GalleryKey, data, "application/json")
+		if err == nil {
+			s.galleryETag = etag
+		}
+		s.galleryMu.Unlock()
+		if err != nil {
+			return errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot store the gallery: %v", err)
+		}
+		n = len(in.Subjects())
+	} else {
+		n, err = s.editGallery(ctx, func(g Gallery) (int, error) {
+			for _, sub := range in.Subjects() {
+				g.Remove(sub.Name)
+				for _, d := range src.Descriptors(sub.Name) {
+					if err := g.Add(sub.Name, d); err != nil {
+						return 0, errf(fiber.StatusBadRequest, "bad_gallery", "subject %q: %v", sub.Name, err)
+					}
+				}
+			}
+			return len(g.Subjects()), nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return c.JSON(fiber.Map{"subjects": n, "imported": len(in.Subjects()), "replaced": replace})
+}

@@ -1,0 +1,226 @@
+package webtier_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/webtier"
+)
+
+// galleryFile is a gallery package file with n faces per subject.
+func galleryFile(t *testing.T, faces map[string]int) []byte {
+	t.Helper()
+	g := gallery.New()
+	for name, n := range faces {
+		for i := range n {
+			d := make([]float32, gallery.DescriptorLen)
+			d[0], d[1] = float32(len(name)), float32(i)
+			if err := g.Add(name, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// realGalleryEnv serves the gallery package's format, seeded with faces.
+func realGalleryEnv(t *testing.T, faces map[string]int) *env {
+	t.Helper()
+	e := newEnvWith(t, webtier.Limits{}, func(o *webtier.Options) { o.Codec = webtier.GalleryPackageCodec })
+	if faces != nil {
+		if _, err := e.out.Put(context.Background(), "gallery/gallery.json", galleryFile(t, faces), "application/json"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// send sends a raw body with the admin key.
+func (e *env) send(method, path, contentType string, body []byte) (int, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.adminKey)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.StatusCode, string(b)
+}
+
+func (e *env) storedSubjects() map[string]int {
+	e.t.Helper()
+	data, _, err := e.out.Get(context.Background(), "gallery/gallery.json")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	g, err := gallery.Unmarshal(data)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, s := range g.Subjects() {
+		out[s.Name] = len(s.Descriptors)
+	}
+	return out
+}
+
+func TestSubjectsPaged(t *testing.T) {
+	e := realGalleryEnv(t, map[string]int{"amy": 1, "bernadette": 2, "howard": 1, "leonard": 3, "penny": 1})
+	var names []string
+	after := ""
+	pages := 0
+	for {
+		code, body, _ := e.do("GET", "/v1/subjects?limit=2&after="+after, "-", "", nil)
+		var p webtier.SubjectsPage
+		if code != 200 || json.Unmarshal([]byte(body), &p) != nil {
+			t.Fatalf("page: %d %s", code, body)
+		}
+		pages++
+		if len(p.Subjects) > 2 {
+			t.Fatalf("page of %d, limit 2", len(p.Subjects))
+		}
+		for _, s := range p.Subjects {
+			names = append(names, fmt.Sprintf("%s:%d", s.Name, s.Faces))
+		}
+		if p.Next == "" {
+			break
+		}
+		after = p.Next
+	}
+	if got := strings.Join(names, " "); got != "amy:1 bernadette:2 howard:1 leonard:3 penny:1" || pages != 3 {
+		t.Fatalf("paged %d times: %s", pages, got)
+	}
+	// Without limit: everything, no cursor (the original answer).
+	if code, body, _ := e.do("GET", "/v1/subjects", "-", "", nil); code != 200 || strings.Contains(body, "next") || strings.Count(body, `"name"`) != 5 {
+		t.Fatalf("all: %d %s", code, body)
+	}
+	if code, body, _ := e.do("GET", "/v1/subjects?limit=5", "-", "", nil); code != 200 || strings.Contains(body, "next") {
+		t.Fatalf("exact page: %d %s", code, body)
+	}
+	if code, body, _ := e.do("GET", "/v1/subjects?after=zz", "-", "", nil); code != 200 || body != `{"subjects":[]}` {
+		t.Fatalf("after the end: %d %s", code, body)
+	}
+	for _, q := range []string{"limit=0", "limit=-1", "limit=x", "limit=1001"} {
+		if code, body, _ := e.do("GET", "/v1/subjects?"+q, "-", "", nil); code != 400 || apiError(t, body) != "bad_limit" {
+			t.Errorf("%s: %d %s", q, code, body)
+		}
+	}
+}
+
+func TestRenameAndMergeSubjects(t *testing.T) {
+	e := realGalleryEnv(t, map[string]int{"amy": 2, "penny": 1, "howard": 1})
+	code, body := e.send("PATCH", "/v1/subjects/amy", "application/json", []byte(`{"name":"amelia"}`))
+	if code != 200 || body != `{"faces":2,"merged":false,"subject":"amelia"}` {
+		t.Fatalf("rename: %d %s", code, body)
+	}
+	code, body = e.send("PATCH", "/v1/subjects/amelia", "application/json", []byte(`{"name":"penny"}`))
+	if code != 200 || body != `{"faces":3,"merged":true,"subject":"penny"}` {
+		t.Fatalf("merge: %d %s", code, body)
+	}
+	if got := e.storedSubjects(); len(got) != 2 || got["penny"] != 3 || got["howard"] != 1 {
+		t.Fatalf("stored after merge: %v", got)
+	}
+	for _, c := range []struct {
+		path, body string
+		status     int
+		code       string
+	}{
+		{"/v1/subjects/nobody", `{"name":"x"}`, 404, "no_subject"},
+		{"/v1/subjects/howard", `{"name":"Unknown"}`, 400, "bad_subject"},
+		{"/v1/subjects/howard", `{"name":"a:b"}`, 400, "bad_subject"},
+		{"/v1/subjects/howard", `{"name":""}`, 400, "bad_subject"},
+		{"/v1/subjects/howard", `{"name":`, 400, "bad_json"},
+		{"/v1/subjects/howard", ``, 400, "bad_json"},
+	} {
+		if code, body := e.send("PATCH", c.path, "application/json", []byte(c.body)); code != c.status || apiError(t, body) != c.code {
+			t.Errorf("PATCH %s %s: %d %s, want %d %s", c.path, c.body, code, body, c.status, c.code)
+		}
+	}
+	if got := e.storedSubjects(); len(got) != 2 || got["howard"] != 1 {
+		t.Fatalf("a refused rename changed the gallery: %v", got)
+	}
+	// The gallery double has no Rename: 501, not a crash.
+	d := newEnv(t, webtier.Limits{})
+	d.do("PUT", "/v1/subjects/amy/faces", "image", "a.png", pngBytes(t, 8, 8))
+	if code, body := d.send("PATCH", "/v1/subjects/amy", "application/json", []byte(`{"name":"b"}`)); code != 501 {
+		t.Fatalf("no Rename: %d %s", code, body)
+	}
+}
+
+func TestGalleryExportImport(t *testing.T) {
+	e := realGalleryEnv(t, map[string]int{"amy": 2, "penny": 1})
+	code, exported := e.send("GET", "/v1/gallery", "", nil)
+	if code != 200 {
+		t.Fatalf("export: %d %s", code, exported)
+	}
+	if g, err := gallery.Unmarshal([]byte(exported)); err != nil || g.Len() != 2 {
+		t.Fatalf("the export is not a gallery file: %v", err)
+	}
+	// Merge: the imported subjects replace those of the same name.
+	code, body := e.send("POST", "/v1/gallery", "application/json", galleryFile(t, map[string]int{"penny": 3, "raj": 1}))
+	if code != 200 || body != `{"imported":2,"replaced":false,"subjects":3}` {
+		t.Fatalf("merge: %d %s", code, body)
+	}
+	if got := e.storedSubjects(); len(got) != 3 || got["amy"] != 2 || got["penny"] != 3 || got["raj"] != 1 {
+		t.Fatalf("after merge: %v", got)
+	}
+	before, _, _ := e.out.Get(context.Background(), "gallery/gallery.json")
+	for name, bad := range map[string]string{
+		"empty":          "",
+		"not JSON":       "{",
+		"no version":     `{"subjects":[]}`,
+		"foreign":        `{"version":2,"subjects":[]}`,
+		"short vector":   `{"version":1,"subjects":[{"name":"x","descriptors":[[1,2,3]]}]}`,
+		"reserved name":  strings.Replace(string(galleryFile(t, map[string]int{"zz": 1})), `"zz"`, `"NoFace"`, 1),
+		"colon in name":  strings.Replace(string(galleryFile(t, map[string]int{"zz": 1})), `"zz"`, `"a:b"`, 1),
+		"other JSON":     `[1,2,3]`,
+		"descriptor NaN": `{"version":1,"subjects":[{"name":"x","descriptors":[["NaN"]]}]}`,
+	} {
+		for _, m := range []string{"PUT", "POST"} {
+			if code, body := e.send(m, "/v1/gallery", "application/json", []byte(bad)); code != 400 || apiError(t, body) != "bad_gallery" {
+				t.Errorf("%s %s: %d %s", m, name, code, body)
+			}
+		}
+	}
+	if after, _, _ := e.out.Get(context.Background(), "gallery/gallery.json"); string(after) != string(before) {
+		t.Fatal("a refused import changed the stored gallery")
+	}
+	// Replace: exactly the file given.
+	code, body = e.send("PUT", "/v1/gallery", "application/json", []byte(exported))
+	if code != 200 || body != `{"imported":2,"replaced":true,"subjects":2}` {
+		t.Fatalf("replace: %d %s", code, body)
+	}
+	if got := e.storedSubjects(); len(got) != 2 || got["amy"] != 2 || got["penny"] != 1 {
+		t.Fatalf("after replace: %v", got)
+	}
+	// Export of a gallery nobody enrolled yet is an empty file, not an error.
+	empty := realGalleryEnv(t, nil)
+	if code, body := empty.send("GET", "/v1/gallery", "", nil); code != 200 || !strings.Contains(body, `"version": 1`) {
+		t.Fatalf("empty export: %d %s", code, body)
+	}
+	// Every gallery route needs an admin key.
+	for _, m := range []string{"GET", "PUT", "POST"} {
+		if code, _, _ := e.call(m, "/v1/gallery", "-", "", nil, nil); code != 401 {
+			t.Errorf("%s /v1/gallery without a key: %d", m, code)
+		}
+	}
+}
