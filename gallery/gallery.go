@@ -6,6 +6,10 @@
 package gallery
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/facefleet/facefleet/engine"
@@ -34,16 +39,72 @@ const DescriptorLen = 128
 type Subject struct {
 	Name        string      `json:"name"`
 	Descriptors [][]float32 `json:"descriptors"`
+	// Faces describes each descriptor, in the same order: its id, the box it
+	// was taken from and when. Files written before face ids existed lack it;
+	// their faces get ids derived from name, position and descriptor, the same
+	// on every load, and keep them once the gallery is written again.
+	Faces []FaceInfo `json:"faces,omitempty"`
+}
+
+// FaceInfo is what the gallery remembers about one enrolled face.
+type FaceInfo struct {
+	ID      string    `json:"id"`
+	Box     *Box      `json:"box,omitempty"`
+	Created time.Time `json:"created,omitzero"`
+}
+
+// Box is where a face was found in its enrollment photo, in pixels.
+type Box struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+	W float64 `json:"w"`
+	H float64 `json:"h"`
+}
+
+type face struct {
+	desc []float32
+	info FaceInfo
 }
 
 // Gallery is a set of subjects.
 type Gallery struct {
 	mu       sync.RWMutex
-	subjects map[string][][]float32
+	subjects map[string][]face
 }
 
 // New returns an empty gallery.
-func New() *Gallery { return &Gallery{subjects: map[string][][]float32{}} }
+func New() *Gallery { return &Gallery{subjects: map[string][]face{}} }
+
+// NewFaceID is a random face id (16 hex digits).
+func NewFaceID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// legacyFaceID is the stable id of the i-th face of name in a file without ids.
+func legacyFaceID(name string, i int, d []float32) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00", name, i)
+	for _, v := range d {
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+		h.Write(b[:])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+func validFaceID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 type fileFormat struct {
 	Version  int       `json:"version"`
@@ -97,10 +158,109 @@ func (g *Gallery) Add(name string, descriptors ...[]float32) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now := time.Now().UTC().Truncate(time.Second)
 	for _, d := range descriptors {
-		g.subjects[name] = append(g.subjects[name], slices.Clone(d))
+		g.subjects[name] = append(g.subjects[name], face{desc: slices.Clone(d), info: FaceInfo{ID: NewFaceID(), Created: now}})
 	}
 	return nil
+}
+
+// AddFace enrols one descriptor for name with the box it came from (nil: none)
+// and returns the new face's id.
+func (g *Gallery) AddFace(name string, d []float32, box *Box) (string, error) {
+	if name == "" || name == engine.Unknown || name == engine.NoFace {
+		return "", fmt.Errorf("gallery: %q cannot be a subject name", name)
+	}
+	if err := checkDescriptor(d); err != nil {
+		return "", fmt.Errorf("gallery: descriptor of %q: %w", name, err)
+	}
+	info := FaceInfo{ID: NewFaceID(), Created: time.Now().UTC().Truncate(time.Second)}
+	if box != nil {
+		b := *box
+		info.Box = &b
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.subjects[name] = append(g.subjects[name], face{desc: slices.Clone(d), info: info})
+	return info.ID, nil
+}
+
+// PutSubject replaces subject s.Name with s (its faces keep their ids).
+func (g *Gallery) PutSubject(s Subject) error {
+	faces, err := subjectFaces(s)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.subjects[s.Name] = faces
+	return nil
+}
+
+// subjectFaces checks a file's subject and builds its faces.
+func subjectFaces(s Subject) ([]face, error) {
+	if s.Name == "" || s.Name == engine.Unknown || s.Name == engine.NoFace {
+		return nil, fmt.Errorf("gallery: %q cannot be a subject name", s.Name)
+	}
+	if len(s.Descriptors) == 0 {
+		return nil, fmt.Errorf("gallery: no descriptors given for %q", s.Name)
+	}
+	if s.Faces != nil && len(s.Faces) != len(s.Descriptors) {
+		return nil, fmt.Errorf("gallery: %q has %d descriptors but %d faces", s.Name, len(s.Descriptors), len(s.Faces))
+	}
+	seen := map[string]bool{}
+	out := make([]face, len(s.Descriptors))
+	for i, d := range s.Descriptors {
+		if err := checkDescriptor(d); err != nil {
+			return nil, fmt.Errorf("gallery: descriptor %d of %q: %w", i, s.Name, err)
+		}
+		info := FaceInfo{ID: legacyFaceID(s.Name, i, d)}
+		if s.Faces != nil {
+			info = s.Faces[i]
+			if info.Box != nil {
+				b := *info.Box
+				info.Box = &b
+			}
+		}
+		if !validFaceID(info.ID) || seen[info.ID] {
+			return nil, fmt.Errorf("gallery: face %d of %q has a missing, malformed or repeated id %q", i, s.Name, info.ID)
+		}
+		seen[info.ID] = true
+		out[i] = face{desc: slices.Clone(d), info: info}
+	}
+	return out, nil
+}
+
+// Faces lists subject's faces in enrollment order; ok is false when the
+// subject is not enrolled.
+func (g *Gallery) Faces(subject string) (faces []FaceInfo, ok bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	fs, ok := g.subjects[subject]
+	for _, f := range fs {
+		faces = append(faces, f.info)
+	}
+	return faces, ok
+}
+
+// RemoveFace deletes one face of subject by id; the subject goes with its last
+// face. It reports whether the face was there.
+func (g *Gallery) RemoveFace(subject, id string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	fs := g.subjects[subject]
+	for i, f := range fs {
+		if f.info.ID == id {
+			fs = slices.Delete(fs, i, i+1)
+			if len(fs) == 0 {
+				delete(g.subjects, subject)
+			} else {
+				g.subjects[subject] = fs
+			}
+			return true
+		}
+	}
+	return false
 }
 
 func checkDescriptor(d []float32) error {
@@ -150,8 +310,8 @@ func (g *Gallery) Descriptors(subject string) [][]float32 {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	var out [][]float32
-	for _, d := range g.subjects[subject] {
-		out = append(out, slices.Clone(d))
+	for _, f := range g.subjects[subject] {
+		out = append(out, slices.Clone(f.desc))
 	}
 	return out
 }
@@ -161,10 +321,11 @@ func (g *Gallery) Subjects() []Subject {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	out := make([]Subject, 0, len(g.subjects))
-	for name, ds := range g.subjects {
+	for name, fs := range g.subjects {
 		s := Subject{Name: name}
-		for _, d := range ds {
-			s.Descriptors = append(s.Descriptors, slices.Clone(d))
+		for _, f := range fs {
+			s.Descriptors = append(s.Descriptors, slices.Clone(f.desc))
+			s.Faces = append(s.Faces, f.info)
 		}
 		out = append(out, s)
 	}
@@ -203,9 +364,9 @@ func (g *Gallery) Nearest(d []float32) (name string, distance float64) {
 	}
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	for n, ds := range g.subjects {
-		for _, e := range ds {
-			dist := Distance(d, e)
+	for n, fs := range g.subjects {
+		for _, f := range fs {
+			dist := Distance(d, f.desc)
 			if dist < distance || (dist == distance && n < name) {
 				name, distance = n, dist
 			}
@@ -284,9 +445,11 @@ func Unmarshal(data []byte) (*Gallery, error) {
 	}
 	g := New()
 	for _, s := range f.Subjects {
-		if err := g.Add(s.Name, s.Descriptors...); err != nil {
+		faces, err := subjectFaces(s)
+		if err != nil {
 			return nil, fmt.Errorf("gallery: bad file: %w", err)
 		}
+		g.subjects[s.Name] = append(g.subjects[s.Name], faces...)
 	}
 	return g, nil
 }

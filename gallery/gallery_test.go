@@ -1,6 +1,7 @@
 package gallery
 
 import (
+	"encoding/json"
 	"math"
 	"path/filepath"
 	"strings"
@@ -173,6 +174,8 @@ func TestValidName(t *testing.T) {
 	}
 	if err := New().Add("a:b", make([]float32, DescriptorLen)); err == nil {
 		t.Error("Add accepted a name the web tier refuses")
+	}
+}
 
 func TestRenameMergesAndDescriptors(t *testing.T) {
 	d := func(v float32) []float32 { x := make([]float32, DescriptorLen); x[0] = v; return x }
@@ -198,5 +201,68 @@ func TestRenameMergesAndDescriptors(t *testing.T) {
 	ds[0][0] = 99
 	if g.Descriptors("penny")[0][0] != 3 {
 		t.Fatal("Descriptors returned the gallery's own slices")
+	}
+}
+
+func TestFaceIDs(t *testing.T) {
+	d := func(v float32) []float32 { x := make([]float32, DescriptorLen); x[0] = v; return x }
+	g := New()
+	id1, err := g.AddFace("amy", d(1), &Box{X: 1, Y: 2, W: 30, H: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, _ := g.AddFace("amy", d(2), nil)
+	if id1 == id2 || !validFaceID(id1) {
+		t.Fatalf("ids %q %q", id1, id2)
+	}
+	data, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := Unmarshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, ok := g2.Faces("amy")
+	if !ok || len(fs) != 2 || fs[0].ID != id1 || fs[0].Box == nil || fs[0].Box.W != 30 || fs[1].ID != id2 || fs[1].Box != nil || fs[0].Created.IsZero() {
+		t.Fatalf("after a round trip: %+v", fs)
+	}
+	if g2.RemoveFace("amy", "nope") || !g2.RemoveFace("amy", id1) {
+		t.Fatal("RemoveFace")
+	}
+	if ds := g2.Descriptors("amy"); len(ds) != 1 || ds[0][0] != 2 {
+		t.Fatalf("the wrong face went: %v", ds)
+	}
+	if !g2.RemoveFace("amy", id2) || g2.Len() != 0 {
+		t.Fatal("the subject did not go with its last face")
+	}
+	if _, ok := g2.Faces("amy"); ok {
+		t.Fatal("Faces of a removed subject")
+	}
+}
+
+func TestLegacyFilesGetStableFaceIDs(t *testing.T) {
+	d := make([]float32, DescriptorLen)
+	d[5] = 0.25
+	raw, _ := json.Marshal(map[string]any{"version": 1, "subjects": []any{map[string]any{"name": "amy", "descriptors": [][]float32{d, d}}}})
+	a, err := Unmarshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Unmarshal(raw)
+	fa, _ := a.Faces("amy")
+	fb, _ := b.Faces("amy")
+	if len(fa) != 2 || fa[0].ID != fb[0].ID || fa[1].ID != fb[1].ID || fa[0].ID == fa[1].ID {
+		t.Fatalf("legacy ids: %+v vs %+v", fa, fb)
+	}
+	for name, bad := range map[string]any{
+		"faces count":  map[string]any{"name": "x", "descriptors": [][]float32{d}, "faces": []any{}},
+		"repeated id":  map[string]any{"name": "x", "descriptors": [][]float32{d, d}, "faces": []any{map[string]any{"id": "a"}, map[string]any{"id": "a"}}},
+		"malformed id": map[string]any{"name": "x", "descriptors": [][]float32{d}, "faces": []any{map[string]any{"id": "a/b"}}},
+	} {
+		raw, _ := json.Marshal(map[string]any{"version": 1, "subjects": []any{bad}})
+		if _, err := Unmarshal(raw); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

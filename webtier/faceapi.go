@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"sort"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/facefleet/facefleet/internal/protocol"
 )
 
 // Optional gallery abilities. The gallery package's Gallery has both; a Codec
@@ -19,7 +23,94 @@ type (
 	galleryDescriptors interface {
 		Descriptors(subject string) [][]float32
 	}
+	// faceGallery knows its faces by id.
+	faceGallery interface {
+		AddFace(subject string, d []float32, box protocol.Box) (string, error)
+		Faces(subject string) ([]FaceInfo, bool)
+		RemoveFace(subject, id string) bool
+	}
 )
+
+// FaceInfo is one enrolled face as GET /v1/subjects/{name}/faces lists it.
+type FaceInfo struct {
+	ID      string        `json:"id"`
+	Box     *protocol.Box `json:"box,omitempty"`
+	Created time.Time     `json:"created,omitzero"`
+}
+
+// addFace enrolls d under name, with an id when the gallery keeps ids ("" when
+// it does not).
+func addFace(g Gallery, name string, d []float32, box protocol.Box) (string, error) {
+	if fg, ok := g.(faceGallery); ok {
+		return fg.AddFace(name, d, box)
+	}
+	return "", g.Add(name, d)
+}
+
+// faceIDParam reads and checks the {id} of a face route.
+func faceIDParam(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	if id == "" || len(id) > 64 || strings.Trim(id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_") != "" {
+		return "", errf(fiber.StatusBadRequest, "bad_face_id", "face id %q: want 1..64 letters, digits, - or _", id)
+	}
+	return id, nil
+}
+
+// listFaces is GET /v1/subjects/{name}/faces: {faces:[{id, box, created}]}.
+func (s *Server) listFaces(c *fiber.Ctx) error {
+	if s.o.Codec == nil {
+		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+	}
+	name, err := s.subjectParam(c)
+	if err != nil {
+		return err
+	}
+	s.galleryMu.Lock()
+	g, err := s.loadGallery(c.UserContext())
+	s.galleryMu.Unlock()
+	if err != nil {
+		return err
+	}
+	fg, ok := g.(faceGallery)
+	if !ok {
+		return errf(fiber.StatusNotImplemented, "not_supported", "this gallery does not keep face ids")
+	}
+	faces, found := fg.Faces(name)
+	if !found {
+		return errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", name)
+	}
+	return c.JSON(fiber.Map{"subject": name, "faces": faces})
+}
+
+// deleteFace is DELETE /v1/subjects/{name}/faces/{id}: 204, or 404 for an
+// unknown subject or id. The subject goes with its last face.
+func (s *Server) deleteFace(c *fiber.Ctx) error {
+	if s.o.Codec == nil {
+		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+	}
+	name, err := s.subjectParam(c)
+	if err != nil {
+		return err
+	}
+	id, err := faceIDParam(c)
+	if err != nil {
+		return err
+	}
+	_, err = s.editGallery(c.UserContext(), func(g Gallery) (int, error) {
+		fg, ok := g.(faceGallery)
+		if !ok {
+			return 0, errf(fiber.StatusNotImplemented, "not_supported", "this gallery does not keep face ids")
+		}
+		if !fg.RemoveFace(name, id) {
+			return 0, errf(fiber.StatusNotFound, "no_face", "subject %q has no face %q", name, id)
+		}
+		return 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
 
 // MaxSubjectsPage is the largest ?limit= on GET /v1/subjects.
 const MaxSubjectsPage = 1000
@@ -192,6 +283,14 @@ func (s *Server) importGallery(c *fiber.Ctx) error {
 		n = len(in.Subjects())
 	} else {
 		n, err = s.editGallery(ctx, func(g Gallery) (int, error) {
+			if wi, ok := in.(webGallery); ok {
+				if wg, ok := g.(webGallery); ok { // keep the imported face ids
+					if err := wi.mergeInto(wg); err != nil {
+						return 0, errf(fiber.StatusBadRequest, "bad_gallery", "%v", err)
+					}
+					return len(g.Subjects()), nil
+				}
+			}
 			for _, sub := range in.Subjects() {
 				g.Remove(sub.Name)
 				for _, d := range src.Descriptors(sub.Name) {

@@ -224,3 +224,71 @@ func TestGalleryExportImport(t *testing.T) {
 		}
 	}
 }
+
+func TestFacesByID(t *testing.T) {
+	e := realGalleryEnv(t, nil)
+	var ids []string
+	for i := range 2 {
+		code, body, _ := e.do("PUT", "/v1/subjects/amy/faces", "image", fmt.Sprintf("amy%d.png", i), pngBytes(t, 8, 8))
+		var r struct {
+			Subject, ID string
+			Faces       int
+		}
+		if code != 201 || json.Unmarshal([]byte(body), &r) != nil || r.ID == "" || r.Faces != i+1 {
+			t.Fatalf("enroll %d: %d %s", i, code, body)
+		}
+		ids = append(ids, r.ID)
+	}
+	code, body, _ := e.do("GET", "/v1/subjects/amy/faces", "-", "", nil)
+	var list struct {
+		Subject string
+		Faces   []webtier.FaceInfo
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list.Faces) != 2 ||
+		list.Faces[0].ID != ids[0] || list.Faces[1].ID != ids[1] || list.Faces[0].Box == nil || list.Faces[0].Box.W != 3 || list.Faces[0].Created.IsZero() {
+		t.Fatalf("list: %d %s", code, body)
+	}
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"GET", "/v1/subjects/nobody/faces", 404, "no_subject"},
+		{"DELETE", "/v1/subjects/amy/faces/0000000000000000", 404, "no_face"},
+		{"DELETE", "/v1/subjects/nobody/faces/" + ids[0], 404, "no_face"},
+		{"DELETE", "/v1/subjects/amy/faces/a.b", 400, "bad_face_id"},
+	} {
+		if code, body, _ := e.do(c.method, c.path, "-", "", nil); code != c.status || apiError(t, body) != c.code {
+			t.Errorf("%s %s: %d %s, want %d %s", c.method, c.path, code, body, c.status, c.code)
+		}
+	}
+	if code, _, _ := e.do("DELETE", "/v1/subjects/amy/faces/"+ids[0], "-", "", nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if got := e.storedSubjects(); got["amy"] != 1 {
+		t.Fatalf("after deleting one face: %v", got)
+	}
+	_, body, _ = e.do("GET", "/v1/subjects/amy/faces", "-", "", nil)
+	if strings.Contains(body, ids[0]) || !strings.Contains(body, ids[1]) {
+		t.Fatalf("the wrong face went: %s", body)
+	}
+	// Face ids survive export and a merge import into another service.
+	_, exported := e.send("GET", "/v1/gallery", "", nil)
+	other := realGalleryEnv(t, nil)
+	if code, body := other.send("POST", "/v1/gallery", "application/json", []byte(exported)); code != 200 {
+		t.Fatalf("import: %d %s", code, body)
+	}
+	if _, body, _ := other.do("GET", "/v1/subjects/amy/faces", "-", "", nil); !strings.Contains(body, ids[1]) {
+		t.Fatalf("imported faces lost their ids: %s", body)
+	}
+	if code, _, _ := e.do("DELETE", "/v1/subjects/amy/faces/"+ids[1], "-", "", nil); code != 204 {
+		t.Fatalf("delete the last: %d", code)
+	}
+	if code, _, _ := e.do("GET", "/v1/subjects/amy/faces", "-", "", nil); code != 404 {
+		t.Fatalf("the subject outlived its last face: %d", code)
+	}
+	// Both routes need an admin key.
+	if code, _, _ := e.call("GET", "/v1/subjects/amy/faces", "-", "", nil, nil); code != 401 {
+		t.Fatalf("list without a key: %d", code)
+	}
+}

@@ -79,6 +79,8 @@ func (s *Server) routes() {
 	a.Get("/v1/subjects", s.admin(), s.listSubjects)
 	a.Delete("/v1/subjects/:name", s.admin(), s.deleteSubject)
 	a.Patch("/v1/subjects/:name", s.admin(), s.renameSubject)
+	a.Get("/v1/subjects/:name/faces", s.admin(), s.listFaces)
+	a.Delete("/v1/subjects/:name/faces/:id", s.admin(), s.deleteFace)
 	a.Get("/v1/gallery", s.admin(), s.exportGallery)
 	a.Put("/v1/gallery", s.admin(), s.importGallery)
 	a.Post("/v1/gallery", s.admin(), s.importGallery)
@@ -487,25 +489,26 @@ func (s *Server) enroll(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	faces, err := s.editGallery(ctx, func(g Gallery) (int, error) {
-		if err := g.Add(name, a.Descriptor); err != nil {
-			return 0, errf(fiber.StatusUnprocessableEntity, "bad_descriptor", "cannot enroll: %v", err)
-		}
-		for _, sub := range g.Subjects() {
-			if sub.Name == name {
-				return sub.Faces, nil
-			}
-		}
-		return 0, nil
-	})
-	if err != nil {
-		return err
-	}
 	box := protocol.Box{}
 	if f := largest(a.Faces); f != nil {
 		box = f.Box
 	}
-	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"subject": name, "faces": faces, "box": box})
+	var id string
+	faces, err := s.editGallery(ctx, func(g Gallery) (int, error) {
+		var err error
+		if id, err = addFace(g, name, a.Descriptor, box); err != nil {
+			return 0, errf(fiber.StatusUnprocessableEntity, "bad_descriptor", "cannot enroll: %v", err)
+		}
+		return facesOf(g, name), nil
+	})
+	if err != nil {
+		return err
+	}
+	res := fiber.Map{"subject": name, "faces": faces, "box": box}
+	if id != "" {
+		res["id"] = id
+	}
+	return c.Status(fiber.StatusCreated).JSON(res)
 }
 
 // cutUTF8 shortens s to at most n bytes without splitting a character.

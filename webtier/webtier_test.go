@@ -188,7 +188,8 @@ func (e *env) answer(r protocol.Request, name string) {
 		Faces:   []protocol.Face{{Box: protocol.Box{X: 1, Y: 2, W: 3, H: 4}, Subject: name, Distance: 0.3, Score: 0.9}},
 		Timings: protocol.Timings{QueuedMS: 1, InferenceMS: 2}}
 	if r.Kind == protocol.Describe {
-		resp.Descriptor = []float32{1, 2, 3}
+		resp.Descriptor = make([]float32, 128) // a real descriptor's length
+		resp.Descriptor[0] = float32(len(r.Key))
 	}
 	body, err := protocol.EncodeResponse(resp)
 	if err != nil {
