@@ -357,6 +357,13 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 	resp.Name = m.Label(res)
 	resp.Width, resp.Height = res.Width, res.Height
 	resp.Faces = Faces(res)
+	if cm, ok := m.(CandidateMatcher); ok && req.Limit > 0 {
+		for i, f := range res.Faces {
+			if len(f.Descriptor) > 0 {
+				resp.Faces[i].Candidates = cm.Candidates(f.Descriptor, req.Limit)
+			}
+		}
+	}
 	if req.Kind == protocol.Describe {
 		big := gallery.Largest(res.Faces)
 		if big == nil || len(big.Descriptor) == 0 {

@@ -375,6 +375,37 @@ func (g *Gallery) Nearest(d []float32) (name string, distance float64) {
 	return name, distance
 }
 
+// Neighbour is a subject and its nearest face's distance.
+type Neighbour struct {
+	Subject  string
+	Distance float64
+}
+
+// NearestK returns up to k subjects by their nearest face's distance to d,
+// nearest first (ties by name), whatever the distance.
+func (g *Gallery) NearestK(d []float32, k int) []Neighbour {
+	if k <= 0 || len(d) != DescriptorLen {
+		return nil
+	}
+	g.mu.RLock()
+	all := make([]Neighbour, 0, len(g.subjects))
+	for n, fs := range g.subjects {
+		best := math.Inf(1)
+		for _, f := range fs {
+			best = min(best, Distance(d, f.desc))
+		}
+		all = append(all, Neighbour{Subject: n, Distance: best})
+	}
+	g.mu.RUnlock()
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].Distance != all[j].Distance {
+			return all[i].Distance < all[j].Distance
+		}
+		return all[i].Subject < all[j].Subject
+	})
+	return all[:min(k, len(all))]
+}
+
 // Distance is the Euclidean distance between two descriptors of equal length.
 func Distance(a, b []float32) float64 {
 	var s float32

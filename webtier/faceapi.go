@@ -307,3 +307,65 @@ func (s *Server) importGallery(c *fiber.Ctx) error {
 	}
 	return c.JSON(fiber.Map{"subjects": n, "imported": len(in.Subjects()), "replaced": replace})
 }
+
+// recognizeQuery is POST /v1/recognize's query: ?limit=K (candidates per face,
+// default 1), ?min_face=PX and ?det_threshold=S (quality filter).
+type recognizeQuery struct {
+	limit        int
+	minFace      float64
+	detThreshold float64
+	filtering    bool
+}
+
+// MaxMinFace bounds ?min_face=.
+const MaxMinFace = 100000
+
+func parseRecognizeQuery(c *fiber.Ctx) (recognizeQuery, error) {
+	q := recognizeQuery{limit: 1}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > protocol.MaxCandidates {
+			return q, errf(fiber.StatusBadRequest, "bad_limit", "limit %q: want a whole number from 1 to %d", v, protocol.MaxCandidates)
+		}
+		q.limit = n
+	}
+	if v := c.Query("min_face"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0 && f <= MaxMinFace) {
+			return q, errf(fiber.StatusBadRequest, "bad_min_face", "min_face %q: want pixels from 0 to %d", v, MaxMinFace)
+		}
+		q.minFace, q.filtering = f, true
+	}
+	if v := c.Query("det_threshold"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0 && f <= 1) {
+			return q, errf(fiber.StatusBadRequest, "bad_det_threshold", "det_threshold %q: want a detection score from 0 to 1", v)
+		}
+		q.detThreshold, q.filtering = f, true
+	}
+	return q, nil
+}
+
+// filter leaves out faces whose box's shorter side is under min_face pixels or
+// whose detection score is under det_threshold, and names the image after the
+// largest face left (NoFace when none is).
+func (q recognizeQuery) filter(r *protocol.Response) {
+	if !q.filtering {
+		return
+	}
+	kept := r.Faces[:0:0]
+	for _, f := range r.Faces {
+		if min(f.Box.W, f.Box.H) >= q.minFace && f.Score >= q.detThreshold {
+			kept = append(kept, f)
+		}
+	}
+	r.Faces = kept
+	switch big := largest(kept); {
+	case big == nil:
+		r.Name = "NoFace"
+	case big.Subject == "":
+		r.Name = "Unknown"
+	default:
+		r.Name = big.Subject
+	}
+}

@@ -8,9 +8,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/protocol"
+	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/webtier"
 )
 
@@ -290,5 +293,58 @@ func TestFacesByID(t *testing.T) {
 	// Both routes need an admin key.
 	if code, _, _ := e.call("GET", "/v1/subjects/amy/faces", "-", "", nil, nil); code != 401 {
 		t.Fatalf("list without a key: %d", code)
+	}
+}
+
+func TestRecognizeLimitAndQualityFilter(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	var limits []int
+	var mu sync.Mutex
+	e.script = func(e *env, r protocol.Request, m queue.Message) {
+		mu.Lock()
+		limits = append(limits, r.Limit)
+		mu.Unlock()
+		// Two faces: a small sure one (10 px, 0.95) and a large doubtful one (60 px, 0.5).
+		resp := protocol.Response{ID: r.ID, Key: r.Key, Stem: protocol.Stem(r.Key), Name: "raj", Faces: []protocol.Face{
+			{Box: protocol.Box{W: 10, H: 12}, Subject: "amy", Score: 0.95, Candidates: []protocol.Candidate{{Subject: "amy", Distance: 0.3}}},
+			{Box: protocol.Box{W: 60, H: 60}, Subject: "raj", Score: 0.5},
+		}}
+		body, _ := protocol.EncodeResponse(resp)
+		e.resp.Send(context.Background(), body)
+		e.req.Delete(context.Background(), m.ReceiptHandle)
+	}
+	recog := func(q string) (int, webtier.RecognizeResult, string) {
+		code, body, _ := e.do("POST", "/v1/recognize"+q, "image", "x.png", pngBytes(t, 8, 8))
+		var r webtier.RecognizeResult
+		json.Unmarshal([]byte(body), &r)
+		return code, r, body
+	}
+	if code, r, body := recog(""); code != 200 || r.Name != "raj" || len(r.Faces) != 2 || len(r.Faces[0].Candidates) != 1 {
+		t.Fatalf("plain: %d %s", code, body)
+	}
+	if code, r, body := recog("?min_face=11"); code != 200 || r.Name != "raj" || len(r.Faces) != 1 || r.Faces[0].Subject != "raj" {
+		t.Fatalf("min_face: %d %s", code, body)
+	}
+	if code, r, body := recog("?det_threshold=0.9&limit=3"); code != 200 || r.Name != "amy" || len(r.Faces) != 1 {
+		t.Fatalf("det_threshold: %d %s", code, body)
+	}
+	if code, r, body := recog("?det_threshold=0.9&min_face=20"); code != 200 || r.Name != "NoFace" || len(r.Faces) != 0 {
+		t.Fatalf("both: %d %s", code, body)
+	}
+	mu.Lock()
+	if fmt.Sprint(limits) != "[1 1 3 1]" {
+		t.Errorf("limits sent to the app tier: %v, want [1 1 3 1] (default 1)", limits)
+	}
+	mu.Unlock()
+	for q, code := range map[string]string{"?limit=0": "bad_limit", "?limit=11": "bad_limit", "?limit=a": "bad_limit",
+		"?min_face=-1": "bad_min_face", "?min_face=NaN": "bad_min_face", "?det_threshold=1.5": "bad_det_threshold", "?det_threshold=x": "bad_det_threshold"} {
+		if status, _, body := recog(q); status != 400 || apiError(t, body) != code {
+			t.Errorf("%s: %d %s", q, status, body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(limits) != 4 {
+		t.Errorf("a refused query still reached the app tier (%d requests)", len(limits))
 	}
 }

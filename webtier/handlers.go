@@ -272,7 +272,7 @@ type answer struct {
 
 // roundTrip stores the image, sends the request and waits for its answer.
 // gone reports whether the caller went away (nil: never checked).
-func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind protocol.Kind, gone func() bool) (*answer, error) {
+func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind protocol.Kind, gone func() bool, opts ...func(*protocol.Request)) (*answer, error) {
 	start := time.Now()
 	id, ch, ok := s.register()
 	if !ok {
@@ -294,7 +294,11 @@ func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind pro
 	s.galleryMu.Lock()
 	gtag := s.galleryETag
 	s.galleryMu.Unlock()
-	body, err := protocol.EncodeRequest(protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: gtag, SentAt: time.Now().UTC(), ReplyTo: s.o.ReplyTo})
+	req := protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: gtag, SentAt: time.Now().UTC(), ReplyTo: s.o.ReplyTo}
+	for _, o := range opts {
+		o(&req)
+	}
+	body, err := protocol.EncodeRequest(req)
 	if err != nil {
 		s.forget(id, true)
 		return nil, errf(fiber.StatusBadRequest, "bad_request", "%v", err)
@@ -420,15 +424,20 @@ type RecognizeResult struct {
 }
 
 func (s *Server) recognize(c *fiber.Ctx) error {
+	q, err := parseRecognizeQuery(c)
+	if err != nil {
+		return err
+	}
 	up, err := s.readImage(c, "image")
 	if err != nil {
 		return err
 	}
 	defer up.free()
-	a, err := s.roundTrip(c.UserContext(), up, up.name, protocol.Recognize, clientGone(c))
+	a, err := s.roundTrip(c.UserContext(), up, up.name, protocol.Recognize, clientGone(c), func(r *protocol.Request) { r.Limit = q.limit })
 	if err != nil {
 		return err
 	}
+	q.filter(&a.Response)
 	s.observe(a)
 	out := RecognizeResult{ID: a.ID, Key: a.Key, Name: a.Name, Width: a.Width, Height: a.Height, Faces: a.Faces, Worker: a.Worker}
 	if out.Faces == nil {

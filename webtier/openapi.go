@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/facefleet/facefleet/internal/protocol"
 )
 
 // apiOp describes one served route for the OpenAPI document. openapi_test.go
@@ -41,6 +43,9 @@ func apiOps() []apiOp {
 			body: "multipart:inputFile", okStatus: 200, ok: "text", errors: append([]int{409}, imageErrs...)},
 		{method: "POST", path: "/v1/recognize", id: "recognize", summary: "Every face with its box, nearest subject and distance",
 			access: "recognize", lockedBy: func(a AuthOptions) bool { return a.RecognizeNeedsKey },
+			query: []apiParam{{"limit", "integer", "candidates per face, nearest first (1.." + strconv.Itoa(protocol.MaxCandidates) + ", default 1)"},
+				{"min_face", "number", "leave out faces whose box's shorter side is under this many pixels"},
+				{"det_threshold", "number", "leave out faces whose detection score is under this (0..1; the detector keeps 0.3 and up)"}},
 			body: "multipart:image", okStatus: 200, ok: "json:RecognizeResult", errors: append([]int{409}, imageErrs...)},
 		{method: "PUT", path: "/v1/subjects/:name/faces", id: "enrollPut", summary: "Enroll the largest face of the image under name",
 			access: "admin", body: "multipart:image", okStatus: 201, ok: "json:EnrollResult", errors: imageErrs},
@@ -194,7 +199,7 @@ func (s *Server) OpenAPI() map[string]any {
 		"Error": obj(m{"error": obj(m{"code": str, "message": str}, "code", "message")}, "error"),
 		"Box":   box,
 		"Face": obj(m{"box": ref("Box"), "subject": str, "distance": num, "score": num,
-			"landmarks": m{"type": "array", "items": obj(m{"x": num, "y": num})}}),
+			"candidates": m{"type": "array", "items": obj(m{"subject": str, "distance": num}, "subject", "distance")}}),
 		"RecognizeResult": obj(m{"id": str, "key": str, "name": str, "width": integer, "height": integer,
 			"faces": m{"type": "array", "items": ref("Face")}, "worker": str,
 			"timings": obj(m{"queued_ms": num, "inference_ms": num, "total_ms": num, "overhead_ms": num, "input_ms": num, "fetch_ms": num, "store_ms": num})},
