@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/facefleet/facefleet/apptier"
+	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/protocol"
 )
@@ -72,5 +73,37 @@ func TestGalleryMatcherCandidates(t *testing.T) {
 	}
 	if all := m.(apptier.CandidateMatcher).Candidates(vec(0), 10); len(all) != 3 || all[0].Subject != "amy" {
 		t.Fatalf("all candidates %+v", all)
+	}
+}
+
+// landmarkEngine finds one face with 68 landmarks.
+type landmarkEngine struct{}
+
+func (landmarkEngine) Analyze(context.Context, []byte) (*engine.Result, error) {
+	lm := make([]engine.Point, 68)
+	lm[67] = engine.Point{X: 7, Y: 8}
+	return &engine.Result{Width: 100, Height: 90, Faces: []engine.Face{
+		{Box: engine.Box{X: 1, Y: 2, W: 30, H: 40}, Score: 0.7, Landmarks: lm, Descriptor: []float32{1}},
+	}}, nil
+}
+
+func TestWorkerDetectAnswersLandmarksNamesNobodyStoresNothing(t *testing.T) {
+	r := newRig(t, func(o *apptier.Options) { o.Analyzer = landmarkEngine{} })
+	r.out.Put(context.Background(), "gallery/gallery.json", []byte("amy"), "application/json")
+	r.send(t, "d1", "detect-x-group.png", "face", protocol.Detect)
+	runUntilIdle(t, r.w)
+	resp := r.responses(t)["d1"]
+	if resp.Error != nil || resp.Name != "" || resp.Width != 100 || len(resp.Faces) != 1 {
+		t.Fatalf("detect answer %+v", resp)
+	}
+	f := resp.Faces[0]
+	if f.Subject != "" || len(f.Landmarks) != 68 || f.Landmarks[67] != (protocol.Point{X: 7, Y: 8}) || f.Box.W != 30 {
+		t.Fatalf("detect face %+v", f)
+	}
+	if objs, _ := r.out.List(context.Background(), ""); len(objs) != 1 {
+		t.Fatalf("detect stored results: %v", objs)
+	}
+	if n := counts(t, r.req); n.Visible+n.InFlight != 0 {
+		t.Fatalf("request left queued: %+v", n)
 	}
 }

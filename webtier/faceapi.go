@@ -1,14 +1,21 @@
 package webtier
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/protocol"
 )
 
@@ -368,4 +375,137 @@ func (q recognizeQuery) filter(r *protocol.Response) {
 	default:
 		r.Name = big.Subject
 	}
+}
+
+// tempKey is an input-store key for an upload that is not a course request
+// (detect, verify): random, so it never replaces a course upload's input or
+// result, and cut to the key limit on a character boundary.
+func tempKey(prefix, name string) string {
+	var b [6]byte
+	_, _ = randRead(b[:])
+	key := fmt.Sprintf("%s-%x-%s", prefix, b, name)
+	for len(key) > 200 {
+		_, size := utf8.DecodeLastRuneInString(key)
+		key = key[:len(key)-size]
+	}
+	return key
+}
+
+// describeTemp runs one app-tier request on an upload under a temporary key and
+// deletes the upload afterwards.
+func (s *Server) describeTemp(ctx context.Context, up *upload, prefix string, kind protocol.Kind, gone func() bool) (*answer, error) {
+	key := tempKey(prefix, up.name)
+	a, err := s.roundTrip(ctx, up, key, kind, gone)
+	if derr := s.o.Inputs.Delete(context.WithoutCancel(ctx), key); derr != nil {
+		s.log.Warn("could not delete a temporary upload", "key", key, "err", derr)
+	}
+	return a, err
+}
+
+// DetectResult is the JSON of POST /v1/detect.
+type DetectResult struct {
+	Width  int            `json:"width"`
+	Height int            `json:"height"`
+	Faces  []DetectedFace `json:"faces"`
+}
+
+// DetectedFace is one face found by POST /v1/detect.
+type DetectedFace struct {
+	Box       protocol.Box     `json:"box"`
+	Score     float64          `json:"score"`
+	Landmarks []protocol.Point `json:"landmarks"`
+}
+
+// detect is POST /v1/detect: every face's box, score and 68 landmarks, found on
+// the app tier, without recognition.
+func (s *Server) detect(c *fiber.Ctx) error {
+	up, err := s.readImage(c, "image")
+	if err != nil {
+		return err
+	}
+	defer up.free()
+	a, err := s.describeTemp(c.UserContext(), up, "detect", protocol.Detect, clientGone(c))
+	if err != nil {
+		return err
+	}
+	s.observe(a)
+	out := DetectResult{Width: a.Width, Height: a.Height, Faces: make([]DetectedFace, 0, len(a.Faces))}
+	for _, f := range a.Faces {
+		lm := f.Landmarks
+		if lm == nil {
+			lm = []protocol.Point{}
+		}
+		out.Faces = append(out.Faces, DetectedFace{Box: f.Box, Score: f.Score, Landmarks: lm})
+	}
+	return c.JSON(out)
+}
+
+// VerifyResult is the JSON of POST /v1/verify.
+type VerifyResult struct {
+	Match     bool    `json:"match"`
+	Distance  float64 `json:"distance"`
+	Threshold float64 `json:"threshold"`
+	Faces     struct {
+		A struct {
+			Box protocol.Box `json:"box"`
+		} `json:"a"`
+		B struct {
+			Box protocol.Box `json:"box"`
+		} `json:"b"`
+	} `json:"faces"`
+}
+
+// verify is POST /v1/verify: are the largest faces of image_a and image_b the
+// same person? Both descriptors come from the app tier (two describe requests
+// at once); 422 when either image has no face.
+func (s *Server) verify(c *fiber.Ctx) error {
+	ups, err := s.readImages(c, "image_a", "image_b")
+	if err != nil {
+		return err
+	}
+	ua, ub := ups[0], ups[1]
+	defer ua.free()
+	defer ub.free()
+	ctx, gone := c.UserContext(), clientGone(c)
+	var (
+		wg     sync.WaitGroup
+		aa, ab *answer
+		ea, eb error
+	)
+	wg.Go(func() { aa, ea = s.describeTemp(ctx, ua, "verify", protocol.Describe, gone) })
+	wg.Go(func() { ab, eb = s.describeTemp(ctx, ub, "verify", protocol.Describe, gone) })
+	wg.Wait()
+	for _, e := range []struct {
+		field string
+		err   error
+	}{{"image_a", ea}, {"image_b", eb}} {
+		if e.err == nil {
+			continue
+		}
+		var he *httpError
+		if errors.As(e.err, &he) {
+			return &httpError{status: he.status, code: he.code, msg: e.field + ": " + he.msg, retryAfter: he.retryAfter}
+		}
+		return e.err
+	}
+	if len(aa.Descriptor) == 0 || len(aa.Descriptor) != len(ab.Descriptor) {
+		return errf(fiber.StatusBadGateway, "bad_answer", "the app tier answered descriptors of %d and %d values", len(aa.Descriptor), len(ab.Descriptor))
+	}
+	var sum float64
+	for i := range aa.Descriptor {
+		d := float64(aa.Descriptor[i] - ab.Descriptor[i])
+		sum += d * d
+	}
+	out := VerifyResult{Distance: math.Sqrt(sum), Threshold: s.o.Threshold}
+	if out.Threshold <= 0 {
+		out.Threshold = gallery.DefaultThreshold
+	}
+	out.Match = out.Distance <= out.Threshold
+	if f := largest(aa.Faces); f != nil {
+		out.Faces.A.Box = f.Box
+	}
+	if f := largest(ab.Faces); f != nil {
+		out.Faces.B.Box = f.Box
+	}
+	return c.JSON(out)
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync"
@@ -346,5 +348,94 @@ func TestRecognizeLimitAndQualityFilter(t *testing.T) {
 	defer mu.Unlock()
 	if len(limits) != 4 {
 		t.Errorf("a refused query still reached the app tier (%d requests)", len(limits))
+	}
+}
+
+// detectVerifyScript answers detect with landmarks and describe with a
+// descriptor whose first value is the file name's length ("noface" in the name:
+// no face).
+func detectVerifyScript(e *env, r protocol.Request, m queue.Message) {
+	resp := protocol.Response{ID: r.ID, Key: r.Key, Stem: protocol.Stem(r.Key), Width: 640, Height: 480}
+	face := protocol.Face{Box: protocol.Box{X: 5, Y: 6, W: 70, H: 80}, Score: 0.9}
+	switch {
+	case strings.Contains(r.Key, "noface"):
+		resp.Error = &protocol.Error{Code: protocol.CodeNoFace, Message: "no face found"}
+	case r.Kind == protocol.Detect:
+		face.Landmarks = make([]protocol.Point, 68)
+		resp.Faces = []protocol.Face{face, {Box: protocol.Box{W: 10, H: 10}, Score: 0.4, Landmarks: make([]protocol.Point, 68)}}
+	case r.Kind == protocol.Describe:
+		name := r.Key[strings.LastIndex(r.Key, "-")+1:]
+		resp.Descriptor = make([]float32, 128)
+		resp.Descriptor[0] = float32(len(name)) / 10
+		resp.Faces = []protocol.Face{face}
+	default:
+		e.t.Errorf("unexpected kind %q", r.Kind)
+	}
+	body, _ := protocol.EncodeResponse(resp)
+	e.resp.Send(context.Background(), body)
+	e.req.Delete(context.Background(), m.ReceiptHandle)
+}
+
+func TestDetect(t *testing.T) {
+	e := newEnv(t, webtier.Limits{})
+	e.script = detectVerifyScript
+	code, body, _ := e.do("POST", "/v1/detect", "image", "group.png", pngBytes(t, 8, 8))
+	var r webtier.DetectResult
+	if code != 200 || json.Unmarshal([]byte(body), &r) != nil || r.Width != 640 || len(r.Faces) != 2 || len(r.Faces[0].Landmarks) != 68 || r.Faces[0].Box.W != 70 {
+		t.Fatalf("detect: %d %s", code, body)
+	}
+	if strings.Contains(body, "subject") || strings.Contains(body, "distance") {
+		t.Fatalf("detect answered recognition: %s", body)
+	}
+	if code, body, _ := e.do("POST", "/v1/detect", "inputFile", "group.png", pngBytes(t, 8, 8)); code != 400 || apiError(t, body) != "missing_file" {
+		t.Fatalf("wrong field: %d %s", code, body)
+	}
+	if objs, _ := e.in.List(context.Background(), ""); len(objs) != 0 {
+		t.Fatalf("detect left %d uploads in the input store", len(objs))
+	}
+}
+
+// twoImages is a multipart body with image_a and image_b.
+func twoImages(t *testing.T, a, b string) (*bytes.Buffer, string) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for field, name := range map[string]string{"image_a": a, "image_b": b} {
+		if name == "" {
+			continue
+		}
+		fw, _ := mw.CreateFormFile(field, name)
+		fw.Write(pngBytes(t, 8, 8))
+	}
+	mw.Close()
+	return &buf, mw.FormDataContentType()
+}
+
+func TestVerify(t *testing.T) {
+	e := newEnvWith(t, webtier.Limits{}, func(o *webtier.Options) { o.Threshold = 0.15 })
+	e.script = detectVerifyScript
+	verify := func(a, b string) (int, string) {
+		body, ct := twoImages(t, a, b)
+		return e.send("POST", "/v1/verify", ct, body.Bytes())
+	}
+	for _, c := range []struct {
+		a, b  string
+		match bool
+		dist  float64
+	}{{"amy.png", "bob.png", true, 0}, {"amy.png", "penny.png", false, 0.2}, {"amy.png", "amy2.png", true, 0.1}} {
+		code, body := verify(c.a, c.b)
+		var r webtier.VerifyResult
+		if code != 200 || json.Unmarshal([]byte(body), &r) != nil || r.Match != c.match || math.Abs(r.Distance-c.dist) > 1e-6 ||
+			r.Threshold != 0.15 || r.Faces.A.Box.W != 70 || r.Faces.B.Box.H != 80 {
+			t.Errorf("verify %s %s: %d %s", c.a, c.b, code, body)
+		}
+	}
+	if code, body := verify("amy.png", "noface.png"); code != 422 || apiError(t, body) != protocol.CodeNoFace || !strings.Contains(body, "image_b") {
+		t.Fatalf("no face in b: %d %s", code, body)
+	}
+	if code, body := verify("amy.png", ""); code != 400 || !strings.Contains(body, "image_b") {
+		t.Fatalf("b missing: %d %s", code, body)
+	}
+	if objs, _ := e.in.List(context.Background(), ""); len(objs) != 0 {
+		t.Fatalf("verify left %d uploads in the input store", len(objs))
 	}
 }

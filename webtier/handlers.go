@@ -9,6 +9,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,8 @@ func (s *Server) routes() {
 	a.Get("/", s.page)
 	a.Post("/", s.guard(apikeys.Recognize, s.o.Auth.CourseNeedsKey), s.classify)
 	a.Post("/v1/recognize", s.guard(apikeys.Recognize, s.o.Auth.RecognizeNeedsKey), s.recognize)
+	a.Post("/v1/detect", s.guard(apikeys.Recognize, s.o.Auth.RecognizeNeedsKey), s.detect)
+	a.Post("/v1/verify", s.guard(apikeys.Recognize, s.o.Auth.RecognizeNeedsKey), s.verify)
 	a.Put("/v1/subjects/:name/faces", s.admin(), s.enroll)
 	a.Post("/v1/subjects/:name/faces", s.admin(), s.enroll)
 	a.Get("/v1/subjects", s.admin(), s.listSubjects)
@@ -155,6 +158,17 @@ func (s *Server) lingerDrain(c *fiber.Ctx) bool {
 // readImage reads the multipart field straight from the request body stream into
 // one buffer, after charging the upload's bytes to the in-flight budget.
 func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
+	ups, err := s.readImages(c, field)
+	if err != nil {
+		return nil, err
+	}
+	return ups[0], nil
+}
+
+// readImages reads and checks one image from each of the multipart fields, in
+// that order; they share one byte budget, returned by any upload's free.
+func (s *Server) readImages(c *fiber.Ctx, fields ...string) ([]*upload, error) {
+	field := strings.Join(fields, `" and "`)
 	missing := errf(fiber.StatusBadRequest, "missing_file", "send the image as multipart/form-data field %q", field)
 	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
@@ -176,13 +190,34 @@ func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 		he.retryAfter = s.o.Limits.RetryAfter
 		return nil, he
 	}
-	up := &upload{}
-	var once sync.Once
-	up.free = func() { once.Do(func() { up.data = nil; s.uploadBytes.give(charge) }) }
+	ups := make([]*upload, len(fields))
+	for i := range ups {
+		ups[i] = &upload{}
+	}
+	// Each upload drops its own bytes; the budget goes back with the last.
+	var mu sync.Mutex
+	left := len(ups)
+	for _, u := range ups {
+		var once sync.Once
+		u.free = func() {
+			once.Do(func() {
+				mu.Lock()
+				u.data = nil
+				left--
+				last := left == 0
+				mu.Unlock()
+				if last {
+					s.uploadBytes.give(charge)
+				}
+			})
+		}
+	}
 	ok := false
 	defer func() {
 		if !ok {
-			up.free()
+			for _, u := range ups {
+				u.free()
+			}
 		}
 	}()
 
@@ -192,24 +227,32 @@ func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 	}
 	lr := &io.LimitedReader{R: body, N: max + 1}
 	mr := multipart.NewReader(lr, params["boundary"])
-	var raw string
-	for {
+	raws := make([]string, len(fields))
+	got := 0
+	for got < len(fields) {
 		p, err := mr.NextPart()
 		if lr.N <= 0 {
 			return nil, tooLarge
 		}
 		if errors.Is(err, io.EOF) {
 			c.Locals(bodyConsumed, true)
+			for i, u := range ups {
+				if u.data == nil {
+					return nil, errf(fiber.StatusBadRequest, "missing_file", "send the image as multipart/form-data field %q", fields[i])
+				}
+			}
 			return nil, missing
 		}
 		if err != nil {
 			return nil, errf(fiber.StatusBadRequest, "bad_upload", "cannot read the multipart body: %v", err)
 		}
-		if p.FormName() != field {
+		fi := slices.Index(fields, p.FormName())
+		if fi < 0 || ups[fi].data != nil {
 			continue // NextPart skips the rest of this part
 		}
+		field := fields[fi]
 		_, dp, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
-		raw = dp["filename"]
+		raws[fi] = dp["filename"]
 		var buf bytes.Buffer
 		if cl > 0 {
 			buf.Grow(int(cl)) // the part is smaller than the body: one allocation
@@ -220,8 +263,11 @@ func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 			}
 			return nil, errf(fiber.StatusBadRequest, "bad_upload", "cannot read field %q: %v", field, err)
 		}
-		up.data = buf.Bytes()
-		break
+		ups[fi].data = buf.Bytes()
+		if ups[fi].data == nil {
+			ups[fi].data = []byte{} // present but empty: reported below
+		}
+		got++
 	}
 	// Read the rest (other fields, the closing boundary) so that the
 	// connection can serve the next request.
@@ -231,36 +277,39 @@ func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 	if lr.N <= 0 {
 		return nil, tooLarge
 	}
-	name := raw
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:] // browsers on Windows may send a full path
-	}
-	if err := protocol.ValidKey(name); err != nil {
-		return nil, errf(fiber.StatusBadRequest, "bad_filename", "field %q: file name %q: %v", field, raw, err)
-	}
-	up.name = name
-	if len(up.data) == 0 {
-		return nil, errf(fiber.StatusBadRequest, "empty_file", "field %q holds an empty file", field)
-	}
-	// The engine's own list of formats, by magic bytes: what passes here, a
-	// worker can decode.
-	format, isImage := imagefmt.Sniff(up.data)
-	if !isImage {
-		return nil, errf(fiber.StatusUnsupportedMediaType, "not_an_image", "%q is not an image we read (it looks like %s); send %s", name, http.DetectContentType(up.data), imagefmt.List())
-	}
-	up.mime = format.MIME
-	cfg, err := imagefmt.DecodeConfig(format, up.data)
-	if err != nil {
-		return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q cannot be decoded as %s: %v", name, up.mime, err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q declares an empty %dx%d image", name, cfg.Width, cfg.Height)
-	}
-	if px := cfg.Width * cfg.Height; px > s.o.Limits.MaxPixels || px/cfg.Width != cfg.Height {
-		return nil, errf(fiber.StatusRequestEntityTooLarge, "too_many_pixels", "%q is %dx%d pixels, over the %d-pixel limit", name, cfg.Width, cfg.Height, s.o.Limits.MaxPixels)
+	for fi, up := range ups {
+		field, raw := fields[fi], raws[fi]
+		name := raw
+		if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+			name = name[i+1:] // browsers on Windows may send a full path
+		}
+		if err := protocol.ValidKey(name); err != nil {
+			return nil, errf(fiber.StatusBadRequest, "bad_filename", "field %q: file name %q: %v", field, raw, err)
+		}
+		up.name = name
+		if len(up.data) == 0 {
+			return nil, errf(fiber.StatusBadRequest, "empty_file", "field %q holds an empty file", field)
+		}
+		// The engine's own list of formats, by magic bytes: what passes here, a
+		// worker can decode.
+		format, isImage := imagefmt.Sniff(up.data)
+		if !isImage {
+			return nil, errf(fiber.StatusUnsupportedMediaType, "not_an_image", "%q is not an image we read (it looks like %s); send %s", name, http.DetectContentType(up.data), imagefmt.List())
+		}
+		up.mime = format.MIME
+		cfg, err := imagefmt.DecodeConfig(format, up.data)
+		if err != nil {
+			return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q cannot be decoded as %s: %v", name, up.mime, err)
+		}
+		if cfg.Width <= 0 || cfg.Height <= 0 {
+			return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q declares an empty %dx%d image", name, cfg.Width, cfg.Height)
+		}
+		if px := cfg.Width * cfg.Height; px > s.o.Limits.MaxPixels || px/cfg.Width != cfg.Height {
+			return nil, errf(fiber.StatusRequestEntityTooLarge, "too_many_pixels", "%q is %dx%d pixels, over the %d-pixel limit", name, cfg.Width, cfg.Height, s.o.Limits.MaxPixels)
+		}
 	}
 	ok = true
-	return up, nil
+	return ups, nil
 }
 
 // answer is a response plus the web tier's own timing.

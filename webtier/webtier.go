@@ -154,6 +154,9 @@ type Options struct {
 
 	// Auth says which routes need an API key (auth.go).
 	Auth AuthOptions
+	// Threshold is the largest descriptor distance POST /v1/verify calls a
+	// match (0: the gallery's default, 0.6; the workers' -threshold).
+	Threshold float64
 }
 
 // Server is one web tier.

@@ -35,9 +35,12 @@ const (
 	// Describe returns the largest face's descriptor (used for enrollment, so the
 	// web tier never needs an engine).
 	Describe Kind = "describe"
+	// Detect returns every face's box, score and 68 landmarks, without
+	// matching them (nothing is stored).
+	Detect Kind = "detect"
 )
 
-func (k Kind) valid() bool { return k == Classify || k == Recognize || k == Describe }
+func (k Kind) valid() bool { return k == Classify || k == Recognize || k == Describe || k == Detect }
 
 // Request asks a worker to process the input object Key whose content has ETag.
 type Request struct {
@@ -92,6 +95,14 @@ type Face struct {
 	Score    float64 `json:"score"`
 	// Candidates are the nearest subjects, nearest first (when asked by Limit).
 	Candidates []Candidate `json:"candidates,omitempty"`
+	// Landmarks are the 68 face landmarks (Detect only).
+	Landmarks []Point `json:"landmarks,omitempty"`
+}
+
+// Point is a landmark in pixels of the upright image.
+type Point struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
 }
 
 // Error codes a worker (or the web tier's dead-letter watcher) answers with.

@@ -141,7 +141,7 @@ func NewWebTier(b Backend, t Tiers) (*webtier.Server, error) {
 		Requests: b.Requests, Responses: b.Responses, RequestDLQ: b.RequestDLQ,
 		Inputs: b.Inputs, Outputs: b.Outputs, GalleryKey: t.GalleryKey,
 		ReplyTo: b.ReplyTo, ReplyQueue: b.ReplyQueue,
-		Limits: t.Limits, Auth: t.Auth, MaxReceives: maxReceives, Visibility: vis, PollWait: t.PollWait, StatusTTL: t.StatusTTL,
+		Limits: t.Limits, Auth: t.Auth, Threshold: t.Threshold, MaxReceives: maxReceives, Visibility: vis, PollWait: t.PollWait, StatusTTL: t.StatusTTL,
 		Nudge: b.Nudge, Fleet: b.Fleet, Decisions: b.Decisions, Logger: t.logger(),
 	})
 }

@@ -124,8 +124,8 @@ func All() []Setting {
 		{Name: ORTThreads, Env: "FACEFLEET_ORT_THREADS", Kind: Int, Default: "1", Min: "1", Max: "64", For: engines,
 			Aliases: []string{"threads"},
 			Help:    "ONNX Runtime intra-op threads per model run (workers share one engine and run in parallel; keep 1 on small machines)"},
-		{Name: Threshold, Env: "FACEFLEET_THRESHOLD", Kind: Float, Default: "0.6", Min: "0.01", Max: "2", For: []Command{Up, Apptier, Recognize},
-			Help: "largest descriptor distance that still names a person"},
+		{Name: Threshold, Env: "FACEFLEET_THRESHOLD", Kind: Float, Default: "0.6", Min: "0.01", Max: "2", For: []Command{Up, Webtier, Apptier, Recognize},
+			Help: "largest descriptor distance that still names a person (web tier: what POST /v1/verify calls a match)"},
 
 		// Request limits.
 		{Name: MaxBody, Env: "FACEFLEET_MAX_BODY", Kind: Int, Default: strconv.Itoa(DefaultMaxBody), Min: "1024", Max: "1073741824", For: images,
