@@ -77,7 +77,7 @@ type Config struct {
 	Policy            scaling.Policy
 	GalleryCheckEvery time.Duration // workers' gallery ETag check period (default 2 s)
 	Limits            webtier.Limits
-	StatusTTL         time.Duration // /v1/status and /metrics snapshot lifetime (default webtier.DefaultStatusTTL)
+	StatusTTL         time.Duration       // /v1/status and /metrics snapshot lifetime (default webtier.DefaultStatusTTL)
 	Auth              webtier.AuthOptions // who may call what (API keys live in Outputs)
 	Logger            *slog.Logger
 }
