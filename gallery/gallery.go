@@ -70,6 +70,9 @@ type face struct {
 type Gallery struct {
 	mu       sync.RWMutex
 	subjects map[string][]face
+	// idx is the flat matrix that matching scans, built on the first match
+	// after a change (nil: stale); once built it is never modified.
+	idx *matrix
 }
 
 // New returns an empty gallery.
@@ -162,6 +165,7 @@ func (g *Gallery) Add(name string, descriptors ...[]float32) error {
 	for _, d := range descriptors {
 		g.subjects[name] = append(g.subjects[name], face{desc: slices.Clone(d), info: FaceInfo{ID: NewFaceID(), Created: now}})
 	}
+	g.idx = nil
 	return nil
 }
 
@@ -182,6 +186,7 @@ func (g *Gallery) AddFace(name string, d []float32, box *Box) (string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.subjects[name] = append(g.subjects[name], face{desc: slices.Clone(d), info: info})
+	g.idx = nil
 	return info.ID, nil
 }
 
@@ -194,6 +199,7 @@ func (g *Gallery) PutSubject(s Subject) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.subjects[s.Name] = faces
+	g.idx = nil
 	return nil
 }
 
@@ -251,6 +257,7 @@ func (g *Gallery) RemoveFace(subject, id string) bool {
 	fs := g.subjects[subject]
 	for i, f := range fs {
 		if f.info.ID == id {
+			g.idx = nil
 			fs = slices.Delete(fs, i, i+1)
 			if len(fs) == 0 {
 				delete(g.subjects, subject)
@@ -281,6 +288,7 @@ func (g *Gallery) Remove(name string) bool {
 	defer g.mu.Unlock()
 	_, ok := g.subjects[name]
 	delete(g.subjects, name)
+	g.idx = nil
 	return ok
 }
 
@@ -302,6 +310,7 @@ func (g *Gallery) Rename(from, to string) (merged, ok bool, err error) {
 	_, merged = g.subjects[to]
 	g.subjects[to] = append(g.subjects[to], ds...)
 	delete(g.subjects, from)
+	g.idx = nil
 	return merged, true, nil
 }
 
@@ -358,21 +367,15 @@ func (g *Gallery) Match(d []float32, threshold float64) (name string, distance f
 // the gallery is empty or d has the wrong length). Ties go to the smaller name so
 // answers do not depend on map order.
 func (g *Gallery) Nearest(d []float32) (name string, distance float64) {
-	distance = math.Inf(1)
 	if len(d) != DescriptorLen {
-		return "", distance
+		return "", math.Inf(1)
 	}
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	for n, fs := range g.subjects {
-		for _, f := range fs {
-			dist := Distance(d, f.desc)
-			if dist < distance || (dist == distance && n < name) {
-				name, distance = n, dist
-			}
-		}
+	m := g.index()
+	row, sq := m.nearest(d)
+	if row < 0 {
+		return "", math.Inf(1)
 	}
-	return name, distance
+	return m.names[m.owner[row]], math.Sqrt(float64(sq))
 }
 
 // Neighbour is a subject and its nearest face's distance.
@@ -387,16 +390,20 @@ func (g *Gallery) NearestK(d []float32, k int) []Neighbour {
 	if k <= 0 || len(d) != DescriptorLen {
 		return nil
 	}
-	g.mu.RLock()
-	all := make([]Neighbour, 0, len(g.subjects))
-	for n, fs := range g.subjects {
-		best := math.Inf(1)
-		for _, f := range fs {
-			best = min(best, Distance(d, f.desc))
-		}
-		all = append(all, Neighbour{Subject: n, Distance: best})
+	m := g.index()
+	best := make([]float32, len(m.names))
+	for i := range best {
+		best[i] = float32(math.Inf(1))
 	}
-	g.mu.RUnlock()
+	for r := range m.owner {
+		if sq := sqDist(d, m.row(r)); sq < best[m.owner[r]] {
+			best[m.owner[r]] = sq
+		}
+	}
+	all := make([]Neighbour, len(m.names))
+	for i, n := range m.names {
+		all[i] = Neighbour{Subject: n, Distance: math.Sqrt(float64(best[i]))}
+	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].Distance != all[j].Distance {
 			return all[i].Distance < all[j].Distance
@@ -406,8 +413,109 @@ func (g *Gallery) NearestK(d []float32, k int) []Neighbour {
 	return all[:min(k, len(all))]
 }
 
+// matrix is every descriptor in one contiguous []float32, row r belonging to
+// subject names[owner[r]]. Subjects are in name order, so the first of equal
+// distances is the smaller name.
+type matrix struct {
+	data  []float32
+	owner []int32
+	names []string
+}
+
+func (m *matrix) row(r int) []float32 {
+	return m.data[r*DescriptorLen : (r+1)*DescriptorLen : (r+1)*DescriptorLen]
+}
+
+// index returns the current matrix, building it after a change. The faces'
+// descriptors are re-pointed into the matrix, so the gallery holds each
+// descriptor once.
+func (g *Gallery) index() *matrix {
+	g.mu.RLock()
+	m := g.idx
+	g.mu.RUnlock()
+	if m != nil {
+		return m
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.idx != nil {
+		return g.idx
+	}
+	names := make([]string, 0, len(g.subjects))
+	n := 0
+	for name, fs := range g.subjects {
+		names = append(names, name)
+		n += len(fs)
+	}
+	sort.Strings(names)
+	m = &matrix{data: make([]float32, n*DescriptorLen), owner: make([]int32, n), names: names}
+	r := 0
+	for i, name := range names {
+		fs := g.subjects[name]
+		for j := range fs {
+			row := m.row(r)
+			copy(row, fs[j].desc)
+			fs[j].desc = row // shared, never written again: edits replace faces, not values
+			m.owner[r] = int32(i)
+			r++
+		}
+	}
+	g.idx = m
+	return m
+}
+
+// nearest returns the row nearest to d and its squared distance (-1 when
+// empty). A row is abandoned as soon as its partial sum exceeds the best so
+// far: the sum only grows, so the answer is exact.
+func (m *matrix) nearest(d []float32) (int, float32) {
+	best, bestSq := -1, float32(math.Inf(1))
+	d = d[:DescriptorLen]
+	for r := range m.owner {
+		x := m.data[r*DescriptorLen : (r+1)*DescriptorLen : (r+1)*DescriptorLen]
+		var s float32
+		for c := 0; c < DescriptorLen; c += 32 {
+			s += sqDist32(d[c:c+32:c+32], x[c:c+32:c+32])
+			if s > bestSq {
+				break
+			}
+		}
+		if s < bestSq {
+			best, bestSq = r, s
+		}
+	}
+	return best, bestSq
+}
+
+// sqDist32 is the squared distance of two 32-value blocks (four accumulators,
+// combined in a fixed order, so every caller gets the same bits).
+func sqDist32(a, b []float32) float32 {
+	a, b = a[:32:32], b[:32:32]
+	var s0, s1, s2, s3 float32
+	for i := 0; i < 32; i += 4 {
+		x0, x1, x2, x3 := a[i]-b[i], a[i+1]-b[i+1], a[i+2]-b[i+2], a[i+3]-b[i+3]
+		s0 += x0 * x0
+		s1 += x1 * x1
+		s2 += x2 * x2
+		s3 += x3 * x3
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sqDist is the squared distance of two descriptors, summed block by block as
+// nearest does.
+func sqDist(a, b []float32) float32 {
+	var s float32
+	for c := 0; c < DescriptorLen; c += 32 {
+		s += sqDist32(a[c:c+32], b[c:c+32])
+	}
+	return s
+}
+
 // Distance is the Euclidean distance between two descriptors of equal length.
 func Distance(a, b []float32) float64 {
+	if len(a) == DescriptorLen && len(b) == DescriptorLen {
+		return math.Sqrt(float64(sqDist(a, b))) // the same bits as matching
+	}
 	var s float32
 	for i := range a {
 		x := a[i] - b[i]

@@ -2,7 +2,9 @@ package gallery
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -264,5 +266,73 @@ func TestLegacyFilesGetStableFaceIDs(t *testing.T) {
 		if _, err := Unmarshal(raw); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// The flat matrix answers exactly what a scan of every descriptor does, also
+// after every kind of edit (each of which must drop the stale matrix).
+func TestNearestMatchesBruteForceAcrossEdits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	rvec := func() []float32 {
+		d := make([]float32, DescriptorLen)
+		for i := range d {
+			d[i] = float32(rng.NormFloat64() * 0.05)
+		}
+		return d
+	}
+	g := New()
+	for s := range 60 {
+		for range 1 + s%4 {
+			if _, err := g.AddFace(fmt.Sprintf("s%02d", s), rvec(), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dup := rvec() // the same descriptor under two names: the tie goes to the smaller name
+	g.Add("zz", dup)
+	g.Add("aa", dup)
+	check := func(stage string) {
+		t.Helper()
+		subs := g.Subjects()
+		for q := range 150 {
+			d := rvec()
+			if q == 0 {
+				d = dup
+			}
+			wantName, want := "", math.Inf(1)
+			for _, s := range subs {
+				for _, e := range s.Descriptors {
+					if dist := Distance(d, e); dist < want || dist == want && s.Name < wantName {
+						wantName, want = s.Name, dist
+					}
+				}
+			}
+			name, dist := g.Nearest(d)
+			if name != wantName || dist != want {
+				t.Fatalf("%s: query %d: Nearest = %s %v, brute force %s %v", stage, q, name, dist, wantName, want)
+			}
+			if k := g.NearestK(d, 3); len(k) == 0 || k[0].Subject != wantName || k[0].Distance != want {
+				t.Fatalf("%s: NearestK = %+v, want %s first", stage, k, wantName)
+			}
+		}
+	}
+	check("built")
+	g.Remove("s03")
+	check("remove")
+	g.Rename("s04", "s05")
+	check("rename")
+	fs, _ := g.Faces("s05")
+	g.RemoveFace("s05", fs[0].ID)
+	check("remove face")
+	g.AddFace("new", rvec(), nil)
+	check("add face")
+	g.PutSubject(Subject{Name: "s10", Descriptors: [][]float32{rvec()}})
+	check("put subject")
+	// Descriptors handed out are copies, though the gallery shares its own.
+	s := g.Subjects()[0]
+	before, _ := g.Nearest(s.Descriptors[0])
+	s.Descriptors[0][0] += 100
+	if after, _ := g.Nearest(g.Subjects()[0].Descriptors[0]); after != before {
+		t.Fatal("writing a returned descriptor changed the gallery")
 	}
 }
