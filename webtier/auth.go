@@ -38,6 +38,12 @@ type AuthOptions struct {
 	// workload generator sends 1000 uploads at once from one address.
 	AnonRate  float64
 	AnonBurst int
+	// BadKeyRate and BadKeyBurst limit rejected keys per client address:
+	// beyond the burst, that address gets 429 for any key before the store is
+	// read (so made-up keys cannot turn into store reads at line rate).
+	// Defaults 1 per second, burst 20.
+	BadKeyRate  float64
+	BadKeyBurst int
 }
 
 func (a *AuthOptions) defaults(o *Options) {
@@ -49,6 +55,12 @@ func (a *AuthOptions) defaults(o *Options) {
 	}
 	if a.AnonBurst <= 0 {
 		a.AnonBurst = max(1, int(2*a.AnonRate))
+	}
+	if a.BadKeyRate <= 0 {
+		a.BadKeyRate = 1
+	}
+	if a.BadKeyBurst <= 0 {
+		a.BadKeyBurst = 20
 	}
 	if a.Keys == nil {
 		a.Keys = apikeys.NewStore(o.Outputs, apikeys.Options{CacheTTL: a.KeyCacheTTL})
@@ -132,9 +144,14 @@ func (s *Server) guard(need apikeys.Role, keyRequired bool) fiber.Handler {
 			}
 			return c.Next()
 		}
+		bad := "badkey:" + c.IP()
+		if empty, wait := a.limiter.Empty(bad); empty {
+			return tooMany(wait, "rejected API keys from "+c.IP())
+		}
 		rec, err := a.o.Keys.Authenticate(c.UserContext(), key)
 		switch {
 		case errors.Is(err, apikeys.ErrInvalidKey):
+			a.limiter.Allow(bad, a.o.BadKeyRate, a.o.BadKeyBurst)
 			s.log.Info("rejected an API key", "path", c.Path(), "remote", c.IP(), "why", err)
 			return unauthorized(c, "invalid_key", "the API key is not valid (malformed, unknown or revoked)", true)
 		case err != nil:

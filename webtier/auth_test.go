@@ -243,3 +243,23 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Errorf("the page must need no script and no unsafe-inline")
 	}
 }
+
+// After a burst of rejected keys an address gets 429 before any store read,
+// even for a good key, until its bucket refills.
+func TestBadKeysFromOneAddressAreThrottled(t *testing.T) {
+	e := newEnvAuth(t, webtier.Limits{}, webtier.AuthOptions{BadKeyRate: 0.5, BadKeyBurst: 3})
+	good, _ := e.newKey(apikeys.Admin, 0, 0)
+	for i := range 3 {
+		if code, _, _ := e.call("GET", "/v1/subjects", "-", "", nil, bearer("ffk_0123456789abcdef_"+strings.Repeat("B", 43))); code != 401 {
+			t.Fatalf("bad key %d: %d", i, code)
+		}
+	}
+	code, body, h := e.call("GET", "/v1/subjects", "-", "", nil, bearer(good))
+	if code != 429 || apiError(t, body) != "rate_limited" || h.Get("Retry-After") != "2" {
+		t.Fatalf("after the burst of bad keys: %d %s %q", code, body, h.Get("Retry-After"))
+	}
+	// Requests without a key are not affected.
+	if code, _, _ := e.call("GET", "/healthz", "-", "", nil, nil); code != 200 {
+		t.Fatalf("healthz: %d", code)
+	}
+}

@@ -238,3 +238,22 @@ func TestLimiter(t *testing.T) {
 		t.Fatalf("%d buckets, cap 3", l.Len())
 	}
 }
+
+func TestLimiterEmpty(t *testing.T) {
+	c := newClock()
+	l := NewLimiter(0, c.now)
+	if empty, _ := l.Empty("x"); empty {
+		t.Fatal("an unseen name is empty")
+	}
+	l.Allow("x", 1, 1)
+	if empty, wait := l.Empty("x"); !empty || wait != time.Second {
+		t.Fatalf("after the only token: empty %v wait %v", empty, wait)
+	}
+	if empty, _ := l.Empty("x"); !empty {
+		t.Fatal("Empty took a token back")
+	}
+	c.advance(time.Second)
+	if empty, _ := l.Empty("x"); empty {
+		t.Fatal("no refill")
+	}
+}

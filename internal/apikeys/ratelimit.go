@@ -68,6 +68,23 @@ func (l *Limiter) Allow(name string, rate float64, burst int) (bool, time.Durati
 	return false, wait
 }
 
+// Empty reports whether name's bucket has no whole token now (without taking
+// one) and how long until it will; a name never seen is full.
+func (l *Limiter) Empty(name string) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	bk, ok := l.buckets[name]
+	if !ok || bk.rate <= 0 {
+		return false, 0
+	}
+	tokens := min(bk.burst, bk.tokens+max(now.Sub(bk.last).Seconds(), 0)*bk.rate)
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration(math.Ceil((1 - tokens) / bk.rate * float64(time.Second)))
+}
+
 // prune drops buckets that have refilled (forgetting them changes nothing),
 // and if that is not enough, every bucket. The caller holds mu.
 func (l *Limiter) prune(now time.Time) {
