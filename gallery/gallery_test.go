@@ -1,7 +1,10 @@
 package gallery
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,5 +176,163 @@ func TestValidName(t *testing.T) {
 	}
 	if err := New().Add("a:b", make([]float32, DescriptorLen)); err == nil {
 		t.Error("Add accepted a name the web tier refuses")
+	}
+}
+
+func TestRenameMergesAndDescriptors(t *testing.T) {
+	d := func(v float32) []float32 { x := make([]float32, DescriptorLen); x[0] = v; return x }
+	g := New()
+	g.Add("amy", d(1), d(2))
+	g.Add("penny", d(3))
+	if merged, ok, err := g.Rename("amy", "amelia"); err != nil || !ok || merged {
+		t.Fatalf("rename: merged %v ok %v err %v", merged, ok, err)
+	}
+	if merged, ok, err := g.Rename("amelia", "penny"); err != nil || !ok || !merged {
+		t.Fatalf("merge: merged %v ok %v err %v", merged, ok, err)
+	}
+	if ds := g.Descriptors("penny"); len(ds) != 3 || ds[0][0] != 3 || ds[2][0] != 2 || g.Len() != 1 {
+		t.Fatalf("after merge: %d subjects, penny %v", g.Len(), ds)
+	}
+	if _, ok, _ := g.Rename("nobody", "x"); ok {
+		t.Fatal("renamed a subject that is not enrolled")
+	}
+	if _, _, err := g.Rename("penny", "Unknown"); err == nil || g.Len() != 1 {
+		t.Fatal("renamed to a reserved name")
+	}
+	ds := g.Descriptors("penny")
+	ds[0][0] = 99
+	if g.Descriptors("penny")[0][0] != 3 {
+		t.Fatal("Descriptors returned the gallery's own slices")
+	}
+}
+
+func TestFaceIDs(t *testing.T) {
+	d := func(v float32) []float32 { x := make([]float32, DescriptorLen); x[0] = v; return x }
+	g := New()
+	id1, err := g.AddFace("amy", d(1), &Box{X: 1, Y: 2, W: 30, H: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, _ := g.AddFace("amy", d(2), nil)
+	if id1 == id2 || !validFaceID(id1) {
+		t.Fatalf("ids %q %q", id1, id2)
+	}
+	data, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := Unmarshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, ok := g2.Faces("amy")
+	if !ok || len(fs) != 2 || fs[0].ID != id1 || fs[0].Box == nil || fs[0].Box.W != 30 || fs[1].ID != id2 || fs[1].Box != nil || fs[0].Created.IsZero() {
+		t.Fatalf("after a round trip: %+v", fs)
+	}
+	if g2.RemoveFace("amy", "nope") || !g2.RemoveFace("amy", id1) {
+		t.Fatal("RemoveFace")
+	}
+	if ds := g2.Descriptors("amy"); len(ds) != 1 || ds[0][0] != 2 {
+		t.Fatalf("the wrong face went: %v", ds)
+	}
+	if !g2.RemoveFace("amy", id2) || g2.Len() != 0 {
+		t.Fatal("the subject did not go with its last face")
+	}
+	if _, ok := g2.Faces("amy"); ok {
+		t.Fatal("Faces of a removed subject")
+	}
+}
+
+func TestLegacyFilesGetStableFaceIDs(t *testing.T) {
+	d := make([]float32, DescriptorLen)
+	d[5] = 0.25
+	raw, _ := json.Marshal(map[string]any{"version": 1, "subjects": []any{map[string]any{"name": "amy", "descriptors": [][]float32{d, d}}}})
+	a, err := Unmarshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Unmarshal(raw)
+	fa, _ := a.Faces("amy")
+	fb, _ := b.Faces("amy")
+	if len(fa) != 2 || fa[0].ID != fb[0].ID || fa[1].ID != fb[1].ID || fa[0].ID == fa[1].ID {
+		t.Fatalf("legacy ids: %+v vs %+v", fa, fb)
+	}
+	for name, bad := range map[string]any{
+		"faces count":  map[string]any{"name": "x", "descriptors": [][]float32{d}, "faces": []any{}},
+		"repeated id":  map[string]any{"name": "x", "descriptors": [][]float32{d, d}, "faces": []any{map[string]any{"id": "a"}, map[string]any{"id": "a"}}},
+		"malformed id": map[string]any{"name": "x", "descriptors": [][]float32{d}, "faces": []any{map[string]any{"id": "a/b"}}},
+	} {
+		raw, _ := json.Marshal(map[string]any{"version": 1, "subjects": []any{bad}})
+		if _, err := Unmarshal(raw); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// The flat matrix answers exactly what a scan of every descriptor does, also
+// after every kind of edit (each of which must drop the stale matrix).
+func TestNearestMatchesBruteForceAcrossEdits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	rvec := func() []float32 {
+		d := make([]float32, DescriptorLen)
+		for i := range d {
+			d[i] = float32(rng.NormFloat64() * 0.05)
+		}
+		return d
+	}
+	g := New()
+	for s := range 60 {
+		for range 1 + s%4 {
+			if _, err := g.AddFace(fmt.Sprintf("s%02d", s), rvec(), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dup := rvec() // the same descriptor under two names: the tie goes to the smaller name
+	g.Add("zz", dup)
+	g.Add("aa", dup)
+	check := func(stage string) {
+		t.Helper()
+		subs := g.Subjects()
+		for q := range 150 {
+			d := rvec()
+			if q == 0 {
+				d = dup
+			}
+			wantName, want := "", math.Inf(1)
+			for _, s := range subs {
+				for _, e := range s.Descriptors {
+					if dist := Distance(d, e); dist < want || dist == want && s.Name < wantName {
+						wantName, want = s.Name, dist
+					}
+				}
+			}
+			name, dist := g.Nearest(d)
+			if name != wantName || dist != want {
+				t.Fatalf("%s: query %d: Nearest = %s %v, brute force %s %v", stage, q, name, dist, wantName, want)
+			}
+			if k := g.NearestK(d, 3); len(k) == 0 || k[0].Subject != wantName || k[0].Distance != want {
+				t.Fatalf("%s: NearestK = %+v, want %s first", stage, k, wantName)
+			}
+		}
+	}
+	check("built")
+	g.Remove("s03")
+	check("remove")
+	g.Rename("s04", "s05")
+	check("rename")
+	fs, _ := g.Faces("s05")
+	g.RemoveFace("s05", fs[0].ID)
+	check("remove face")
+	g.AddFace("new", rvec(), nil)
+	check("add face")
+	g.PutSubject(Subject{Name: "s10", Descriptors: [][]float32{rvec()}})
+	check("put subject")
+	// Descriptors handed out are copies, though the gallery shares its own.
+	s := g.Subjects()[0]
+	before, _ := g.Nearest(s.Descriptors[0])
+	s.Descriptors[0][0] += 100
+	if after, _ := g.Nearest(g.Subjects()[0].Descriptors[0]); after != before {
+		t.Fatal("writing a returned descriptor changed the gallery")
 	}
 }

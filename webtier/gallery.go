@@ -1,6 +1,9 @@
 package webtier
 
-import "github.com/facefleet/facefleet/gallery"
+import (
+	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/protocol"
+)
 
 // webGallery adapts *gallery.Gallery to Gallery.
 type webGallery struct{ *gallery.Gallery }
@@ -27,4 +30,31 @@ func GalleryPackageCodec(data []byte) (Gallery, error) {
 		return nil, err
 	}
 	return webGallery{g}, nil
+}
+
+func (w webGallery) AddFace(subject string, d []float32, box protocol.Box) (string, error) {
+	return w.Gallery.AddFace(subject, d, &gallery.Box{X: box.X, Y: box.Y, W: box.W, H: box.H})
+}
+
+func (w webGallery) Faces(subject string) ([]FaceInfo, bool) {
+	fs, ok := w.Gallery.Faces(subject)
+	out := make([]FaceInfo, 0, len(fs))
+	for _, f := range fs {
+		fi := FaceInfo{ID: f.ID, Created: f.Created}
+		if f.Box != nil {
+			fi.Box = &protocol.Box{X: f.Box.X, Y: f.Box.Y, W: f.Box.W, H: f.Box.H}
+		}
+		out = append(out, fi)
+	}
+	return out, ok
+}
+
+// mergeInto puts every subject of w into dst, keeping their face ids.
+func (w webGallery) mergeInto(dst webGallery) error {
+	for _, s := range w.Gallery.Subjects() {
+		if err := dst.PutSubject(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/facefleet/facefleet/engine/imagefmt"
 	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/apikeys"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/protocol"
@@ -69,13 +71,23 @@ func (s *Server) routes() {
 		}
 		return err
 	})
+	a.Use(s.securityHeaders)
 	a.Get("/", s.page)
-	a.Post("/", s.classify)
-	a.Post("/v1/recognize", s.recognize)
-	a.Put("/v1/subjects/:name/faces", s.enroll)
-	a.Post("/v1/subjects/:name/faces", s.enroll)
-	a.Get("/v1/subjects", s.subjects)
-	a.Delete("/v1/subjects/:name", s.deleteSubject)
+	a.Post("/", s.guard(apikeys.Recognize, s.o.Auth.CourseNeedsKey), s.classify)
+	a.Post("/v1/recognize", s.guard(apikeys.Recognize, s.o.Auth.RecognizeNeedsKey), s.recognize)
+	a.Post("/v1/detect", s.guard(apikeys.Recognize, s.o.Auth.RecognizeNeedsKey), s.detect)
+	a.Post("/v1/verify", s.guard(apikeys.Recognize, s.o.Auth.RecognizeNeedsKey), s.verify)
+	a.Put("/v1/subjects/:name/faces", s.admin(), s.enroll)
+	a.Post("/v1/subjects/:name/faces", s.admin(), s.enroll)
+	a.Get("/v1/subjects", s.admin(), s.listSubjects)
+	a.Delete("/v1/subjects/:name", s.admin(), s.deleteSubject)
+	a.Patch("/v1/subjects/:name", s.admin(), s.renameSubject)
+	a.Get("/v1/subjects/:name/faces", s.admin(), s.listFaces)
+	a.Delete("/v1/subjects/:name/faces/:id", s.admin(), s.deleteFace)
+	a.Get("/v1/gallery", s.admin(), s.exportGallery)
+	a.Put("/v1/gallery", s.admin(), s.importGallery)
+	a.Post("/v1/gallery", s.admin(), s.importGallery)
+	a.Get("/v1/openapi.json", s.openAPI)
 	a.Get("/v1/status", s.status)
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok\n") })
 	a.Get("/metrics", s.metrics)
@@ -146,6 +158,17 @@ func (s *Server) lingerDrain(c *fiber.Ctx) bool {
 // readImage reads the multipart field straight from the request body stream into
 // one buffer, after charging the upload's bytes to the in-flight budget.
 func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
+	ups, err := s.readImages(c, field)
+	if err != nil {
+		return nil, err
+	}
+	return ups[0], nil
+}
+
+// readImages reads and checks one image from each of the multipart fields, in
+// that order; they share one byte budget, returned by any upload's free.
+func (s *Server) readImages(c *fiber.Ctx, fields ...string) ([]*upload, error) {
+	field := strings.Join(fields, `" and "`)
 	missing := errf(fiber.StatusBadRequest, "missing_file", "send the image as multipart/form-data field %q", field)
 	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
@@ -167,13 +190,34 @@ func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 		he.retryAfter = s.o.Limits.RetryAfter
 		return nil, he
 	}
-	up := &upload{}
-	var once sync.Once
-	up.free = func() { once.Do(func() { up.data = nil; s.uploadBytes.give(charge) }) }
+	ups := make([]*upload, len(fields))
+	for i := range ups {
+		ups[i] = &upload{}
+	}
+	// Each upload drops its own bytes; the budget goes back with the last.
+	var mu sync.Mutex
+	left := len(ups)
+	for _, u := range ups {
+		var once sync.Once
+		u.free = func() {
+			once.Do(func() {
+				mu.Lock()
+				u.data = nil
+				left--
+				last := left == 0
+				mu.Unlock()
+				if last {
+					s.uploadBytes.give(charge)
+				}
+			})
+		}
+	}
 	ok := false
 	defer func() {
 		if !ok {
-			up.free()
+			for _, u := range ups {
+				u.free()
+			}
 		}
 	}()
 
@@ -183,24 +227,32 @@ func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 	}
 	lr := &io.LimitedReader{R: body, N: max + 1}
 	mr := multipart.NewReader(lr, params["boundary"])
-	var raw string
-	for {
+	raws := make([]string, len(fields))
+	got := 0
+	for got < len(fields) {
 		p, err := mr.NextPart()
 		if lr.N <= 0 {
 			return nil, tooLarge
 		}
 		if errors.Is(err, io.EOF) {
 			c.Locals(bodyConsumed, true)
+			for i, u := range ups {
+				if u.data == nil {
+					return nil, errf(fiber.StatusBadRequest, "missing_file", "send the image as multipart/form-data field %q", fields[i])
+				}
+			}
 			return nil, missing
 		}
 		if err != nil {
 			return nil, errf(fiber.StatusBadRequest, "bad_upload", "cannot read the multipart body: %v", err)
 		}
-		if p.FormName() != field {
+		fi := slices.Index(fields, p.FormName())
+		if fi < 0 || ups[fi].data != nil {
 			continue // NextPart skips the rest of this part
 		}
+		field := fields[fi]
 		_, dp, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
-		raw = dp["filename"]
+		raws[fi] = dp["filename"]
 		var buf bytes.Buffer
 		if cl > 0 {
 			buf.Grow(int(cl)) // the part is smaller than the body: one allocation
@@ -211,8 +263,11 @@ func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 			}
 			return nil, errf(fiber.StatusBadRequest, "bad_upload", "cannot read field %q: %v", field, err)
 		}
-		up.data = buf.Bytes()
-		break
+		ups[fi].data = buf.Bytes()
+		if ups[fi].data == nil {
+			ups[fi].data = []byte{} // present but empty: reported below
+		}
+		got++
 	}
 	// Read the rest (other fields, the closing boundary) so that the
 	// connection can serve the next request.
@@ -222,36 +277,39 @@ func (s *Server) readImage(c *fiber.Ctx, field string) (*upload, error) {
 	if lr.N <= 0 {
 		return nil, tooLarge
 	}
-	name := raw
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:] // browsers on Windows may send a full path
-	}
-	if err := protocol.ValidKey(name); err != nil {
-		return nil, errf(fiber.StatusBadRequest, "bad_filename", "field %q: file name %q: %v", field, raw, err)
-	}
-	up.name = name
-	if len(up.data) == 0 {
-		return nil, errf(fiber.StatusBadRequest, "empty_file", "field %q holds an empty file", field)
-	}
-	// The engine's own list of formats, by magic bytes: what passes here, a
-	// worker can decode.
-	format, isImage := imagefmt.Sniff(up.data)
-	if !isImage {
-		return nil, errf(fiber.StatusUnsupportedMediaType, "not_an_image", "%q is not an image we read (it looks like %s); send %s", name, http.DetectContentType(up.data), imagefmt.List())
-	}
-	up.mime = format.MIME
-	cfg, err := imagefmt.DecodeConfig(format, up.data)
-	if err != nil {
-		return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q cannot be decoded as %s: %v", name, up.mime, err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q declares an empty %dx%d image", name, cfg.Width, cfg.Height)
-	}
-	if px := cfg.Width * cfg.Height; px > s.o.Limits.MaxPixels || px/cfg.Width != cfg.Height {
-		return nil, errf(fiber.StatusRequestEntityTooLarge, "too_many_pixels", "%q is %dx%d pixels, over the %d-pixel limit", name, cfg.Width, cfg.Height, s.o.Limits.MaxPixels)
+	for fi, up := range ups {
+		field, raw := fields[fi], raws[fi]
+		name := raw
+		if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+			name = name[i+1:] // browsers on Windows may send a full path
+		}
+		if err := protocol.ValidKey(name); err != nil {
+			return nil, errf(fiber.StatusBadRequest, "bad_filename", "field %q: file name %q: %v", field, raw, err)
+		}
+		up.name = name
+		if len(up.data) == 0 {
+			return nil, errf(fiber.StatusBadRequest, "empty_file", "field %q holds an empty file", field)
+		}
+		// The engine's own list of formats, by magic bytes: what passes here, a
+		// worker can decode.
+		format, isImage := imagefmt.Sniff(up.data)
+		if !isImage {
+			return nil, errf(fiber.StatusUnsupportedMediaType, "not_an_image", "%q is not an image we read (it looks like %s); send %s", name, http.DetectContentType(up.data), imagefmt.List())
+		}
+		up.mime = format.MIME
+		cfg, err := imagefmt.DecodeConfig(format, up.data)
+		if err != nil {
+			return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q cannot be decoded as %s: %v", name, up.mime, err)
+		}
+		if cfg.Width <= 0 || cfg.Height <= 0 {
+			return nil, errf(fiber.StatusUnprocessableEntity, protocol.CodeBadImage, "%q declares an empty %dx%d image", name, cfg.Width, cfg.Height)
+		}
+		if px := cfg.Width * cfg.Height; px > s.o.Limits.MaxPixels || px/cfg.Width != cfg.Height {
+			return nil, errf(fiber.StatusRequestEntityTooLarge, "too_many_pixels", "%q is %dx%d pixels, over the %d-pixel limit", name, cfg.Width, cfg.Height, s.o.Limits.MaxPixels)
+		}
 	}
 	ok = true
-	return up, nil
+	return ups, nil
 }
 
 // answer is a response plus the web tier's own timing.
@@ -263,7 +321,7 @@ type answer struct {
 
 // roundTrip stores the image, sends the request and waits for its answer.
 // gone reports whether the caller went away (nil: never checked).
-func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind protocol.Kind, gone func() bool) (*answer, error) {
+func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind protocol.Kind, gone func() bool, opts ...func(*protocol.Request)) (*answer, error) {
 	start := time.Now()
 	id, ch, ok := s.register()
 	if !ok {
@@ -285,7 +343,11 @@ func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind pro
 	s.galleryMu.Lock()
 	gtag := s.galleryETag
 	s.galleryMu.Unlock()
-	body, err := protocol.EncodeRequest(protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: gtag, SentAt: time.Now().UTC(), ReplyTo: s.o.ReplyTo})
+	req := protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: gtag, SentAt: time.Now().UTC(), ReplyTo: s.o.ReplyTo}
+	for _, o := range opts {
+		o(&req)
+	}
+	body, err := protocol.EncodeRequest(req)
 	if err != nil {
 		s.forget(id, true)
 		return nil, errf(fiber.StatusBadRequest, "bad_request", "%v", err)
@@ -411,15 +473,20 @@ type RecognizeResult struct {
 }
 
 func (s *Server) recognize(c *fiber.Ctx) error {
+	q, err := parseRecognizeQuery(c)
+	if err != nil {
+		return err
+	}
 	up, err := s.readImage(c, "image")
 	if err != nil {
 		return err
 	}
 	defer up.free()
-	a, err := s.roundTrip(c.UserContext(), up, up.name, protocol.Recognize, clientGone(c))
+	a, err := s.roundTrip(c.UserContext(), up, up.name, protocol.Recognize, clientGone(c), func(r *protocol.Request) { r.Limit = q.limit })
 	if err != nil {
 		return err
 	}
+	q.filter(&a.Response)
 	s.observe(a)
 	out := RecognizeResult{ID: a.ID, Key: a.Key, Name: a.Name, Width: a.Width, Height: a.Height, Faces: a.Faces, Worker: a.Worker}
 	if out.Faces == nil {
@@ -480,25 +547,26 @@ func (s *Server) enroll(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	faces, err := s.editGallery(ctx, func(g Gallery) (int, error) {
-		if err := g.Add(name, a.Descriptor); err != nil {
-			return 0, errf(fiber.StatusUnprocessableEntity, "bad_descriptor", "cannot enroll: %v", err)
-		}
-		for _, sub := range g.Subjects() {
-			if sub.Name == name {
-				return sub.Faces, nil
-			}
-		}
-		return 0, nil
-	})
-	if err != nil {
-		return err
-	}
 	box := protocol.Box{}
 	if f := largest(a.Faces); f != nil {
 		box = f.Box
 	}
-	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"subject": name, "faces": faces, "box": box})
+	var id string
+	faces, err := s.editGallery(ctx, func(g Gallery) (int, error) {
+		var err error
+		if id, err = addFace(g, name, a.Descriptor, box); err != nil {
+			return 0, errf(fiber.StatusUnprocessableEntity, "bad_descriptor", "cannot enroll: %v", err)
+		}
+		return facesOf(g, name), nil
+	})
+	if err != nil {
+		return err
+	}
+	res := fiber.Map{"subject": name, "faces": faces, "box": box}
+	if id != "" {
+		res["id"] = id
+	}
+	return c.Status(fiber.StatusCreated).JSON(res)
 }
 
 // cutUTF8 shortens s to at most n bytes without splitting a character.
@@ -562,23 +630,6 @@ func (s *Server) loadGallery(ctx context.Context) (Gallery, error) {
 	}
 	s.galleryETag = attrs.ETag
 	return g, nil
-}
-
-func (s *Server) subjects(c *fiber.Ctx) error {
-	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
-	}
-	s.galleryMu.Lock()
-	g, err := s.loadGallery(c.UserContext())
-	s.galleryMu.Unlock()
-	if err != nil {
-		return err
-	}
-	subs := g.Subjects()
-	if subs == nil {
-		subs = []Subject{}
-	}
-	return c.JSON(fiber.Map{"subjects": subs})
 }
 
 func (s *Server) deleteSubject(c *fiber.Ctx) error {

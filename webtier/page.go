@@ -16,12 +16,14 @@ const uploadPage = `<!doctype html>
 <p>Every face, as JSON</p>
 <input type="file" name="image" accept="image/*" required> <button>Recognize</button>
 </form>
-<p>Enroll: <code>curl -F image=@amy1.png http://HOST/v1/subjects/amy/faces</code> &middot;
-<a href="/v1/subjects">subjects</a> &middot; <a href="/v1/status">status</a> &middot; <a href="/metrics">metrics</a></p>
+<p>Enroll (needs an admin key from <code>facefleet keys create -role admin</code>):
+<code>curl -H "Authorization: Bearer $KEY" -F image=@amy1.png http://HOST/v1/subjects/amy/faces</code> &middot;
+<a href="/v1/status">status</a> &middot; <a href="/metrics">metrics</a></p>
 </body></html>
 `
 
 func (s *Server) page(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	c.Set(fiber.HeaderContentSecurityPolicy, s.auth.pageCSP)
 	return c.SendString(uploadPage)
 }

@@ -151,6 +151,12 @@ type Options struct {
 	// queue counts and the fleet (default DefaultStatusTTL).
 	StatusTTL time.Duration
 	Logger    *slog.Logger
+
+	// Auth says which routes need an API key (auth.go).
+	Auth AuthOptions
+	// Threshold is the largest descriptor distance POST /v1/verify calls a
+	// match (0: the gallery's default, 0.6; the workers' -threshold).
+	Threshold float64
 }
 
 // Server is one web tier.
@@ -159,6 +165,8 @@ type Server struct {
 	log *slog.Logger
 	app *fiber.App
 	m   *metrics
+	// auth checks API keys and rate limits (auth.go).
+	auth *auth
 	// inflight counts running handlers, so shutdown knows when only idle
 	// connections are left.
 	inflight atomic.Int64
@@ -265,6 +273,7 @@ func New(o Options) (*Server, error) {
 		recent:  make(map[string]recentID),
 	}
 	s.uploadBytes.max = o.Limits.MaxInflightBytes
+	s.auth = newAuth(&s.o)
 	s.app = fiber.New(fiber.Config{
 		AppName:   "facefleet",
 		BodyLimit: o.Limits.MaxBodyBytes,

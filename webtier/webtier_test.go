@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/apikeys"
 	"github.com/facefleet/facefleet/internal/blob/memblob"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
@@ -90,6 +91,7 @@ type env struct {
 	in, out        *memblob.Store
 	s              *webtier.Server
 	url            string
+	adminKey       string
 	nudges         int
 	mu             sync.Mutex
 	// script decides how the fake app tier treats a request; nil answers
@@ -97,10 +99,27 @@ type env struct {
 	script func(e *env, r protocol.Request, m queue.Message)
 }
 
+// newEnvWith is newEnv with any option changed by set.
+func newEnvWith(t *testing.T, lim webtier.Limits, set func(*webtier.Options)) *env {
+	t.Helper()
+	return newEnv(t, lim, set)
+}
+
+// newEnvAuth is newEnv with auth settings.
+func newEnvAuth(t *testing.T, lim webtier.Limits, auth webtier.AuthOptions) *env {
+	t.Helper()
+	return newEnv(t, lim, func(o *webtier.Options) { o.Auth = auth })
+}
+
+// newEnv serves a web tier with a fake app tier; e.adminKey is an admin key in
+// the output store, sent on /v1/subjects routes by do.
 func newEnv(t *testing.T, lim webtier.Limits, mods ...func(*webtier.Options)) *env {
 	t.Helper()
 	e := &env{t: t, in: memblob.New(), out: memblob.New()}
 	var err error
+	if e.adminKey, _, err = apikeys.NewStore(e.out, apikeys.Options{}).Create(context.Background(), apikeys.Admin, "tests", 1e6, 1e6); err != nil {
+		t.Fatal(err)
+	}
 	e.dlq, _ = memqueue.New(memqueue.Options{Name: "dlq"})
 	e.req, err = memqueue.New(memqueue.Options{Name: "req", DeadLetter: e.dlq, MaxReceiveCount: 3})
 	if err != nil {
@@ -169,7 +188,8 @@ func (e *env) answer(r protocol.Request, name string) {
 		Faces:   []protocol.Face{{Box: protocol.Box{X: 1, Y: 2, W: 3, H: 4}, Subject: name, Distance: 0.3, Score: 0.9}},
 		Timings: protocol.Timings{QueuedMS: 1, InferenceMS: 2}}
 	if r.Kind == protocol.Describe {
-		resp.Descriptor = []float32{1, 2, 3}
+		resp.Descriptor = make([]float32, 128) // a real descriptor's length
+		resp.Descriptor[0] = float32(len(r.Key))
 	}
 	body, err := protocol.EncodeResponse(resp)
 	if err != nil {
@@ -190,6 +210,9 @@ func (e *env) do(method, path, field, filename string, data []byte) (int, string
 		// As curl does for large bodies: the server can refuse one that is too
 		// large before it is sent, instead of resetting the connection mid-write.
 		req.Header.Set("Expect", "100-continue")
+	}
+	if strings.HasPrefix(path, "/v1/subjects") {
+		req.Header.Set("Authorization", "Bearer "+e.adminKey)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -30,6 +30,7 @@ func commands() []command {
 		{"webtier", "run the web tier against AWS (SQS, S3)", runWebtier},
 		{"apptier", "run an app-tier worker against AWS (SQS, S3, EC2)", runApptier},
 		{"config", "list every setting: flag, environment variable, default, limits", runConfig},
+		{"keys", "create, list or revoke API keys (create -role admin|recognize)", runKeys},
 	}
 }
 

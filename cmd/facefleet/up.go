@@ -83,7 +83,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DataDir: data, NoSyncOutputs: v.Bool(settings.NoSync), Analyzer: eng, Threshold: v.Float(settings.Threshold),
 		MaxInstances: maxInst, BootDelay: v.Duration(settings.BootDelay), IdleTimeout: idle, MinLifetime: v.Duration(settings.MinLifetime),
 		VisibilityTimeout: v.Duration(settings.VisibilityTimeout), MaxReceives: v.Int(settings.MaxReceives),
-		ScaleEvery: v.Duration(settings.ScaleEvery), Policy: pol, Limits: t.Limits, StatusTTL: t.StatusTTL, MaxTails: t.MaxTails, Logger: log,
+		ScaleEvery: v.Duration(settings.ScaleEvery), Policy: pol, Limits: t.Limits, StatusTTL: t.StatusTTL, MaxTails: t.MaxTails,
+		Auth: t.Auth, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -105,7 +106,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("facefleet up", "addr", "http://"+ln.Addr().String(), "data", data, "max_instances", maxInst,
 		"idle_timeout", v.Duration(settings.IdleTimeout), "boot_delay", v.Duration(settings.BootDelay))
-	fmt.Fprintf(stdout, "facefleet listening on http://%s (enroll: curl -F image=@photo.png http://%s/v1/subjects/NAME/faces)\n", ln.Addr(), ln.Addr())
+	fmt.Fprintf(stdout, "facefleet listening on http://%s (enroll with an admin key: KEY=$(facefleet keys create -role admin -data %s); curl -H \"Authorization: Bearer $KEY\" -F image=@photo.png http://%s/v1/subjects/NAME/faces)\n", ln.Addr(), data, ln.Addr())
 	if err := svc.Serve(ctx, ln); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

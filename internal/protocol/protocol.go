@@ -35,9 +35,12 @@ const (
 	// Describe returns the largest face's descriptor (used for enrollment, so the
 	// web tier never needs an engine).
 	Describe Kind = "describe"
+	// Detect returns every face's box, score and 68 landmarks, without
+	// matching them (nothing is stored).
+	Detect Kind = "detect"
 )
 
-func (k Kind) valid() bool { return k == Classify || k == Recognize || k == Describe }
+func (k Kind) valid() bool { return k == Classify || k == Recognize || k == Describe || k == Detect }
 
 // Request asks a worker to process the input object Key whose content has ETag.
 type Request struct {
@@ -55,6 +58,19 @@ type Request struct {
 	// response queue. Each web tier names its own, so several web tiers can
 	// share one request queue and its dead-letter queue.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Limit asks for up to this many nearest subjects per face (Recognize;
+	// 0: none, at most MaxCandidates).
+	Limit int `json:"limit,omitempty"`
+}
+
+// MaxCandidates bounds Request.Limit (so a group photo's answer stays under
+// MaxResponseBytes).
+const MaxCandidates = 10
+
+// Candidate is one of a face's nearest subjects.
+type Candidate struct {
+	Subject  string  `json:"subject"`
+	Distance float64 `json:"distance"`
 }
 
 // MaxIDBytes and MaxReplyToBytes bound a request's ID and reply-to address.
@@ -77,6 +93,16 @@ type Face struct {
 	Subject  string  `json:"subject,omitempty"`
 	Distance float64 `json:"distance,omitempty"`
 	Score    float64 `json:"score"`
+	// Candidates are the nearest subjects, nearest first (when asked by Limit).
+	Candidates []Candidate `json:"candidates,omitempty"`
+	// Landmarks are the 68 face landmarks (Detect only).
+	Landmarks []Point `json:"landmarks,omitempty"`
+}
+
+// Point is a landmark in pixels of the upright image.
+type Point struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
 }
 
 // Error codes a worker (or the web tier's dead-letter watcher) answers with.
@@ -235,6 +261,8 @@ func (r Request) validate() error {
 		return fmt.Errorf("protocol: reply-to address of %d bytes, over %d", len(r.ReplyTo), MaxReplyToBytes)
 	case strings.ContainsFunc(r.ReplyTo, func(c rune) bool { return c <= 0x20 || c >= 0x7f }):
 		return fmt.Errorf("protocol: reply-to address %q holds a space, control or non-ASCII character", r.ReplyTo)
+	case r.Limit < 0 || r.Limit > MaxCandidates:
+		return fmt.Errorf("protocol: request limit %d outside 0..%d", r.Limit, MaxCandidates)
 	}
 	if err := validID(r.ID); err != nil {
 		return err

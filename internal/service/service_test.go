@@ -125,3 +125,31 @@ func TestTiersFromSettings(t *testing.T) {
 		t.Errorf("max tails: apptier %d, up %d, webtier %d; want 4, 4 and unset", ta.MaxTails, tu.MaxTails, tw.MaxTails)
 	}
 }
+
+// The access settings reach the web tier: 0 rate and 0 TTL mean unlimited and
+// uncached (negative in webtier.AuthOptions, where 0 is "default").
+func TestAuthFromSettings(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	def, err := settings.FromEnv(settings.Up, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := service.TiersFromSettings(def).Auth
+	if a.RecognizeNeedsKey || a.CourseNeedsKey || a.KeyRate != 100 || a.KeyBurst != 200 || a.AnonRate != 0 || a.KeyCacheTTL != 5*time.Second {
+		t.Errorf("defaults: %+v", a)
+	}
+	set, err := settings.FromEnv(settings.Webtier, env(map[string]string{"FACEFLEET_REQUEST_QUEUE_URL": "http://q/1",
+		"FACEFLEET_RESPONSE_QUEUE_URL": "http://q/2", "FACEFLEET_INPUT_BUCKET": "in", "FACEFLEET_OUTPUT_BUCKET": "out",
+		"FACEFLEET_RECOGNIZE_NEEDS_KEY": "true", "FACEFLEET_COURSE_NEEDS_KEY": "1", "FACEFLEET_KEY_RATE": "0",
+		"FACEFLEET_ANON_RATE": "3", "FACEFLEET_ANON_BURST": "7", "FACEFLEET_KEY_CACHE_TTL": "0s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = service.TiersFromSettings(set).Auth
+	if !a.RecognizeNeedsKey || !a.CourseNeedsKey || a.KeyRate >= 0 || a.AnonRate != 3 || a.AnonBurst != 7 || a.KeyCacheTTL >= 0 {
+		t.Errorf("set: %+v", a)
+	}
+	if _, err := settings.FromEnv(settings.Up, env(map[string]string{"FACEFLEET_KEY_RATE": "-1"})); err == nil {
+		t.Error("a negative key rate was accepted")
+	}
+}

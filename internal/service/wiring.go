@@ -50,6 +50,7 @@ type Tiers struct {
 	MaxReceives int
 	PollWait    time.Duration
 	StatusTTL   time.Duration
+	Auth        webtier.AuthOptions // who may call what (auth.go)
 
 	// App tier.
 	Analyzer          apptier.Analyzer
@@ -97,6 +98,9 @@ func TiersFromSettings(v *settings.Values) Tiers {
 	num(settings.MaxReceives, &t.MaxReceives)
 	dur(settings.PollWait, &t.PollWait)
 	dur(settings.StatusTTL, &t.StatusTTL)
+	if v.Has(settings.KeyRate) {
+		t.Auth = authFromSettings(v)
+	}
 	if v.Has(settings.Threshold) {
 		t.Threshold = v.Float(settings.Threshold)
 	}
@@ -137,7 +141,7 @@ func NewWebTier(b Backend, t Tiers) (*webtier.Server, error) {
 		Requests: b.Requests, Responses: b.Responses, RequestDLQ: b.RequestDLQ,
 		Inputs: b.Inputs, Outputs: b.Outputs, GalleryKey: t.GalleryKey,
 		ReplyTo: b.ReplyTo, ReplyQueue: b.ReplyQueue,
-		Limits: t.Limits, MaxReceives: maxReceives, Visibility: vis, PollWait: t.PollWait, StatusTTL: t.StatusTTL,
+		Limits: t.Limits, Auth: t.Auth, Threshold: t.Threshold, MaxReceives: maxReceives, Visibility: vis, PollWait: t.PollWait, StatusTTL: t.StatusTTL,
 		Nudge: b.Nudge, Fleet: b.Fleet, Decisions: b.Decisions, Logger: t.logger(),
 	})
 }

@@ -66,6 +66,13 @@ const (
 	S3PathStyle        = "s3-path-style"
 	AWSMaxAttempts     = "aws-max-attempts"
 	LogLevel           = "log-level"
+	RecognizeNeedsKey  = "recognize-needs-key"
+	CourseNeedsKey     = "course-needs-key"
+	KeyRate            = "key-rate"
+	KeyBurst           = "key-burst"
+	AnonRate           = "anon-rate"
+	AnonBurst          = "anon-burst"
+	KeyCacheTTL        = "key-cache-ttl"
 )
 
 // Defaults that library packages fall back to when a caller leaves an option
@@ -91,6 +98,8 @@ func All() []Setting {
 		images  = []Command{Up, Webtier, Apptier, Enroll, Recognize}
 		aws     = []Command{Webtier, Apptier, Scaler}
 		tiers   = []Command{Webtier, Apptier}
+		// The AWS SDK settings; `facefleet keys` reads them to reach the output bucket.
+		awsSDK = []Command{Webtier, Apptier, Scaler, Keys}
 	)
 	return []Setting{
 		// Listening.
@@ -100,7 +109,7 @@ func All() []Setting {
 			Help: "HTTP port (0: any free port)"},
 
 		// Embedded stores.
-		{Name: Data, Env: "FACEFLEET_DATA", Kind: String, Default: "./data", For: []Command{Up},
+		{Name: Data, Env: "FACEFLEET_DATA", Kind: String, Default: "./data", For: []Command{Up, Keys},
 			Help: "data folder: inputs/, outputs/ (results, gallery/gallery.json, failed/)"},
 		{Name: NoSync, Env: "FACEFLEET_NO_SYNC", Kind: Bool, Default: "false", For: []Command{Up, Bench},
 			Help: "write results without fsync (faster; a machine crash may lose the latest results)"},
@@ -115,8 +124,8 @@ func All() []Setting {
 		{Name: ORTThreads, Env: "FACEFLEET_ORT_THREADS", Kind: Int, Default: "1", Min: "1", Max: "64", For: engines,
 			Aliases: []string{"threads"},
 			Help:    "ONNX Runtime intra-op threads per model run (workers share one engine and run in parallel; keep 1 on small machines)"},
-		{Name: Threshold, Env: "FACEFLEET_THRESHOLD", Kind: Float, Default: "0.6", Min: "0.01", Max: "2", For: []Command{Up, Apptier, Recognize},
-			Help: "largest descriptor distance that still names a person"},
+		{Name: Threshold, Env: "FACEFLEET_THRESHOLD", Kind: Float, Default: "0.6", Min: "0.01", Max: "2", For: []Command{Up, Webtier, Apptier, Recognize},
+			Help: "largest descriptor distance that still names a person (web tier: what POST /v1/verify calls a match)"},
 
 		// Request limits.
 		{Name: MaxBody, Env: "FACEFLEET_MAX_BODY", Kind: Int, Default: strconv.Itoa(DefaultMaxBody), Min: "1024", Max: "1073741824", For: images,
@@ -191,8 +200,8 @@ func All() []Setting {
 			Help: "the request queue's dead-letter queue URL (optional: the web tier then answers dead-lettered requests at once)"},
 		{Name: InputBucket, Env: "FACEFLEET_INPUT_BUCKET", Kind: String, For: tiers, Required: tiers,
 			Help: "S3 bucket for uploaded images"},
-		{Name: OutputBucket, Env: "FACEFLEET_OUTPUT_BUCKET", Kind: String, For: tiers, Required: tiers,
-			Help: "S3 bucket for results and the gallery"},
+		{Name: OutputBucket, Env: "FACEFLEET_OUTPUT_BUCKET", Kind: String, For: []Command{Webtier, Apptier, Keys}, Required: tiers,
+			Help: "S3 bucket for results, the gallery and the API keys (keys: when set, instead of -data)"},
 		{Name: GalleryKey, Env: "FACEFLEET_GALLERY_KEY", Kind: String, Default: DefaultGalleryKey, For: tiers,
 			Help: "key of the enrolled gallery in the output bucket"},
 		{Name: AppTagKey, Env: "FACEFLEET_APP_TAG_KEY", Kind: String, For: []Command{Webtier, Scaler}, Required: []Command{Scaler},
@@ -205,24 +214,40 @@ func All() []Setting {
 			Help: "name or ARN of the scaler Lambda: when a request finds no app-tier instance pending or running (checked at most every 5 s), the web tier invokes it asynchronously (empty: no nudge; the scaler waits for its schedule or alarm)"},
 
 		// AWS SDK.
-		{Name: AWSRegion, Env: "AWS_REGION", Kind: String, For: aws,
+		{Name: AWSRegion, Env: "AWS_REGION", Kind: String, For: awsSDK,
 			Help: "AWS region (default: the shared config)"},
-		{Name: AWSEndpoint, Env: "FACEFLEET_AWS_ENDPOINT", Kind: String, For: aws, Check: absoluteURL,
+		{Name: AWSEndpoint, Env: "FACEFLEET_AWS_ENDPOINT", Kind: String, For: awsSDK, Check: absoluteURL,
 			Help: "base endpoint URL for every AWS service (an emulator; default: AWS_ENDPOINT_URL or AWS)"},
-		{Name: SQSEndpoint, Env: "AWS_ENDPOINT_URL_SQS", Kind: String, For: aws, Check: absoluteURL,
+		{Name: SQSEndpoint, Env: "AWS_ENDPOINT_URL_SQS", Kind: String, For: awsSDK, Check: absoluteURL,
 			Help: "SQS endpoint URL"},
-		{Name: S3Endpoint, Env: "AWS_ENDPOINT_URL_S3", Kind: String, For: aws, Check: absoluteURL,
+		{Name: S3Endpoint, Env: "AWS_ENDPOINT_URL_S3", Kind: String, For: awsSDK, Check: absoluteURL,
 			Help: "S3 endpoint URL"},
-		{Name: EC2Endpoint, Env: "AWS_ENDPOINT_URL_EC2", Kind: String, For: aws, Check: absoluteURL,
+		{Name: EC2Endpoint, Env: "AWS_ENDPOINT_URL_EC2", Kind: String, For: awsSDK, Check: absoluteURL,
 			Help: "EC2 endpoint URL"},
-		{Name: CloudWatchEndpoint, Env: "AWS_ENDPOINT_URL_CLOUDWATCH", Kind: String, For: aws, Check: absoluteURL,
+		{Name: CloudWatchEndpoint, Env: "AWS_ENDPOINT_URL_CLOUDWATCH", Kind: String, For: awsSDK, Check: absoluteURL,
 			Help: "CloudWatch endpoint URL"},
 		{Name: LambdaEndpoint, Env: "AWS_ENDPOINT_URL_LAMBDA", Kind: String, For: []Command{Webtier}, Check: absoluteURL,
 			Help: "Lambda endpoint URL (the scaler nudge)"},
-		{Name: S3PathStyle, Env: "FACEFLEET_S3_PATH_STYLE", Kind: Bool, Default: "false", For: aws,
+		{Name: S3PathStyle, Env: "FACEFLEET_S3_PATH_STYLE", Kind: Bool, Default: "false", For: awsSDK,
 			Help: "address S3 buckets path-style (emulators on 127.0.0.1 need it)"},
-		{Name: AWSMaxAttempts, Env: "FACEFLEET_AWS_MAX_ATTEMPTS", Kind: Int, Default: "0", Min: "0", Max: "20", For: aws,
+		{Name: AWSMaxAttempts, Env: "FACEFLEET_AWS_MAX_ATTEMPTS", Kind: Int, Default: "0", Min: "0", Max: "20", For: awsSDK,
 			Help: "SDK retry attempts per call (0: the SDK's default, 3)"},
+
+		// Access (API keys: README "API keys").
+		{Name: RecognizeNeedsKey, Env: "FACEFLEET_RECOGNIZE_NEEDS_KEY", Kind: Bool, Default: "false", For: servers,
+			Help: "POST /v1/recognize needs a recognize or admin API key (401 without)"},
+		{Name: CourseNeedsKey, Env: "FACEFLEET_COURSE_NEEDS_KEY", Kind: Bool, Default: "false", For: servers,
+			Help: "the course contract POST / needs a recognize or admin API key"},
+		{Name: KeyRate, Env: "FACEFLEET_KEY_RATE", Kind: Float, Default: "100", Min: "0", Max: "1000000", For: servers,
+			Help: "requests per second per API key (token bucket; 429 + Retry-After beyond; 0: unlimited; a key's own -rate wins)"},
+		{Name: KeyBurst, Env: "FACEFLEET_KEY_BURST", Kind: Int, Default: "200", Min: "1", Max: "1000000", For: servers,
+			Help: "burst per API key"},
+		{Name: AnonRate, Env: "FACEFLEET_ANON_RATE", Kind: Float, Default: "0", Min: "0", Max: "1000000", For: servers,
+			Help: "requests per second per client address without a key on the open routes (0: unlimited, as the course's generator sends 1000 at once from one address)"},
+		{Name: AnonBurst, Env: "FACEFLEET_ANON_BURST", Kind: Int, Default: "0", Min: "0", Max: "1000000", For: servers,
+			Help: "burst per client address without a key (0: twice -anon-rate)"},
+		{Name: KeyCacheTTL, Env: "FACEFLEET_KEY_CACHE_TTL", Kind: Duration, Default: "5s", Min: "0s", Max: "10m", For: servers,
+			Help: "how long a checked key is trusted before the store is read again: a revoked key stops working within this (0: read every time)"},
 
 		{Name: LogLevel, Env: "FACEFLEET_LOG_LEVEL", Kind: String, Default: "info", OneOf: []string{"debug", "info", "warn", "error"},
 			For: []Command{Up, Webtier, Apptier}, Help: "log level (debug also logs every no-op scaling decision)"},

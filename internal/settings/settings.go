@@ -44,10 +44,14 @@ const (
 	// enroll and recognize read the engine's settings.
 	Enroll    Command = "enroll"
 	Recognize Command = "recognize"
+	// keys manages API keys in the data store (local folder or output bucket).
+	Keys Command = "keys"
 )
 
 // Commands lists every command, in the order the README's table shows them.
-func Commands() []Command { return []Command{Up, Webtier, Apptier, Scaler, Bench, Enroll, Recognize} }
+func Commands() []Command {
+	return []Command{Up, Webtier, Apptier, Scaler, Bench, Enroll, Recognize, Keys}
+}
 
 // Kind is a setting's value type.
 type Kind int

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/apikeys"
 	"github.com/facefleet/facefleet/internal/awstest"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet/fakeec2"
 	"github.com/facefleet/facefleet/internal/lambdatest"
@@ -254,6 +255,16 @@ func TestCloudE2E(t *testing.T) {
 	front := httptest.NewServer(lf)
 	defer func() { front.Close(); lf.wait() }()
 
+	// An admin key for enrollment, made by the CLI in the output bucket as an
+	// operator would.
+	keyCmd := exec.Command(bin, "keys", "create", "-role", "admin", "-name", "e2e")
+	keyCmd.Env = env
+	keyOut, err := keyCmd.Output()
+	if err != nil {
+		t.Fatalf("facefleet keys create: %v", err)
+	}
+	admin := &http.Client{Timeout: 2 * time.Minute, Transport: &apikeys.Transport{Key: strings.TrimSpace(string(keyOut))}}
+
 	// The web tier, on a free loopback port.
 	port, err := awstest.FreePort()
 	if err != nil {
@@ -299,7 +310,7 @@ func TestCloudE2E(t *testing.T) {
 	// Enroll the first photos of each person (this already needs the fleet).
 	for _, p := range people {
 		for i := range enrollEach {
-			code, body, err := e2ekit.Upload(client, "PUT", url+"/v1/subjects/"+p.Name+"/faces", "image", p.Files[i], p.Photos[i])
+			code, body, err := e2ekit.Upload(admin, "PUT", url+"/v1/subjects/"+p.Name+"/faces", "image", p.Files[i], p.Photos[i])
 			if err != nil || code != http.StatusCreated {
 				t.Fatalf("enroll %s/%s: %d %q %v", p.Name, p.Files[i], code, body, err)
 			}

@@ -252,10 +252,20 @@ func TestCloudE2EMoto(t *testing.T) {
 	}()
 	defer func() { stopScaler(); <-scalerDone }()
 
+	// An admin API key, made by the CLI in the output bucket as the operator
+	// would (deploy guide), for the smoke test's enrollments.
+	keyCmd := exec.CommandContext(ctx, bin, "keys", "create", "-role", "admin", "-name", "smoke")
+	keyCmd.Env = append(os.Environ(), m.EnvFor(m.Admin)...)
+	keyCmd.Env = append(keyCmd.Env, "FACEFLEET_S3_PATH_STYLE=1", "FACEFLEET_OUTPUT_BUCKET="+st.BucketName("OutputBucket"))
+	keyOut, err := keyCmd.Output()
+	if err != nil {
+		t.Fatalf("facefleet keys create: %v", err)
+	}
+
 	// deploy/smoke.sh, as the operator (the admin), with the outputs by environment.
 	smoke := exec.CommandContext(ctx, filepath.Join(testenv.Root(), "deploy", "smoke.sh"), st.Name, faces)
 	smoke.Env = append(os.Environ(), m.EnvFor(m.Admin)...)
-	smoke.Env = append(smoke.Env, "AWS_DEFAULT_REGION="+awstest.Region,
+	smoke.Env = append(smoke.Env, "AWS_DEFAULT_REGION="+awstest.Region, "SMOKE_KEY="+strings.TrimSpace(string(keyOut)),
 		"SMOKE_WEB_URL="+url, "SMOKE_REQUEST_QUEUE_URL="+reqQ.URL, "SMOKE_RESPONSE_QUEUE_URL="+respQ.URL,
 		"SMOKE_ENDPOINT="+m.Endpoint, "SMOKE_APP_TAG_KEY="+tagKey,
 		"SMOKE_N=20", "SMOKE_PARALLEL=10", "SMOKE_SCALE_WAIT=120", "SMOKE_POLL=1", "SMOKE_TIMEOUT=120")
@@ -302,8 +312,9 @@ func TestSmokeScript(t *testing.T) {
 		want string
 	}{
 		{nil, nil, "usage: deploy/smoke.sh STACK"},
-		{[]string{"s", t.TempDir()}, []string{"SMOKE_N=ten"}, "SMOKE_N"},
-		{[]string{"s", filepath.Join(t.TempDir(), "absent")}, nil, "faces folder"},
+		{[]string{"s", t.TempDir()}, nil, "SMOKE_KEY"},
+		{[]string{"s", t.TempDir()}, []string{"SMOKE_KEY=k", "SMOKE_N=ten"}, "SMOKE_N"},
+		{[]string{"s", filepath.Join(t.TempDir(), "absent")}, []string{"SMOKE_KEY=k"}, "faces folder"},
 	} {
 		cmd := exec.Command(script, tc.args...)
 		cmd.Env = append(os.Environ(), tc.env...)

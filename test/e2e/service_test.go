@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/internal/apikeys"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/service"
@@ -52,6 +54,11 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 		t.Fatal(err)
 	}
 	url := "http://" + ln.Addr().String()
+	key, _, err := apikeys.NewStore(svc.Outputs, apikeys.Options{}).Create(context.Background(), apikeys.Admin, "e2e", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &http.Client{Transport: &apikeys.Transport{Key: key}}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- svc.Serve(ctx, ln) }()
@@ -88,14 +95,19 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 
 	for _, p := range people {
 		for i := range 2 {
-			code, body := post(t, "PUT", url+"/v1/subjects/"+p.Name+"/faces", "image", p.Files[i], p.Photos[i])
-			if code != 201 {
+			code, body, err := e2ekit.Upload(admin, "PUT", url+"/v1/subjects/"+p.Name+"/faces", "image", p.Files[i], p.Photos[i])
+			if err != nil || code != 201 {
 				t.Fatalf("enroll %s/%s: %d %s", p.Name, p.Files[i], code, body)
 			}
 		}
 	}
-	if body, _ := httpGet(url + "/v1/subjects"); len(body) < 10 {
-		t.Fatalf("subjects: %s", body)
+	if res, err := admin.Get(url + "/v1/subjects"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("subjects: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
+	if code, _ := post(t, "PUT", url+"/v1/subjects/stranger/faces", "image", people[0].Files[0], people[0].Photos[0]); code != 401 {
+		t.Fatalf("enrollment without a key: %d, want 401", code)
 	}
 	e2ekit.WaitFor(t, "the fleet to go back to 0 after enrollment", 20*time.Second, func() bool { return live() == 0 })
 

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/internal/apikeys"
 	"github.com/facefleet/facefleet/internal/service"
 	"github.com/facefleet/facefleet/internal/testenv"
 	"github.com/facefleet/facefleet/test/e2ekit"
@@ -33,7 +34,8 @@ import (
 
 // startService runs the embedded service with the real engine and returns
 // its URL; it stops when the test ends.
-func startService(t *testing.T) string {
+// startService returns the service's URL and an admin API key.
+func startService(t *testing.T) (string, string) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -49,6 +51,10 @@ func startService(t *testing.T) string {
 		WorkerWait: 200 * time.Millisecond, ScaleEvery: 100 * time.Millisecond, GalleryCheckEvery: 100 * time.Millisecond,
 		Logger: log,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := apikeys.NewStore(svc.Outputs, apikeys.Options{}).Create(context.Background(), apikeys.Admin, "hostile", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +76,7 @@ func startService(t *testing.T) string {
 			t.Error("Serve did not return after cancel")
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), key
 }
 
 // hcase is one class of input and what the service must answer.
@@ -96,12 +102,13 @@ type recognized struct {
 }
 
 func TestHostileInputs(t *testing.T) {
-	url := startService(t)
+	url, key := startService(t)
 	client := &http.Client{Timeout: 2 * time.Minute}
+	admin := &http.Client{Timeout: 2 * time.Minute, Transport: &apikeys.Transport{Key: key}}
 	people := e2ekit.LoadFaces(t, 2)
 	for _, p := range people {
 		for i := 0; i < 2; i++ {
-			code, body, err := e2ekit.Upload(client, "PUT", url+"/v1/subjects/"+p.Name+"/faces", "image", p.Files[i], p.Photos[i])
+			code, body, err := e2ekit.Upload(admin, "PUT", url+"/v1/subjects/"+p.Name+"/faces", "image", p.Files[i], p.Photos[i])
 			if err != nil || code != http.StatusCreated {
 				t.Fatalf("enroll %s/%s: %d %s %v", p.Name, p.Files[i], code, body, err)
 			}

@@ -21,24 +21,27 @@ type grant struct{ action, frag string }
 // missing grant (the tier would get 403 on AWS) and on a grant nobody uses.
 var needs = map[string][]grant{
 	"WebRole": {
-		{"s3:PutObject", "${InputBucket.Arn}/*"},           // upload
-		{"s3:DeleteObject", "${InputBucket.Arn}/enroll-*"}, // enrollment uploads
-		{"s3:ListBucket", "InputBucket"},                   // start-up probe (List)
-		{"s3:ListBucket", "OutputBucket"},                  // start-up probe; missing gallery reads 404
-		{"s3:GetObject", "${OutputBucket.Arn}/gallery/*"},  // gallery edits
-		{"s3:PutObject", "${OutputBucket.Arn}/gallery/*"},  // enrollment
-		{"s3:PutObject", "${OutputBucket.Arn}/failed/*"},   // dead-letter records
-		{"sqs:SendMessage", "RequestQueue"},                // requests
-		{"sqs:GetQueueAttributes", "RequestQueue"},         // start-up probe, /v1/status
-		{"sqs:ReceiveMessage", "ResponseQueue"},            // answers
-		{"sqs:DeleteMessage", "ResponseQueue"},             //
-		{"sqs:GetQueueAttributes", "ResponseQueue"},        //
-		{"sqs:ReceiveMessage", "RequestDLQ"},               // dead-letter reporting
-		{"sqs:DeleteMessage", "RequestDLQ"},                //
-		{"sqs:GetQueueAttributes", "RequestDLQ"},           //
-		{"ec2:DescribeInstances", "*"},                     // /v1/status fleet view; is a worker up before a nudge
-		{"lambda:InvokeFunction", "ScalerFunction"},        // the scaler nudge (internal/scalernudge)
-		{"s3:GetObject", "${Bucket}/${ArtifactsPrefix}*"},  // facefleet-sync (HeadObject, GetObject)
+		{"s3:PutObject", "${InputBucket.Arn}/*"},            // upload
+		{"s3:DeleteObject", "${InputBucket.Arn}/enroll-*"},  // enrollment uploads
+		{"s3:DeleteObject", "${InputBucket.Arn}/detect-*"},  // /v1/detect uploads
+		{"s3:DeleteObject", "${InputBucket.Arn}/verify-*"},  // /v1/verify uploads
+		{"s3:ListBucket", "InputBucket"},                    // start-up probe (List)
+		{"s3:ListBucket", "OutputBucket"},                   // start-up probe; missing gallery reads 404
+		{"s3:GetObject", "${OutputBucket.Arn}/gallery/*"},   // gallery edits
+		{"s3:GetObject", "${OutputBucket.Arn}/auth/keys/*"}, // API key records
+		{"s3:PutObject", "${OutputBucket.Arn}/gallery/*"},   // enrollment
+		{"s3:PutObject", "${OutputBucket.Arn}/failed/*"},    // dead-letter records
+		{"sqs:SendMessage", "RequestQueue"},                 // requests
+		{"sqs:GetQueueAttributes", "RequestQueue"},          // start-up probe, /v1/status
+		{"sqs:ReceiveMessage", "ResponseQueue"},             // answers
+		{"sqs:DeleteMessage", "ResponseQueue"},              //
+		{"sqs:GetQueueAttributes", "ResponseQueue"},         //
+		{"sqs:ReceiveMessage", "RequestDLQ"},                // dead-letter reporting
+		{"sqs:DeleteMessage", "RequestDLQ"},                 //
+		{"sqs:GetQueueAttributes", "RequestDLQ"},            //
+		{"ec2:DescribeInstances", "*"},                      // /v1/status fleet view; is a worker up before a nudge
+		{"lambda:InvokeFunction", "ScalerFunction"},         // the scaler nudge (internal/scalernudge)
+		{"s3:GetObject", "${Bucket}/${ArtifactsPrefix}*"},   // facefleet-sync (HeadObject, GetObject)
 	},
 	"AppRole": {
 		{"s3:GetObject", "${InputBucket.Arn}/*"},                  // the image

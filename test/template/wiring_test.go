@@ -365,13 +365,19 @@ func TestTierRolesAreConverse(t *testing.T) {
 			t.Errorf("app tier may read outputs other than the gallery: %s", r)
 		}
 	}
-	var denied bool
+	var denied, keysDenied bool
 	for _, s := range statements(at(resource(t, tpl, "AppRole", "AWS::IAM::Role"), "Policies")) {
 		if s["Effect"] == "Deny" && has(actions(s), "s3:PutObject") && strings.Contains(fmt.Sprint(s["Resource"]), "/gallery/*") {
 			denied = true
 		}
+		if s["Effect"] == "Deny" && has(actions(s), "s3:PutObject") && has(actions(s), "s3:DeleteObject") && strings.Contains(fmt.Sprint(s["Resource"]), "/auth/*") {
+			keysDenied = true
+		}
 	}
 	if !denied {
 		t.Error("app tier is not denied writing the gallery")
+	}
+	if !keysDenied {
+		t.Error("app tier is not denied writing API keys (auth/*): a worker could mint an admin key")
 	}
 }
