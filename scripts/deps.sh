@@ -31,16 +31,18 @@ fi
 
 # Debian's shellcheck and systemd-analyze (package systemd) check the boot scripts and
 # units template.yaml carries, and deploy/*.sh (test/template); without them those
-# tests skip, or fail under FACEFLEET_REQUIRE_DEPS=1 (make test).
+# tests skip, or fail under FACEFLEET_REQUIRE_DEPS=1 (make test). Debian's chromium
+# drives the page's browser tests (test/ui, make test-ui) the same way.
 missing=()
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "deps: installing ${missing[*]} (apt)" >&2
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
       { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; } ||
-      echo "deps: could not install ${missing[*]}; test/template's boot checks will fail under make test" >&2
+      echo "deps: could not install ${missing[*]}; the tests that need them (test/template, test/ui) will fail under make test" >&2
   else
     echo "deps: ${missing[*]} not installed (apt-get install ${missing[*]}); make test needs them" >&2
   fi

@@ -116,6 +116,7 @@ func (s *Server) deleteFace(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.dropThumbnails(c.UserContext(), []string{id})
 	return c.SendStatus(fiber.StatusNoContent)
 }
 

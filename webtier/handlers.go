@@ -88,6 +88,7 @@ func (s *Server) routes() {
 	a.Put("/v1/gallery", s.admin(), s.importGallery)
 	a.Post("/v1/gallery", s.admin(), s.importGallery)
 	a.Get("/v1/openapi.json", s.openAPI)
+	s.uiRoutes() // ui.go: the page's files, face thumbnails, the fleet's history
 	a.Get("/v1/status", s.status)
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok\n") })
 	a.Get("/metrics", s.metrics)
@@ -541,6 +542,10 @@ func (s *Server) enroll(c *fiber.Ctx) error {
 	key := cutUTF8(fmt.Sprintf("enroll-%x-%s", b, up.name), protocol.MaxKeyBytes)
 	ctx := c.UserContext()
 	a, err := s.roundTrip(ctx, up, key, protocol.Describe, clientGone(c))
+	var img []byte // for the face's thumbnail (thumbs.go); up's bytes are freed once stored
+	if err == nil {
+		img = s.readBack(ctx, key)
+	}
 	if derr := s.o.Inputs.Delete(ctx, key); derr != nil {
 		s.log.Warn("could not delete an enrollment upload", "key", key, "err", derr)
 	}
@@ -561,6 +566,9 @@ func (s *Server) enroll(c *fiber.Ctx) error {
 	})
 	if err != nil {
 		return err
+	}
+	if id != "" {
+		s.storeThumbnail(ctx, name, id, img, box)
 	}
 	res := fiber.Map{"subject": name, "faces": faces, "box": box}
 	if id != "" {
@@ -640,7 +648,9 @@ func (s *Server) deleteSubject(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	var ids []string
 	_, err = s.editGallery(c.UserContext(), func(g Gallery) (int, error) {
+		ids = subjectFaceIDs(g, name)
 		if !g.Remove(name) {
 			return 0, errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", name)
 		}
@@ -649,6 +659,7 @@ func (s *Server) deleteSubject(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.dropThumbnails(c.UserContext(), ids)
 	return c.SendStatus(fiber.StatusNoContent)
 }
 

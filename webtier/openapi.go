@@ -37,7 +37,7 @@ type apiParam struct {
 func apiOps() []apiOp {
 	imageErrs := []int{400, 413, 415, 422, 429, 502, 503, 504}
 	return []apiOp{
-		{method: "GET", path: "/", id: "page", summary: "A small upload page", okStatus: 200, ok: "html"},
+		{method: "GET", path: "/", id: "page", summary: "The page: recognize, enroll from a box, people, the fleet live", okStatus: 200, ok: "html"},
 		{method: "POST", path: "/", id: "classify", summary: "The course contract: <file stem>:<name> of the largest face",
 			access: "recognize", lockedBy: func(a AuthOptions) bool { return a.CourseNeedsKey },
 			body: "multipart:inputFile", okStatus: 200, ok: "text", errors: append([]int{409}, imageErrs...)},
@@ -76,6 +76,13 @@ func apiOps() []apiOp {
 		{method: "POST", path: "/v1/gallery", id: "mergeGallery", summary: "Merge the file given: its subjects replace those of the same name",
 			access: "admin", body: "json:GalleryFile", okStatus: 200, ok: "json:ImportResult", errors: []int{400, 413, 503}},
 		{method: "GET", path: "/v1/openapi.json", id: "openapi", summary: "This document", okStatus: 200, ok: "json:"},
+		{method: "GET", path: "/ui/:file", id: "pageFile", summary: "The page's script and style sheet", okStatus: 200, ok: "asset", errors: []int{404}},
+		{method: "GET", path: "/v1/subjects/:name/faces/:id/thumbnail", id: "faceThumbnail",
+			summary: "A 96 px crop of a face enrolled through the API (404 when none was kept)",
+			access:  "admin", okStatus: 200, ok: "jpeg", errors: []int{400, 404, 503}},
+		{method: "GET", path: "/v1/status/history", id: "statusHistory", summary: "The fleet's last 15 minutes for the page's charts",
+			query:    []apiParam{{"since", "integer", "only samples after this Unix time in milliseconds"}},
+			okStatus: 200, ok: "json:History", errors: []int{400}},
 		{method: "GET", path: "/v1/status", id: "status", summary: "Queue counts, instances by state, recent scaling decisions", okStatus: 200, ok: "json:Status"},
 		{method: "GET", path: "/healthz", id: "healthz", summary: "Liveness: ok", okStatus: 200, ok: "text"},
 		{method: "GET", path: "/metrics", id: "metrics", summary: "Prometheus text format", okStatus: 200, ok: "text"},
@@ -169,6 +176,10 @@ func (s *Server) OpenAPI() map[string]any {
 			ok["content"] = m{"text/plain": m{"schema": m{"type": "string"}}}
 		case "html":
 			ok["content"] = m{"text/html": m{"schema": m{"type": "string"}}}
+		case "jpeg":
+			ok["content"] = m{"image/jpeg": m{"schema": m{"type": "string", "contentMediaType": "image/jpeg"}}}
+		case "asset":
+			ok["content"] = m{"text/javascript": m{"schema": m{"type": "string"}}, "text/css": m{"schema": m{"type": "string"}}}
 		}
 		resps[strconv.Itoa(op.okStatus)] = ok
 		errType := "application/json"
@@ -228,6 +239,11 @@ func (s *Server) OpenAPI() map[string]any {
 			"faces":       m{"type": "array", "items": ref("FaceInfo"), "description": "one per descriptor (optional)"}}, "name", "descriptors")}},
 			"version", "subjects"),
 		"ImportResult": obj(m{"subjects": integer, "imported": integer, "replaced": m{"type": "boolean"}}, "subjects", "imported", "replaced"),
+		"History": obj(m{"window_s": integer, "every_ms": integer,
+			"samples": m{"type": "array", "items": obj(m{"t": m{"type": "integer", "description": "Unix milliseconds"}, "visible": integer,
+				"in_flight": integer, "waiting": integer, "dead_letter": integer, "instances": m{"type": "object"},
+				"errors": m{"type": "array", "items": str}}, "t", "visible", "in_flight", "waiting", "instances")},
+			"decisions": m{"type": "array"}, "decisions_available": m{"type": "boolean"}}, "samples", "decisions", "decisions_available"),
 		"Status": obj(m{"queues": m{"type": "object"}, "instances": m{"type": "object"}, "decisions": m{},
 			"pending": integer, "errors": m{"type": "array", "items": str}}, "queues", "pending"),
 	}

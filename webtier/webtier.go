@@ -183,6 +183,9 @@ type Server struct {
 
 	galleryMu   sync.Mutex
 	galleryETag string // last gallery version this tier wrote or read
+
+	histOnce sync.Once
+	history  *history // ui.go: the fleet's recent history for the page
 }
 
 // budget counts bytes against a maximum.
@@ -318,6 +321,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.RunDispatcher(ctx) })
+	wg.Go(func() { s.runHistory(ctx) })
 	if s.o.RequestDLQ != nil {
 		wg.Go(func() { s.RunDeadLetterWatcher(ctx) })
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/facefleet/facefleet/internal/stats"
 	"github.com/facefleet/facefleet/internal/testenv"
 	"github.com/facefleet/facefleet/test/e2ekit"
+	"github.com/facefleet/facefleet/webtier"
 )
 
 var (
@@ -346,6 +347,21 @@ func TestCloudE2E(t *testing.T) {
 	stopsBefore := fake.Calls("StopInstances")
 	fake.Inject("StopInstances", "RequestLimitExceeded", "RequestLimitExceeded", "RequestLimitExceeded")
 
+	// The page's fleet history works on AWS too: watching it makes the web tier
+	// sample once a second, and the burst must show in it.
+	var hist webtier.History
+	getHistory := func() {
+		res, err := client.Get(url + "/v1/status/history")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if err := json.NewDecoder(res.Body).Decode(&hist); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/status/history: %d %v", res.StatusCode, err)
+		}
+	}
+	getHistory()
+
 	// The burst: 50 concurrent course-style uploads under unique names.
 	var peak atomic.Int64
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -394,6 +410,15 @@ func TestCloudE2E(t *testing.T) {
 	}
 	e2ekit.WaitFor(t, "the fleet to scale back to 0", 60*time.Second, func() bool { return live() == 0 })
 	backToZero := time.Since(burstEnd)
+	getHistory()
+	histPeak := 0
+	for _, sm := range hist.Samples {
+		histPeak = max(histPeak, sm.Visible+sm.InFlight)
+	}
+	if histPeak == 0 || len(hist.Samples) < 3 || hist.DecisionsAvailable {
+		t.Errorf("fleet history on AWS: %d samples, peak %d queued or in flight, decisions available %v; want the burst in it and no decisions (the scaler is a Lambda)",
+			len(hist.Samples), histPeak, hist.DecisionsAvailable)
+	}
 
 	// Every queue, and both dead-letter queues, end empty.
 	for _, u := range []string{reqQ.URL, reqQ.DLQURL, respQ.URL, respQ.DLQURL} {
