@@ -406,7 +406,7 @@ async function loadPeople() {
   peoplePage = Math.min(peoplePage, pages - 1);
   const slice = shown.slice(peoplePage * PAGE, peoplePage * PAGE + PAGE);
   status.textContent = subs.length === 0 ? 'Nobody is enrolled yet: recognize a photo and click a face to enroll it.'
-    : q ? `${shown.length} of ${subs.length} people match “${q}”.` : `${subs.length} people enrolled.`;
+    : q ? `${shown.length} of ${subs.length} people match “${q}”.` : `${subs.length} ${subs.length === 1 ? 'person' : 'people'} enrolled.`;
   $('#page-info').textContent = `Page ${peoplePage + 1} of ${pages}`;
   $('#prev-page').disabled = peoplePage === 0;
   $('#next-page').disabled = peoplePage >= pages - 1;
