@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -43,15 +41,7 @@ func TestDetectAndVerifyRealEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-served })
-	url := "http://" + ln.Addr().String()
+	url, _ := e2ekit.Serve(t, svc)
 
 	code, body, err := e2ekit.Upload(http.DefaultClient, "POST", url+"/v1/detect", "image", "bbt1.jpg", group)
 	var d webtier.DetectResult

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,37 +47,8 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
-	key, _, err := apikeys.NewStore(svc.Outputs, apikeys.Options{}).Create(context.Background(), apikeys.Admin, "e2e", 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := &http.Client{Transport: &apikeys.Transport{Key: key}}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve(ctx, ln) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
-			t.Error("Serve did not return after cancel")
-		}
-	}
-	t.Cleanup(stop)
+	admin := &http.Client{Transport: &apikeys.Transport{Key: e2ekit.AdminKey(t, svc, "e2e", 0, 0)}}
+	url, stop := e2ekit.Serve(t, svc)
 
 	live := func() int {
 		insts, err := svc.Fleet.List(context.Background())

@@ -8,7 +8,6 @@ package hostile_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"image"
 	"image/color"
@@ -18,7 +17,6 @@ import (
 	"log/slog"
 	"math"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -54,29 +52,9 @@ func startService(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _, err := apikeys.NewStore(svc.Outputs, apikeys.Options{}).Create(context.Background(), apikeys.Admin, "hostile", 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Serve did not return after cancel")
-		}
-	})
-	return "http://" + ln.Addr().String(), key
+	key := e2ekit.AdminKey(t, svc, "hostile", 0, 0)
+	url, _ := e2ekit.Serve(t, svc)
+	return url, key
 }
 
 // hcase is one class of input and what the service must answer.

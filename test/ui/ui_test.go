@@ -13,7 +13,6 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,6 +31,7 @@ import (
 	"github.com/facefleet/facefleet/internal/testenv"
 	"github.com/facefleet/facefleet/loadgen"
 	"github.com/facefleet/facefleet/scaling"
+	"github.com/facefleet/facefleet/test/e2ekit"
 )
 
 // chromium finds the browser: $FACEFLEET_CHROMIUM, else chromium on PATH. It
@@ -88,29 +88,12 @@ func startService(t *testing.T) (string, *service.Service, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Serve did not return after cancel")
-		}
-	})
+	url, _ := e2ekit.Serve(t, svc)
 	key, _, err := apikeys.NewStore(svc.Outputs, apikeys.Options{}).Create(context.Background(), apikeys.Admin, "ui test", 1e6, 1e6)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "http://" + ln.Addr().String(), svc, key
+	return url, svc, key
 }
 
 // openWithKey opens the page with key already in the browser's storage (the
