@@ -287,13 +287,19 @@ func New(o Options) (*Server, error) {
 		DisablePreParseMultipartForm: true,
 		DisableStartupMessage:        true,
 		ErrorHandler:                 s.errorHandler,
-		ReadTimeout:                  o.Limits.RequestTimeout,
-		WriteTimeout:                 30 * time.Second,
-		IdleTimeout:                  2 * time.Minute,
+		// The upload (headers and the streamed body) must arrive within the
+		// request timeout, but never less than minReadTimeout: a short answer
+		// wait must not turn a slow read into 408 before the answer's own 504.
+		ReadTimeout:  max(o.Limits.RequestTimeout, minReadTimeout),
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  2 * time.Minute,
 	})
 	s.routes()
 	return s, nil
 }
+
+// minReadTimeout is the least time an upload is given to arrive (see ReadTimeout).
+const minReadTimeout = 10 * time.Second
 
 // timeoutMargin covers what MinRequestTimeout does not count: the worker's
 // receive wait, the move to the dead-letter queue and the answer's trip.

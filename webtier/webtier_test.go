@@ -413,11 +413,15 @@ func TestWorkerErrorsMapToStatus(t *testing.T) {
 }
 
 func TestDuplicateLateAndForeignAnswersNeverMisroute(t *testing.T) {
-	e := newEnv(t, webtier.Limits{RequestTimeout: 400 * time.Millisecond})
+	// The timeout is generous for the 20 prompt requests (a loaded CI machine
+	// once took over 400 ms to read one upload); the late answer comes 1 s
+	// after it.
+	const timeout = 2 * time.Second
+	e := newEnv(t, webtier.Limits{RequestTimeout: timeout})
 	e.script = func(e *env, r protocol.Request, m queue.Message) {
 		switch {
 		case strings.HasPrefix(r.Key, "late_"):
-			go func() { time.Sleep(600 * time.Millisecond); e.answer(r, "late") }()
+			go func() { time.Sleep(timeout + time.Second); e.answer(r, "late") }()
 		default:
 			// A foreign answer (an ID this web tier never issued) and a
 			// duplicate answer surround the real one.
@@ -443,7 +447,7 @@ func TestDuplicateLateAndForeignAnswersNeverMisroute(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	time.Sleep(500 * time.Millisecond) // the late answer arrives
+	time.Sleep(1500 * time.Millisecond) // the late answer arrives
 	_, metrics, _ := e.do("GET", "/metrics", "-", "", nil)
 	for _, want := range []string{
 		`facefleet_responses_total{outcome="delivered"} 20`,
