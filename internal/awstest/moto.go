@@ -379,6 +379,16 @@ func (m *Moto) TierUser(ctx context.Context, tier string, stack *Stack) (Creds, 
 	return m.createUser(ctx, m.iam(admin), stack.Name+"-"+tier, pols, managed)
 }
 
+// UserWith creates an IAM user whose only policy is doc (taken as written, no
+// MotoAdjust), for tests that probe what moto itself authorises.
+func (m *Moto) UserWith(ctx context.Context, name, doc string) (Creds, error) {
+	admin, err := m.clients(ctx, m.Admin)
+	if err != nil {
+		return Creds{}, err
+	}
+	return m.createUser(ctx, m.iam(admin), name, []Policy{{Name: name, Document: doc}}, nil)
+}
+
 // MotoAdjust rewrites a policy for moto 5.2.1's deviations from IAM, each one
 // documented in docs/emulators.md:
 //
