@@ -16,6 +16,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/blob"
+	"github.com/facefleet/facefleet/internal/decisionlog"
 	"github.com/facefleet/facefleet/internal/metrics"
 	"github.com/facefleet/facefleet/scaling"
 )
@@ -68,6 +70,11 @@ type Options struct {
 	// Dimensions are added to every published datum: the Lambda sets
 	// DimensionStack, so two stacks sharing a namespace keep their numbers apart.
 	Dimensions map[string]string
+	// DecisionLog, when set, is the output store: at the end of each invocation
+	// the decisions that acted or failed, and the last one, are appended to
+	// decisionlog.Key there (one read and one write), which the web tier shows
+	// on /v1/status and the page. Nil: decisions are only logged.
+	DecisionLog blob.Store
 }
 
 // DimensionStack names the stack (the fleet's tag value) on every metric.
@@ -84,6 +91,7 @@ type Handler struct {
 	margin   time.Duration
 	flush    time.Duration
 	dims     map[string]string
+	declog   blob.Store
 }
 
 // New validates opts.
@@ -92,7 +100,8 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("scalerfn: Options.Controller is required")
 	}
 	h := &Handler{ctrl: opts.Controller, metrics: opts.Metrics, clock: opts.Clock, log: opts.Logger,
-		interval: opts.Interval, margin: opts.Margin, flush: opts.FlushTimeout, dims: maps.Clone(opts.Dimensions)}
+		interval: opts.Interval, margin: opts.Margin, flush: opts.FlushTimeout, dims: maps.Clone(opts.Dimensions),
+		declog: opts.DecisionLog}
 	if h.clock == nil {
 		h.clock = wallClock{}
 	}
@@ -134,6 +143,9 @@ type Result struct {
 	Last       *scaling.Decision `json:"last,omitempty"`
 	LastError  string            `json:"last_error,omitempty"`
 	MetricsErr string            `json:"metrics_error,omitempty"`
+	// DecisionsErr says why the decision log was not written (see
+	// Options.DecisionLog); the invocation still succeeds.
+	DecisionsErr string `json:"decisions_error,omitempty"`
 }
 
 // ErrAllStepsFailed matches (errors.Is) the *StepsFailedError returned when no
@@ -182,6 +194,7 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 	var (
 		samples []metrics.Datum
 		lastErr error
+		record  []scaling.Decision // for the decision log
 	)
 	trigger, nudge := stepTrigger(ev), ev.Nudge
 	for {
@@ -194,6 +207,7 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 		// fails (and leaves them 0 when it could not observe), so they always count.
 		res.Started += max(d.Start, 0)
 		res.Stopped += max(d.Stop, 0)
+		record = appendRecord(record, d, serr, now)
 		if serr != nil {
 			res.Failed++
 			lastErr = serr
@@ -222,9 +236,17 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (res Resu
 			break
 		}
 	}
+	// The metrics flush and the decision log write run side by side, so both
+	// fit in the margin kept before the deadline.
+	decErr := make(chan error, 1)
+	go func() { decErr <- h.writeDecisions(ctx, record) }()
 	if err := h.publish(ctx, samples); err != nil {
 		res.MetricsErr = err.Error()
 		h.log.WarnContext(ctx, "scaler: metrics not published", "err", err)
+	}
+	if err := <-decErr; err != nil {
+		res.DecisionsErr = err.Error()
+		h.log.WarnContext(ctx, "scaler: decision log not written", "err", err)
 	}
 	h.log.InfoContext(ctx, "scaler: done", "steps", res.Steps, "failed", res.Failed, "started", res.Started, "stopped", res.Stopped)
 	if res.Failed == res.Steps {
@@ -242,6 +264,43 @@ func (h *Handler) step(ctx context.Context, now time.Time, trigger string, nudge
 		}
 	}()
 	return h.ctrl.StepTrigger(ctx, now, trigger, nudge)
+}
+
+// appendRecord adds one step's decision to what the decision log gets: the
+// steps that acted or failed are kept, and the last step is always kept (it
+// says what the scaler thinks now), so a quiet minute of steps every 5 s costs
+// one entry rather than twelve, as the page's local history keeps only acting
+// decisions plus the newest.
+func appendRecord(rec []scaling.Decision, d scaling.Decision, serr error, now time.Time) []scaling.Decision {
+	if serr != nil && d.Error == "" {
+		d.Error = serr.Error()
+	}
+	if d.Observation.Now.IsZero() {
+		d.Observation.Now = now
+	}
+	if n := len(rec); n > 0 && !acted(rec[n-1]) {
+		rec = rec[:n-1] // the previous "last" was a no-op: drop it
+	}
+	return append(rec, d)
+}
+
+// acted reports whether d did (or tried) something or failed.
+func acted(d scaling.Decision) bool {
+	return d.Start+d.Stop+d.Retire+d.Overflow > 0 || d.Error != ""
+}
+
+// writeDecisions appends rec to the decision log within the flush timeout.
+func (h *Handler) writeDecisions(ctx context.Context, rec []scaling.Decision) error {
+	if h.declog == nil || len(rec) == 0 {
+		return nil
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.flush)
+	defer cancel()
+	readErr, err := decisionlog.Append(fctx, h.declog, rec...)
+	if readErr != nil {
+		h.log.WarnContext(ctx, "scaler: decision log unreadable; starting it afresh", "err", readErr)
+	}
+	return err
 }
 
 // stepTrigger names the first step of an invocation for the controller's log
