@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/facefleet/facefleet/internal/awsconfig"
+	"github.com/facefleet/facefleet/internal/blob"
+	"github.com/facefleet/facefleet/internal/blob/s3blob"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
 	"github.com/facefleet/facefleet/internal/metrics"
 	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
@@ -57,6 +59,12 @@ func wire(ctx context.Context, log *slog.Logger) (*scalerfn.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scaler: %w", err)
 	}
+	var declog blob.Store
+	if cfg.OutputBucket != "" {
+		if declog, err = s3blob.New(clients.S3(), cfg.OutputBucket); err != nil {
+			return nil, fmt.Errorf("scaler: %w", err)
+		}
+	}
 	ctrl := scaling.NewController(scaling.ControllerOptions{
 		Queue: q, Fleet: f, Policy: scaling.DefaultPolicy(), Max: cfg.MaxInstances, Logger: log,
 	})
@@ -64,6 +72,7 @@ func wire(ctx context.Context, log *slog.Logger) (*scalerfn.Handler, error) {
 		Controller: ctrl, Metrics: m, Logger: log, Interval: cfg.Interval, Margin: cfg.Margin,
 		// The tag value is the stack name (template.yaml): one stack's numbers
 		// never mix with another's in the shared namespace.
-		Dimensions: map[string]string{scalerfn.DimensionStack: cfg.TagValue},
+		Dimensions:  map[string]string{scalerfn.DimensionStack: cfg.TagValue},
+		DecisionLog: declog,
 	})
 }

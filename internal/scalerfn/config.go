@@ -20,6 +20,7 @@ const (
 	EnvNamespace        = "FACEFLEET_METRICS_NAMESPACE"
 	EnvInterval         = "FACEFLEET_STEP_INTERVAL"
 	EnvMargin           = "FACEFLEET_DEADLINE_MARGIN"
+	EnvOutputBucket     = "FACEFLEET_OUTPUT_BUCKET"
 )
 
 // DefaultMaxInstances is the fleet cap when FACEFLEET_MAX_INSTANCES is 0 or unset.
@@ -34,6 +35,8 @@ type Config struct {
 	Namespace        string // CloudWatch namespace for the published metrics
 	Interval         time.Duration
 	Margin           time.Duration
+	// OutputBucket holds the decision log (decisionlog.Key); empty: none.
+	OutputBucket string
 	// AWS is the SDK configuration (region, endpoints) from the same environment.
 	AWS awsconfig.Options
 }
@@ -54,6 +57,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		MaxInstances:     v.Int(settings.MaxInstances),
 		Interval:         v.Duration(settings.StepInterval),
 		Margin:           v.Duration(settings.DeadlineMargin),
+		OutputBucket:     v.String(settings.OutputBucket),
 		AWS:              awsconfig.FromSettings(v),
 	}
 	if c.MaxInstances == 0 {

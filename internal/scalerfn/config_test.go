@@ -20,16 +20,16 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxInstances != 20 || c.Interval != 5*time.Second || c.Margin != 3*time.Second || c.Namespace != "Facefleet" {
+	if c.MaxInstances != 20 || c.Interval != 5*time.Second || c.Margin != 3*time.Second || c.Namespace != "Facefleet" || c.OutputBucket != "" {
 		t.Errorf("defaults = %+v", c)
 	}
 	good[EnvMaxInstances] = "0"
 	if c, err = ConfigFromEnv(env(good)); err != nil || c.MaxInstances != DefaultMaxInstances {
 		t.Errorf("max instances 0 gave %d, %v; want the default %d", c.MaxInstances, err, DefaultMaxInstances)
 	}
-	good[EnvMaxInstances], good[EnvInterval], good[EnvMargin], good[EnvNamespace] = "7", "250ms", "1s", "X/Y"
+	good[EnvMaxInstances], good[EnvInterval], good[EnvMargin], good[EnvNamespace], good[EnvOutputBucket] = "7", "250ms", "1s", "X/Y", "out"
 	c, err = ConfigFromEnv(env(good))
-	if err != nil || c.MaxInstances != 7 || c.Interval != 250*time.Millisecond || c.Margin != time.Second || c.Namespace != "X/Y" {
+	if err != nil || c.MaxInstances != 7 || c.Interval != 250*time.Millisecond || c.Margin != time.Second || c.Namespace != "X/Y" || c.OutputBucket != "out" {
 		t.Errorf("got %+v, %v", c, err)
 	}
 
@@ -48,7 +48,8 @@ func TestConfigFromEnv(t *testing.T) {
 func TestEnvNamesDeclared(t *testing.T) {
 	for env, name := range map[string]string{EnvQueueURL: settings.RequestQueueURL, EnvLaunchTemplateID: settings.LaunchTemplateID,
 		EnvTagKey: settings.AppTagKey, EnvTagValue: settings.AppTagValue, EnvMaxInstances: settings.MaxInstances,
-		EnvNamespace: settings.MetricsNamespace, EnvInterval: settings.StepInterval, EnvMargin: settings.DeadlineMargin} {
+		EnvNamespace: settings.MetricsNamespace, EnvInterval: settings.StepInterval, EnvMargin: settings.DeadlineMargin,
+		EnvOutputBucket: settings.OutputBucket} {
 		s, ok := settings.Lookup(name)
 		if !ok || s.Env != env || !s.Uses(settings.Scaler) {
 			t.Errorf("%s: declared %+v", env, s)

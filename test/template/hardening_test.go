@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/facefleet/facefleet/internal/decisionlog"
 )
 
 // grant is one API permission a tier needs: action on a resource whose
@@ -21,27 +23,28 @@ type grant struct{ action, frag string }
 // missing grant (the tier would get 403 on AWS) and on a grant nobody uses.
 var needs = map[string][]grant{
 	"WebRole": {
-		{"s3:PutObject", "${InputBucket.Arn}/*"},            // upload
-		{"s3:DeleteObject", "${InputBucket.Arn}/enroll-*"},  // enrollment uploads
-		{"s3:DeleteObject", "${InputBucket.Arn}/detect-*"},  // /v1/detect uploads
-		{"s3:DeleteObject", "${InputBucket.Arn}/verify-*"},  // /v1/verify uploads
-		{"s3:ListBucket", "InputBucket"},                    // start-up probe (List)
-		{"s3:ListBucket", "OutputBucket"},                   // start-up probe; missing gallery reads 404
-		{"s3:GetObject", "${OutputBucket.Arn}/gallery/*"},   // gallery edits
-		{"s3:GetObject", "${OutputBucket.Arn}/auth/keys/*"}, // API key records
-		{"s3:PutObject", "${OutputBucket.Arn}/gallery/*"},   // enrollment
-		{"s3:PutObject", "${OutputBucket.Arn}/failed/*"},    // dead-letter records
-		{"sqs:SendMessage", "RequestQueue"},                 // requests
-		{"sqs:GetQueueAttributes", "RequestQueue"},          // start-up probe, /v1/status
-		{"sqs:ReceiveMessage", "ResponseQueue"},             // answers
-		{"sqs:DeleteMessage", "ResponseQueue"},              //
-		{"sqs:GetQueueAttributes", "ResponseQueue"},         //
-		{"sqs:ReceiveMessage", "RequestDLQ"},                // dead-letter reporting
-		{"sqs:DeleteMessage", "RequestDLQ"},                 //
-		{"sqs:GetQueueAttributes", "RequestDLQ"},            //
-		{"ec2:DescribeInstances", "*"},                      // /v1/status fleet view; is a worker up before a nudge
-		{"lambda:InvokeFunction", "ScalerFunction"},         // the scaler nudge (internal/scalernudge)
-		{"s3:GetObject", "${Bucket}/${ArtifactsPrefix}*"},   // facefleet-sync (HeadObject, GetObject)
+		{"s3:PutObject", "${InputBucket.Arn}/*"},                   // upload
+		{"s3:DeleteObject", "${InputBucket.Arn}/enroll-*"},         // enrollment uploads
+		{"s3:DeleteObject", "${InputBucket.Arn}/detect-*"},         // /v1/detect uploads
+		{"s3:DeleteObject", "${InputBucket.Arn}/verify-*"},         // /v1/verify uploads
+		{"s3:ListBucket", "InputBucket"},                           // start-up probe (List)
+		{"s3:ListBucket", "OutputBucket"},                          // start-up probe; missing gallery reads 404
+		{"s3:GetObject", "${OutputBucket.Arn}/gallery/*"},          // gallery edits
+		{"s3:GetObject", "${OutputBucket.Arn}/auth/keys/*"},        // API key records
+		{"s3:GetObject", "${OutputBucket.Arn}/" + decisionlog.Key}, // the scaler's decisions (decisionlog)
+		{"s3:PutObject", "${OutputBucket.Arn}/gallery/*"},          // enrollment
+		{"s3:PutObject", "${OutputBucket.Arn}/failed/*"},           // dead-letter records
+		{"sqs:SendMessage", "RequestQueue"},                        // requests
+		{"sqs:GetQueueAttributes", "RequestQueue"},                 // start-up probe, /v1/status
+		{"sqs:ReceiveMessage", "ResponseQueue"},                    // answers
+		{"sqs:DeleteMessage", "ResponseQueue"},                     //
+		{"sqs:GetQueueAttributes", "ResponseQueue"},                //
+		{"sqs:ReceiveMessage", "RequestDLQ"},                       // dead-letter reporting
+		{"sqs:DeleteMessage", "RequestDLQ"},                        //
+		{"sqs:GetQueueAttributes", "RequestDLQ"},                   //
+		{"ec2:DescribeInstances", "*"},                             // /v1/status fleet view; is a worker up before a nudge
+		{"lambda:InvokeFunction", "ScalerFunction"},                // the scaler nudge (internal/scalernudge)
+		{"s3:GetObject", "${Bucket}/${ArtifactsPrefix}*"},          // facefleet-sync (HeadObject, GetObject)
 	},
 	"AppRole": {
 		{"s3:GetObject", "${InputBucket.Arn}/*"},                  // the image
@@ -74,6 +77,8 @@ var needs = map[string][]grant{
 		{"ec2:CreateTags", ":volume/*"},
 		{"iam:PassRole", "AppRole"},
 		{"cloudwatch:PutMetricData", "*"},
+		{"s3:GetObject", "${OutputBucket.Arn}/" + decisionlog.Key}, // decisionlog read-modify-write
+		{"s3:PutObject", "${OutputBucket.Arn}/" + decisionlog.Key},
 	},
 }
 
