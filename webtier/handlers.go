@@ -675,8 +675,8 @@ type Status struct {
 func (s *Server) collectStatus(ctx context.Context) Status {
 	sn := s.backendStatus(ctx)
 	st := Status{Queues: sn.queues, Instances: sn.instances, Errors: sn.errors}
-	if s.o.Decisions != nil {
-		d := s.o.Decisions()
+	if s.decisionsAvailable() {
+		d := s.scalerDecisions(sn)
 		if len(d) > 10 {
 			d = d[len(d)-10:]
 		}

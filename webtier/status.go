@@ -8,6 +8,7 @@ import (
 
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/queue"
+	"github.com/facefleet/facefleet/scaling"
 )
 
 // DefaultStatusTTL is how long /v1/status and /metrics reuse one snapshot of the
@@ -22,6 +23,8 @@ type backendSnapshot struct {
 	at        time.Time
 	queues    map[string]*queue.Counts
 	instances map[fleet.State]int
+	// decisions are Options.DecisionLog's (oldest first), when set.
+	decisions []scaling.Decision
 	errors    []string
 }
 
@@ -31,6 +34,21 @@ type backendSnapshot struct {
 type snapshotCache struct {
 	mu   sync.Mutex
 	snap *backendSnapshot
+}
+
+// decisionsAvailable reports whether this web tier can see the scaler's
+// decisions: in process (local mode) or through its decision log (AWS).
+func (s *Server) decisionsAvailable() bool {
+	return s.o.Decisions != nil || s.o.DecisionLog != nil
+}
+
+// scalerDecisions returns the scaler's recent decisions, oldest first: the
+// in-process controller's, else the decision log's as of snapshot sn.
+func (s *Server) scalerDecisions(sn *backendSnapshot) []scaling.Decision {
+	if s.o.Decisions != nil {
+		return s.o.Decisions()
+	}
+	return sn.decisions
 }
 
 // backendStatus returns a snapshot at most StatusTTL old.
@@ -62,6 +80,13 @@ func (s *Server) backendStatus(ctx context.Context) *backendSnapshot {
 		} else {
 			sn.instances = fleet.CountByState(insts)
 		}
+	}
+	if s.o.Decisions == nil && s.o.DecisionLog != nil {
+		d, err := s.o.DecisionLog(ctx)
+		if err != nil {
+			sn.errors = append(sn.errors, fmt.Sprintf("scaler decisions: %v", err))
+		}
+		sn.decisions = d
 	}
 	sn.at = time.Now()
 	s.snapshots.snap = sn

@@ -94,8 +94,9 @@ type History struct {
 	EveryMS   int64              `json:"every_ms"`
 	Samples   []Sample           `json:"samples"`
 	Decisions []scaling.Decision `json:"decisions"`
-	// DecisionsAvailable is false when this web tier cannot see the scaler (on
-	// AWS it runs as a Lambda; its decisions are in its logs).
+	// DecisionsAvailable is false when this web tier cannot see the scaler:
+	// neither in process (local mode) nor through the scaler Lambda's decision
+	// log in the output bucket (AWS).
 	DecisionsAvailable bool `json:"decisions_available"`
 }
 
@@ -104,6 +105,9 @@ type history struct {
 	mu        sync.Mutex
 	samples   []Sample
 	decisions []scaling.Decision
+	// logNewest is the decision log's newest decision at the last sample
+	// (Options.DecisionLog; the in-process scaler is asked directly).
+	logNewest []scaling.Decision
 	watched   time.Time
 	wake      chan struct{}
 }
@@ -168,7 +172,7 @@ func (s *Server) sample(ctx context.Context, now time.Time) {
 		cut++
 	}
 	h.samples = append(h.samples[:0:0], h.samples[cut:]...)
-	if s.o.Decisions == nil {
+	if !s.decisionsAvailable() {
 		return
 	}
 	// Keep the decisions that did something (or failed), newest last.
@@ -176,7 +180,11 @@ func (s *Server) sample(ctx context.Context, now time.Time) {
 	if n := len(h.decisions); n > 0 {
 		last = h.decisions[n-1].Observation.Now
 	}
-	for _, d := range s.o.Decisions() {
+	all := s.scalerDecisions(st)
+	if s.o.Decisions == nil && len(all) > 0 {
+		h.logNewest = all[len(all)-1:]
+	}
+	for _, d := range all {
 		if !d.Observation.Now.After(last) || d.Start+d.Stop+d.Retire == 0 && d.Error == "" {
 			continue
 		}
@@ -203,19 +211,21 @@ func (s *Server) statusHistory(c *fiber.Ctx) error {
 	first := time.Since(h.watched) >= historyWatched
 	h.watched = time.Now()
 	out := History{WindowS: int(HistoryWindow / time.Second), EveryMS: HistoryEvery.Milliseconds(),
-		Samples: []Sample{}, DecisionsAvailable: s.o.Decisions != nil}
+		Samples: []Sample{}, DecisionsAvailable: s.decisionsAvailable()}
 	for _, sm := range h.samples {
 		if sm.T > since {
 			out.Samples = append(out.Samples, sm)
 		}
 	}
 	out.Decisions = append([]scaling.Decision{}, h.decisions...)
+	newest := h.logNewest
 	if s.o.Decisions != nil {
-		// The newest decision, acted on or not, says what the scaler thinks now.
-		if d := s.o.Decisions(); len(d) > 0 {
-			if n := len(out.Decisions); n == 0 || out.Decisions[n-1].Observation.Now.Before(d[len(d)-1].Observation.Now) {
-				out.Decisions = append(out.Decisions, d[len(d)-1])
-			}
+		newest = s.o.Decisions()
+	}
+	// The newest decision, acted on or not, says what the scaler thinks now.
+	if d := newest; len(d) > 0 {
+		if n := len(out.Decisions); n == 0 || out.Decisions[n-1].Observation.Now.Before(d[len(d)-1].Observation.Now) {
+			out.Decisions = append(out.Decisions, d[len(d)-1])
 		}
 	}
 	h.mu.Unlock()

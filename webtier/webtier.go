@@ -147,6 +147,11 @@ type Options struct {
 	// Fleet and Decisions feed /v1/status and /metrics; both optional.
 	Fleet     fleet.Fleet
 	Decisions func() []scaling.Decision
+	// DecisionLog reads the decisions of a scaler running elsewhere (on AWS
+	// the scaler Lambda's decisionlog object in the output bucket); used when
+	// Decisions is nil, read with the queue counts and the fleet at most once
+	// per StatusTTL. Optional.
+	DecisionLog func(context.Context) ([]scaling.Decision, error)
 	// StatusTTL is how long /v1/status and /metrics reuse one snapshot of the
 	// queue counts and the fleet (default DefaultStatusTTL).
 	StatusTTL time.Duration

@@ -10,10 +10,12 @@ import (
 
 	"github.com/facefleet/facefleet/internal/awsconfig"
 	"github.com/facefleet/facefleet/internal/blob/s3blob"
+	"github.com/facefleet/facefleet/internal/decisionlog"
 	"github.com/facefleet/facefleet/internal/fleet/ec2fleet"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/sqsqueue"
 	"github.com/facefleet/facefleet/internal/settings"
+	"github.com/facefleet/facefleet/scaling"
 )
 
 // OpenAWS builds the AWS backend from a command's resolved settings: the request
@@ -50,6 +52,9 @@ func OpenAWS(ctx context.Context, v *settings.Values) (Backend, *awsconfig.Clien
 	if outputs, err = s3blob.New(s3c, v.String(settings.OutputBucket)); err != nil {
 		return Backend{}, nil, err
 	}
+	// The scaler Lambda keeps its recent decisions in the output bucket
+	// (decisionlog); the web tier shows them on /v1/status and the page.
+	b.DecisionLog = func(ctx context.Context) ([]scaling.Decision, error) { return decisionlog.Read(ctx, outputs) }
 	if v.Has(settings.AppTagKey) && v.Set(settings.AppTagKey) {
 		// Read-only use (List for /v1/status); Max only bounds launches, which
 		// the tiers never do.

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -29,6 +30,9 @@ type Backend struct {
 	// Nudge and Decisions connect the web tier to an in-process scaler (optional).
 	Nudge     func()
 	Decisions func() []scaling.Decision
+	// DecisionLog reads a scaler that runs elsewhere (AWS: the scaler Lambda's
+	// decisionlog object); used when Decisions is nil.
+	DecisionLog func(context.Context) ([]scaling.Decision, error)
 	// ReplyTo is the address of Responses that every request names, and
 	// ReplyQueue resolves other web tiers' addresses (both optional: a single
 	// web tier works without them; see webtier.Options).
@@ -142,7 +146,7 @@ func NewWebTier(b Backend, t Tiers) (*webtier.Server, error) {
 		Inputs: b.Inputs, Outputs: b.Outputs, GalleryKey: t.GalleryKey,
 		ReplyTo: b.ReplyTo, ReplyQueue: b.ReplyQueue,
 		Limits: t.Limits, Auth: t.Auth, Threshold: t.Threshold, MaxReceives: maxReceives, Visibility: vis, PollWait: t.PollWait, StatusTTL: t.StatusTTL,
-		Nudge: b.Nudge, Fleet: b.Fleet, Decisions: b.Decisions, Logger: t.logger(),
+		Nudge: b.Nudge, Fleet: b.Fleet, Decisions: b.Decisions, DecisionLog: b.DecisionLog, Logger: t.logger(),
 	})
 }
 
