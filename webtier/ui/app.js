@@ -557,11 +557,14 @@ function drawFleet(h) {
     : 'No samples yet.';
   const ol = $('#decisions');
   if (!h.decisions_available) {
-    ol.replaceChildren(el('li', { text: 'Not visible from this web tier: on AWS the scaler runs as a Lambda and logs its decisions to CloudWatch.' }));
+    ol.replaceChildren(el('li', { text: 'Not visible from this web tier: it runs no scaler and reads no scaler decision log.' }));
     return;
   }
   const ds = (h.decisions || []).slice().reverse();
-  if (!ds.length) { ol.replaceChildren(el('li', { text: 'No decisions yet.' })); return; }
+  if (!ds.length) {
+    ol.replaceChildren(el('li', { text: 'No decisions yet. (On AWS the scaler Lambda records its decisions when each invocation ends, so they show up to a minute late.)' }));
+    return;
+  }
   ol.replaceChildren(...ds.map((d) => {
     const acts = [];
     if (d.start) acts.push(`start ${d.start}`);
