@@ -3,12 +3,14 @@ package cloude2e_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,9 +23,12 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/facefleet/facefleet/internal/awstest"
+	"github.com/facefleet/facefleet/internal/blob/s3blob"
+	"github.com/facefleet/facefleet/internal/decisionlog"
 	"github.com/facefleet/facefleet/internal/lambdatest"
 	"github.com/facefleet/facefleet/internal/scalerfn"
 	"github.com/facefleet/facefleet/internal/testenv"
+	"github.com/facefleet/facefleet/scaling"
 	"github.com/facefleet/facefleet/test/e2ekit"
 )
 
@@ -241,6 +246,8 @@ func TestCloudE2EMoto(t *testing.T) {
 			scalerfn.EnvInterval:          "500ms",
 			scalerfn.EnvMargin:            "300ms",
 			"FACEFLEET_METRICS_NAMESPACE": "Facefleet",
+			scalerfn.EnvOutputBucket:      st.BucketName("OutputBucket"),
+			"FACEFLEET_S3_PATH_STYLE":     "1",
 		},
 	})
 	scalerCtx, stopScaler := context.WithCancel(ctx)
@@ -289,10 +296,49 @@ func TestCloudE2EMoto(t *testing.T) {
 	if crashes.Load() > 0 {
 		t.Errorf("%d app-tier processes exited with an error (AccessDenied under the AppRole policy?)", crashes.Load())
 	}
+	// The scaler Lambda's decisions, written under its role to the output
+	// bucket's decision log, appear on the web tier's /v1/status as in local
+	// mode: the burst made it start instances, with a reason.
+	var decided []scaling.Decision
+	e2ekit.WaitFor(t, "the scaler's decisions on /v1/status", 30*time.Second, func() bool {
+		res, err := hc.Get(url + "/v1/status")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var st struct {
+			Decisions []scaling.Decision `json:"decisions"`
+			Errors    []string           `json:"errors"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+			return false
+		}
+		for _, e := range st.Errors {
+			if strings.Contains(e, "scaler decisions") {
+				t.Fatalf("/v1/status: %s (the WebRole's s3:GetObject on the decision log?)", e)
+			}
+		}
+		decided = st.Decisions
+		for _, d := range st.Decisions {
+			if d.Reason == "" || d.Observation.Now.IsZero() {
+				t.Fatalf("/v1/status decision without a reason or time: %+v", d)
+			}
+		}
+		return len(st.Decisions) > 0
+	})
+	outputs, err := s3blob.New(admin.S3(), st.BucketName("OutputBucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all, err := decisionlog.Read(ctx, outputs); err != nil {
+		t.Fatalf("decision log: %v", err)
+	} else if started := slices.ContainsFunc(all, func(d scaling.Decision) bool { return d.Start > 0 }); !started {
+		t.Errorf("the decision log (%d decisions) has no start although %d instances booted", len(all), boots.Load())
+	}
 	if err := m.ProveEnforced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("e2e: moto %s; %d instance boots, %d worker poweroffs, iam=enforced\n", strings.TrimPrefix(summary, "smoke: "), boots.Load(), poweroffs.Load())
+	fmt.Printf("e2e: moto %d decisions on /v1/status; %s; %d instance boots, %d worker poweroffs, iam=enforced\n", len(decided), strings.TrimPrefix(summary, "smoke: "), boots.Load(), poweroffs.Load())
 }
 
 // TestSmokeScript: deploy/smoke.sh is shellcheck clean and refuses bad usage
