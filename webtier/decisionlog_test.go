@@ -69,7 +69,7 @@ func TestStatusShowsDecisionLog(t *testing.T) {
 
 	// A read error is reported in words, not hidden and not fatal.
 	s2, err := webtier.New(webtier.Options{Requests: req, Responses: resp, Inputs: memblob.New(), Outputs: outputs,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		DecisionLog: func(context.Context) ([]scaling.Decision, error) { return nil, errors.New("s3: AccessDenied") }})
 	if err != nil {
 		t.Fatal(err)
