@@ -63,28 +63,39 @@ func faceIDParam(c *fiber.Ctx) (string, error) {
 	return id, nil
 }
 
-// listFaces is GET /v1/subjects/{name}/faces: {faces:[{id, box, created}]}.
-func (s *Server) listFaces(c *fiber.Ctx) error {
+// subjectFaces reads the {name} parameter and that subject's faces from the
+// stored gallery: 501 without a gallery that keeps face ids, 404 for a subject
+// nobody enrolled.
+func (s *Server) subjectFaces(c *fiber.Ctx) (string, []FaceInfo, error) {
 	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+		return "", nil, errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
 	}
 	name, err := s.subjectParam(c)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	s.galleryMu.Lock()
 	g, err := s.loadGallery(c.UserContext())
 	s.galleryMu.Unlock()
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	fg, ok := g.(faceGallery)
 	if !ok {
-		return errf(fiber.StatusNotImplemented, "not_supported", "this gallery does not keep face ids")
+		return "", nil, errf(fiber.StatusNotImplemented, "not_supported", "this gallery does not keep face ids")
 	}
 	faces, found := fg.Faces(name)
 	if !found {
-		return errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", name)
+		return "", nil, errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", name)
+	}
+	return name, faces, nil
+}
+
+// listFaces is GET /v1/subjects/{name}/faces: {faces:[{id, box, created}]}.
+func (s *Server) listFaces(c *fiber.Ctx) error {
+	name, faces, err := s.subjectFaces(c)
+	if err != nil {
+		return err
 	}
 	return c.JSON(fiber.Map{"subject": name, "faces": faces})
 }

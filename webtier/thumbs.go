@@ -109,27 +109,16 @@ func (s *Server) faceThumbnail(c *fiber.Ctx) error {
 	if s.o.Codec == nil {
 		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
 	}
-	name, err := s.subjectParam(c)
-	if err != nil {
+	if _, err := s.subjectParam(c); err != nil {
 		return err
 	}
 	id, err := faceIDParam(c)
 	if err != nil {
 		return err
 	}
-	s.galleryMu.Lock()
-	g, err := s.loadGallery(c.UserContext())
-	s.galleryMu.Unlock()
+	name, faces, err := s.subjectFaces(c)
 	if err != nil {
 		return err
-	}
-	fg, ok := g.(faceGallery)
-	if !ok {
-		return errf(fiber.StatusNotImplemented, "not_supported", "this gallery does not keep face ids")
-	}
-	faces, found := fg.Faces(name)
-	if !found {
-		return errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", name)
 	}
 	if !slices.ContainsFunc(faces, func(f FaceInfo) bool { return f.ID == id }) {
 		return errf(fiber.StatusNotFound, "no_face", "subject %q has no face %q", name, id)

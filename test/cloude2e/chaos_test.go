@@ -33,13 +33,7 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the chaos rig runs real processes and the real engine; skipped with -short")
 	}
-	n := 20
-	if s := os.Getenv("FACEFLEET_CHAOS_N"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil || n < 1 {
-			t.Fatalf("FACEFLEET_CHAOS_N=%q: want a positive number", s)
-		}
-	}
+	n := countFromEnv(t, "FACEFLEET_CHAOS_N", 20, 1, "")
 	s := awstest.Need(t, faux)
 	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
 	people := e2ekit.LoadFaces(t, 1)

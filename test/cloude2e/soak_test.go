@@ -41,13 +41,7 @@ func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the soak runs real processes and the real engine; skipped with -short")
 	}
-	n := 300
-	if s := os.Getenv("FACEFLEET_SOAK_N"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil || n < 10 {
-			t.Fatalf("FACEFLEET_SOAK_N=%q: want a number of at least 10 (the run is sampled at each tenth)", s)
-		}
-	}
+	n := countFromEnv(t, "FACEFLEET_SOAK_N", 300, 10, " (the run is sampled at each tenth)")
 	s := awstest.Need(t, faux)
 	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
 	people := e2ekit.LoadFaces(t, enrollEach+1)
@@ -279,4 +273,20 @@ func vmRSS(pid int) (int64, error) {
 		return 0, fmt.Errorf("read /proc/%d/status: %w", pid, err)
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no VmRSS line (a zombie?)", pid)
+}
+
+// countFromEnv is the request count from the environment variable name, def
+// when it is unset; a value that is not a whole number of at least least fails
+// the test (why, when given, says what needs the least).
+func countFromEnv(t *testing.T, name string, def, least int, why string) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < least {
+		t.Fatalf("%s=%q: want a whole number of at least %d%s", name, s, least, why)
+	}
+	return n
 }
