@@ -330,7 +330,7 @@ func TestWorkerIdleStopWaitsForMinLifetime(t *testing.T) {
 	}
 }
 
-// gatedBlob holds every Put of a result until open is closed.
+// gatedBlob holds every Put or PutIfAbsent of a result until open is closed.
 type gatedBlob struct {
 	*memblob.Store
 	open chan struct{}
@@ -341,6 +341,13 @@ func (g *gatedBlob) Put(ctx context.Context, key string, data []byte, ct string)
 		<-g.open
 	}
 	return g.Store.Put(ctx, key, data, ct)
+}
+
+func (g *gatedBlob) PutIfAbsent(ctx context.Context, key string, data []byte, ct string) (string, error) {
+	if key != "gallery/gallery.json" {
+		<-g.open
+	}
+	return g.Store.PutIfAbsent(ctx, key, data, ct)
 }
 
 func TestWorkerOverlapsStoreWithNextImageButAnswersOnlyAfterStore(t *testing.T) {
@@ -445,10 +452,14 @@ func (v *visRecorder) ChangeVisibility(ctx context.Context, h string, d time.Dur
 	return v.Queue.ChangeVisibility(ctx, h, d)
 }
 
-// failingBlob fails every Put (a transient store error).
+// failingBlob fails every write (a transient store error).
 type failingBlob struct{ *memblob.Store }
 
 func (failingBlob) Put(context.Context, string, []byte, string) (string, error) {
+	return "", errors.New("store: connection reset")
+}
+
+func (failingBlob) PutIfAbsent(context.Context, string, []byte, string) (string, error) {
 	return "", errors.New("store: connection reset")
 }
 
@@ -479,6 +490,10 @@ func TestWorkerBackoffIsNotUndoneByTheExtender(t *testing.T) {
 type keyRefusingBlob struct{ *memblob.Store }
 
 func (keyRefusingBlob) Put(_ context.Context, key string, _ []byte, _ string) (string, error) {
+	return "", fmt.Errorf("store: key %q: %w", key, blob.ErrInvalidKey)
+}
+
+func (keyRefusingBlob) PutIfAbsent(_ context.Context, key string, _ []byte, _ string) (string, error) {
 	return "", fmt.Errorf("store: key %q: %w", key, blob.ErrInvalidKey)
 }
 

@@ -52,7 +52,8 @@ func send(req *http.Request) (int, string, http.Header, error) {
 }
 
 // gatedStore holds every Put until open is closed, and tells entered when one
-// is waiting; it keeps no data (the bytes are the web tier's alone).
+// is waiting; it keeps no data (the bytes are the web tier's alone). Uploads
+// are stored with Put only; PutIfAbsent goes to the memblob underneath.
 type gatedStore struct {
 	*memblob.Store
 	entered chan string
@@ -94,6 +95,7 @@ func TestUploadBytesAreBudgeted(t *testing.T) {
 }
 
 // discardStore keeps no bytes, so the heap shows what the web tier holds.
+// Uploads are stored with Put only; PutIfAbsent goes to the memblob underneath.
 type discardStore struct{ *memblob.Store }
 
 func (discardStore) Put(_ context.Context, _ string, data []byte, _ string) (string, error) {

@@ -28,6 +28,11 @@ type Store interface {
 	// Put writes data under key atomically (readers see the old or the new object,
 	// never a mix) and returns the new ETag.
 	Put(ctx context.Context, key string, data []byte, contentType string) (string, error)
+	// PutIfAbsent writes data under key only when no object has that key, and
+	// returns the new ETag; when one does, nothing is written and the error wraps
+	// ErrExists. Two concurrent PutIfAbsent calls on one key: exactly one wins
+	// (S3: PutObject with If-None-Match: *).
+	PutIfAbsent(ctx context.Context, key string, data []byte, contentType string) (string, error)
 	// Get returns the object; ErrNotFound when absent.
 	Get(ctx context.Context, key string) ([]byte, Attributes, error)
 	// Head returns the attributes only; ErrNotFound when absent.
@@ -40,6 +45,9 @@ type Store interface {
 
 // ErrNotFound is returned (wrapped) for a missing key.
 var ErrNotFound = errors.New("blob: object not found")
+
+// ErrExists is returned (wrapped) by PutIfAbsent when the key already holds an object.
+var ErrExists = errors.New("blob: object already exists")
 
 // ErrInvalidKey is returned (wrapped) for a key that ValidateKey rejects. Every
 // adapter checks keys with ValidateKey before touching storage, so a key that

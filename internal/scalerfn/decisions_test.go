@@ -20,6 +20,10 @@ func (failingPut) Put(context.Context, string, []byte, string) (string, error) {
 	return "", errors.New("s3: AccessDenied")
 }
 
+func (failingPut) PutIfAbsent(context.Context, string, []byte, string) (string, error) {
+	return "", errors.New("s3: AccessDenied")
+}
+
 func newLoggingHandler(t *testing.T, ctrl Controller, clk Clock, store blob.Store) *Handler {
 	t.Helper()
 	h, err := New(Options{Controller: ctrl, Clock: clk, Interval: 5 * time.Second, Margin: 3 * time.Second, DecisionLog: store})

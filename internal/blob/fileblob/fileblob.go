@@ -5,12 +5,19 @@
 // "a/b" (both legal in S3) never collide as file and folder. An object file holds
 // one JSON header line (content type, ETag, size, modification time) followed by
 // the bytes, so a Put is one temp-file-plus-rename and a reader sees the old or
-// the new object with its own metadata, never a mix.
+// the new object with its own metadata, never a mix. PutIfAbsent hard-links the
+// temp file to the key's file instead of renaming it: link(2) fails when the
+// name exists, so of concurrent PutIfAbsent calls on one key exactly one wins,
+// also across processes sharing the folder (it needs a file system with hard
+// links: ext4, XFS, btrfs, tmpfs, NFS; not FAT).
 //
 // Durability: a Put returns once its file, the rename and any folder it created
 // are synced. Concurrent Puts share one round of syncs (group commit, as
 // databases do with their log), so a burst of writes costs a few journal commits
-// rather than one per object.
+// rather than one per object. PutIfAbsent is acknowledged the same way, and its
+// ErrExists answer too is given only once the existing object's folder entries
+// (its folder and every folder above it) are synced, so a caller that moves on
+// because a key is taken never sees that key vanish after a crash.
 package fileblob
 
 import (
@@ -131,12 +138,32 @@ func (s *Store) path(key string) (string, error) {
 // the rename and any folders it created are durable; concurrent Puts share the
 // syncs (group commit, see committer).
 func (s *Store) Put(ctx context.Context, key string, data []byte, contentType string) (string, error) {
+	return s.put(ctx, key, data, contentType, false)
+}
+
+// PutIfAbsent writes the object only when the key has none: a temp file in the
+// same folder, hard-linked to the key's file (link fails when the name exists,
+// atomically, whoever made it) and then unlinked. It syncs as Put does, and
+// returns an error wrapping blob.ErrExists, after syncing the existing object's
+// folder entries, when the key is taken.
+func (s *Store) PutIfAbsent(ctx context.Context, key string, data []byte, contentType string) (string, error) {
+	return s.put(ctx, key, data, contentType, true)
+}
+
+func (s *Store) put(ctx context.Context, key string, data []byte, contentType string, ifAbsent bool) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
 	p, err := s.path(key)
 	if err != nil {
 		return "", err
+	}
+	if ifAbsent {
+		// Taken already: answer without writing the data (the link below is
+		// what decides a race; this only saves the work when it is lost).
+		if _, err := os.Lstat(p); err == nil {
+			return "", s.exists(key, p)
+		}
 	}
 	if contentType == "" {
 		contentType = blob.DefaultContentType
@@ -157,22 +184,51 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 		}
 	}
 	if err == nil {
+		w.ifAbsent = ifAbsent
 		if s.sync {
 			if err = s.files.commit(w); err == nil {
+				if w.taken {
+					w.dirs = s.folders(p)
+				}
 				err = s.dirs.commit(w)
 			}
 			s.fresh.done(w.created)
 		} else {
-			err = os.Rename(w.tmp, w.final)
-			if err != nil {
-				_ = os.Remove(w.tmp)
-			}
+			w.place()
+			err = w.err
 		}
 	}
 	if err != nil {
 		return "", fmt.Errorf("fileblob: writing %q: %w", key, err)
 	}
+	if w.taken {
+		return "", fmt.Errorf("fileblob: %q: %w", key, blob.ErrExists)
+	}
 	return h.ETag, nil
+}
+
+// exists is PutIfAbsent's answer for a key found taken before writing: with
+// syncing on, once the folder entries of the object found are durable.
+func (s *Store) exists(key, p string) error {
+	if s.sync {
+		if err := s.dirs.commit(&pending{dirs: s.folders(p)}); err != nil {
+			return fmt.Errorf("fileblob: syncing the folders of the existing %q: %w", key, err)
+		}
+	}
+	return fmt.Errorf("fileblob: %q: %w", key, blob.ErrExists)
+}
+
+// folders lists the folders from p's own up to the store's root: those whose
+// entries make the object file p reachable.
+func (s *Store) folders(p string) []string {
+	var out []string
+	for d := filepath.Dir(p); len(d) >= len(s.root); d = filepath.Dir(d) {
+		out = append(out, d)
+		if d == s.root {
+			break
+		}
+	}
+	return out
 }
 
 // writeTemp creates the temp file beside p and writes the object into it. When
@@ -316,10 +372,39 @@ func mkdirAll(dir string) ([]string, error) {
 type pending struct {
 	f          *os.File // the temp file, open until synced
 	tmp, final string
+	ifAbsent   bool      // link rather than rename: a PutIfAbsent
+	taken      bool      // ifAbsent, and final existed: nothing was written
 	dirs       []string  // folders to sync after the rename
 	created    []string  // folders this write made
 	err        error     // the commit's outcome for this write
 	wake       chan bool // true: lead the next commit; false: done (err set)
+}
+
+// place moves the written temp file to its final name: a rename for Put; for
+// PutIfAbsent a hard link, which fails if the name exists (then taken is set),
+// followed by removing the temp name. The temp file is gone either way.
+func (w *pending) place() {
+	if !w.ifAbsent {
+		if err := os.Rename(w.tmp, w.final); err != nil {
+			w.err = err
+			_ = os.Remove(w.tmp)
+		}
+		return
+	}
+	err := os.Link(w.tmp, w.final)
+	// Once linked, the object is stored under its key whatever happens to the
+	// temp name; a temp name left behind (Remove failed) is a second name of
+	// the same file, ignored by List and Get.
+	_ = os.Remove(w.tmp)
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrExist):
+		w.taken = true
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.EOPNOTSUPP):
+		w.err = fmt.Errorf("PutIfAbsent needs hard links, which the data folder's file system refuses: %w", err)
+	default:
+		w.err = err
+	}
 }
 
 // committer is a group commit: a write queues itself; if no commit is running
@@ -372,7 +457,8 @@ func (c *committer) commit(w *pending) error {
 	return w.err
 }
 
-// syncFiles syncs the batch's temp files at once, then renames them in order.
+// syncFiles syncs the batch's temp files at once, then renames (or, for
+// PutIfAbsent, links) them in order.
 func syncFiles(batch []*pending) {
 	parallel(len(batch), func(i int) {
 		w := batch[i]
@@ -387,12 +473,8 @@ func syncFiles(batch []*pending) {
 		}
 	})
 	for _, w := range batch {
-		if w.err != nil {
-			continue
-		}
-		if err := os.Rename(w.tmp, w.final); err != nil {
-			w.err = err
-			_ = os.Remove(w.tmp)
+		if w.err == nil {
+			w.place()
 		}
 	}
 }

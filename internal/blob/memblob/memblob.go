@@ -37,15 +37,37 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 	if err := blob.ValidateKey(key); err != nil {
 		return "", err
 	}
+	return s.put(key, data, contentType, false)
+}
+
+// PutIfAbsent stores a copy of data under key unless an object has that key;
+// then it stores nothing and returns an error wrapping blob.ErrExists. The check
+// and the write happen under one lock, so of concurrent calls on a key exactly
+// one succeeds.
+func (s *Store) PutIfAbsent(ctx context.Context, key string, data []byte, contentType string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if err := blob.ValidateKey(key); err != nil {
+		return "", err
+	}
+	return s.put(key, data, contentType, true)
+}
+
+func (s *Store) put(key string, data []byte, contentType string, ifAbsent bool) (string, error) {
 	if contentType == "" {
 		contentType = blob.DefaultContentType
 	}
 	etag := blob.ETagOf(data)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.objs[key] = object{data: slices.Clone(data), attrs: blob.Attributes{
+	o := object{data: slices.Clone(data), attrs: blob.Attributes{
 		Key: key, ContentType: contentType, ETag: etag, Size: int64(len(data)), Modified: time.Now().UTC(),
 	}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.objs[key]; ok && ifAbsent {
+		return "", fmt.Errorf("memblob: %q: %w", key, blob.ErrExists)
+	}
+	s.objs[key] = o
 	return etag, nil
 }
 

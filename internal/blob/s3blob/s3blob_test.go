@@ -139,6 +139,13 @@ func (s tierStore) Put(ctx context.Context, key string, data []byte, ct string) 
 	return s.web.Put(ctx, enrollPrefix+key, data, ct)
 }
 
+func (s tierStore) PutIfAbsent(ctx context.Context, key string, data []byte, ct string) (string, error) {
+	if err := blob.ValidateKey(key); err != nil {
+		return "", err
+	}
+	return s.web.PutIfAbsent(ctx, enrollPrefix+key, data, ct)
+}
+
 func (s tierStore) Get(ctx context.Context, key string) ([]byte, blob.Attributes, error) {
 	if err := blob.ValidateKey(key); err != nil {
 		return nil, blob.Attributes{}, err
