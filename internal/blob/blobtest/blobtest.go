@@ -1,5 +1,5 @@
 // Package blobtest is the conformance suite of the blob port. Every adapter
-// (fileblob on a folder, s3blob against fauxqs or S3) runs it from its own tests:
+// (memblob, fileblob on a folder, s3blob against fauxqs, moto or S3) runs it from its own tests:
 //
 //	blobtest.Run(t, blobtest.Harness{New: func(t *testing.T) blob.Store { ... }})
 //
@@ -57,6 +57,10 @@ func Run(t *testing.T, h Harness) {
 		{"InvalidKeys", testInvalidKeys},
 		{"ListPrefix", testListPrefix},
 		{"ConcurrentPutsOneKey", testConcurrentPuts},
+		{"PutIfAbsentNew", testPutIfAbsentNew},
+		{"PutIfAbsentTaken", testPutIfAbsentTaken},
+		{"PutIfAbsentRace", testPutIfAbsentRace},
+		{"PutIfAbsentAfterDelete", testPutIfAbsentAfterDelete},
 		{"CancelledContext", testCancelled},
 	}
 	for _, tc := range tests {
@@ -283,6 +287,9 @@ func testInvalidKeys(t *testing.T, s blob.Store) {
 		if _, err := s.Put(ctx, k, []byte("x"), ""); !errors.Is(err, blob.ErrInvalidKey) {
 			t.Errorf("Put(%q) = %v, want ErrInvalidKey", k, err)
 		}
+		if _, err := s.PutIfAbsent(ctx, k, []byte("x"), ""); !errors.Is(err, blob.ErrInvalidKey) {
+			t.Errorf("PutIfAbsent(%q) = %v, want ErrInvalidKey", k, err)
+		}
 		if _, _, err := s.Get(ctx, k); !errors.Is(err, blob.ErrInvalidKey) {
 			t.Errorf("Get(%q) = %v, want ErrInvalidKey", k, err)
 		}
@@ -401,10 +408,138 @@ func testCancelled(t *testing.T, s blob.Store) {
 	if _, err := s.Put(ctx, "k2", []byte("x"), ""); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put with a cancelled context = %v, want context.Canceled", err)
 	}
+	if _, err := s.PutIfAbsent(ctx, "k3", []byte("x"), ""); !errors.Is(err, context.Canceled) {
+		t.Errorf("PutIfAbsent with a cancelled context = %v, want context.Canceled", err)
+	}
 	if _, _, err := s.Get(ctx, "k"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Get with a cancelled context = %v, want context.Canceled", err)
 	}
 	if _, err := s.List(ctx, ""); !errors.Is(err, context.Canceled) {
 		t.Errorf("List with a cancelled context = %v, want context.Canceled", err)
+	}
+}
+
+func putIfAbsent(t *testing.T, s blob.Store, key string, data []byte, ct string) string {
+	t.Helper()
+	etag, err := s.PutIfAbsent(ctxT(t), key, data, ct)
+	if err != nil {
+		t.Fatalf("PutIfAbsent(%q) of an absent key: %v", key, err)
+	}
+	if want := md5ETag(data); etag != want {
+		t.Fatalf("PutIfAbsent(%q) ETag = %s, want the quoted content MD5 %s", key, etag, want)
+	}
+	return etag
+}
+
+func testPutIfAbsentNew(t *testing.T, s blob.Store) {
+	before := time.Now()
+	data := []byte(`{"seq":1,"op":"enroll","name":"amy"}`)
+	const key, ct = "gallery/journal/00000001.json", "application/json"
+	etag := putIfAbsent(t, s, key, data, ct)
+	got, a := get(t, s, key)
+	if !bytes.Equal(got, data) || a.ETag != etag {
+		t.Fatalf("Get after PutIfAbsent = %q ETag %s, want %q ETag %s", got, a.ETag, data, etag)
+	}
+	checkAttrs(t, "Get after PutIfAbsent", a, key, ct, data, before)
+	// A sibling and an empty object with the default content type.
+	putIfAbsent(t, s, "gallery/journal/00000002.json", nil, "")
+	h, err := s.Head(ctxT(t), "gallery/journal/00000002.json")
+	if err != nil || h.Size != 0 || h.ContentType != blob.DefaultContentType {
+		t.Fatalf("Head of an empty PutIfAbsent without content type = %+v, %v; want 0 bytes of %s", h, err, blob.DefaultContentType)
+	}
+	l, err := s.List(ctxT(t), "gallery/")
+	if err != nil || len(l) != 2 {
+		t.Fatalf("List after two PutIfAbsent = %+v, %v; want the two objects", l, err)
+	}
+}
+
+func testPutIfAbsentTaken(t *testing.T, s blob.Store) {
+	const key = "gallery/journal/7"
+	first := []byte("written by Put")
+	e := put(t, s, key, first, "text/plain")
+	for i, v := range [][]byte{[]byte("a second writer"), first, nil} {
+		if etag, err := s.PutIfAbsent(ctxT(t), key, v, "application/json"); !errors.Is(err, blob.ErrExists) {
+			t.Fatalf("PutIfAbsent #%d on a key Put wrote = %q, %v; want ErrExists", i, etag, err)
+		}
+	}
+	got, a := get(t, s, key)
+	if !bytes.Equal(got, first) || a.ETag != e || a.ContentType != "text/plain" {
+		t.Fatalf("after refused PutIfAbsent calls the object is %q %+v, want %q text/plain ETag %s unchanged", got, a, first, e)
+	}
+	// A key PutIfAbsent wrote is taken just the same.
+	e2 := putIfAbsent(t, s, "gallery/journal/8", []byte("eight"), "text/plain")
+	if _, err := s.PutIfAbsent(ctxT(t), "gallery/journal/8", []byte("EIGHT"), "text/plain"); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("second PutIfAbsent on one key = %v, want ErrExists", err)
+	}
+	if got, a := get(t, s, "gallery/journal/8"); string(got) != "eight" || a.ETag != e2 {
+		t.Fatalf("after a refused PutIfAbsent: %q %+v, want \"eight\"", got, a)
+	}
+	// Refused writes leave nothing behind that List would show.
+	l, err := s.List(ctxT(t), "")
+	if err != nil || !slices.Equal(listKeys(l), []string{"gallery/journal/7", "gallery/journal/8"}) {
+		t.Fatalf("List after refused PutIfAbsent calls = %q, %v; want the two objects", listKeys(l), err)
+	}
+	// Put still replaces an object whatever wrote it.
+	put(t, s, "gallery/journal/8", []byte("replaced"), "text/plain")
+	if got, _ := get(t, s, "gallery/journal/8"); string(got) != "replaced" {
+		t.Fatalf("Put over a PutIfAbsent object: %q", got)
+	}
+}
+
+func testPutIfAbsentRace(t *testing.T, s blob.Store) {
+	const key, writers = "gallery/journal/race", 8
+	for round := range 3 {
+		k := fmt.Sprintf("%s-%d", key, round)
+		type result struct {
+			data []byte
+			etag string
+			err  error
+		}
+		results := make([]result, writers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range writers {
+			results[i].data = fmt.Appendf(nil, "writer %d of round %d: %s", i, round, bytes.Repeat([]byte{byte('a' + i)}, 1000*(i+1)))
+			wg.Go(func() {
+				<-start
+				results[i].etag, results[i].err = s.PutIfAbsent(ctxT(t), k, results[i].data, "text/plain")
+			})
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i, r := range results {
+			switch {
+			case r.err == nil && winner >= 0:
+				t.Fatalf("round %d: writers %d and %d both won PutIfAbsent on one key", round, winner, i)
+			case r.err == nil:
+				winner = i
+			case !errors.Is(r.err, blob.ErrExists):
+				t.Fatalf("round %d: a losing writer got %v, want ErrExists", round, r.err)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: none of %d writers won PutIfAbsent on an absent key", round, writers)
+		}
+		got, a := get(t, s, k)
+		if w := results[winner]; !bytes.Equal(got, w.data) || a.ETag != w.etag {
+			t.Fatalf("round %d: the object (%d bytes, ETag %s) is not the winner's (writer %d, %d bytes, ETag %s)", round, len(got), a.ETag, winner, len(w.data), w.etag)
+		}
+	}
+}
+
+func testPutIfAbsentAfterDelete(t *testing.T, s blob.Store) {
+	const key = "gallery/journal/lease"
+	putIfAbsent(t, s, key, []byte("first"), "")
+	if err := s.Delete(ctxT(t), key); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	// The folders were pruned (fileblob) and the key is free again.
+	e := putIfAbsent(t, s, key, []byte("second"), "")
+	if got, a := get(t, s, key); string(got) != "second" || a.ETag != e {
+		t.Fatalf("after Delete and PutIfAbsent: %q %+v, want \"second\"", got, a)
+	}
+	if _, err := s.PutIfAbsent(ctxT(t), key, []byte("third"), ""); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("PutIfAbsent on the re-created key = %v, want ErrExists", err)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -96,6 +98,61 @@ func TestIgnoresTempAndForeignFiles(t *testing.T) {
 	l, err := s.List(ctx, "")
 	if err != nil || len(l) != 1 || l[0].Key != "k" {
 		t.Fatalf("List = %+v, %v; want only k", l, err)
+	}
+}
+
+// Two stores on one folder stand for two processes sharing it (each has its own
+// group commit and fresh-folder bookkeeping, so nothing in memory orders them):
+// of writers racing PutIfAbsent on one key through both, exactly one wins,
+// whichever store it used, and no temp file is left behind.
+func TestPutIfAbsentAcrossStores(t *testing.T) {
+	dir := t.TempDir()
+	stores := []*fileblob.Store{newStore(t, dir), newStore(t, dir)}
+	ctx := context.Background()
+	const writers = 8
+	for round := range 5 {
+		key := fmt.Sprintf("gallery/journal/%d", round)
+		errs, etags := make([]error, writers), make([]string, writers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Go(func() {
+				<-start
+				etags[i], errs[i] = stores[i%2].PutIfAbsent(ctx, key, fmt.Appendf(nil, "entry by writer %d", i), "text/plain")
+			})
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("round %d: writers %d and %d both won", round, winner, i)
+			case err == nil:
+				winner = i
+			case !errors.Is(err, blob.ErrExists):
+				t.Fatalf("round %d: writer %d: %v, want ErrExists", round, i, err)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: no writer won", round)
+		}
+		// Both stores, and a third opened afresh, read the winner's entry.
+		for i, s := range append(stores, newStore(t, dir)) {
+			data, a, err := s.Get(ctx, key)
+			if err != nil || string(data) != fmt.Sprint("entry by writer ", winner) || a.ETag != etags[winner] {
+				t.Fatalf("round %d: store %d reads %q %+v %v, want writer %d's entry", round, i, data, a, err, winner)
+			}
+		}
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".tmp-") {
+			return fmt.Errorf("temp file left behind: %s", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -37,8 +37,10 @@ func payload(g, i int) []byte {
 
 // TestKillChild writes through the real store from several goroutines and
 // reports each write on stdout once Put has returned: "new <key> <g> <i>" for a
-// fresh key (in a fresh folder every few writes) and "over <key> <g> <i>" for
-// the key each writer overwrites. It runs until killed.
+// fresh key (in a fresh folder every few writes), "over <key> <g> <i>" for
+// the key each writer overwrites, and "cas <key> <g> <i>" for an entry it
+// appended to a journal all writers share (PutIfAbsent on the lowest sequence
+// number it has not seen taken). It runs until killed.
 func TestKillChild(t *testing.T) {
 	dir := os.Getenv(killChildEnv)
 	if dir == "" {
@@ -61,6 +63,7 @@ func TestKillChild(t *testing.T) {
 	var wg sync.WaitGroup
 	for g := range 6 {
 		wg.Go(func() {
+			seq := 0
 			for i := 0; ; i++ {
 				key := fmt.Sprintf("results/p%d-g%d-%d/r%d.json", run, g, i/4, i)
 				if _, err := s.Put(context.Background(), key, payload(g, i), "application/json"); err != nil {
@@ -74,6 +77,19 @@ func TestKillChild(t *testing.T) {
 					os.Exit(4)
 				}
 				ack(fmt.Sprintf("over %s %d %d", key, g, i))
+				for ; ; seq++ {
+					key = fmt.Sprintf("journal-p%d/%06d", run, seq)
+					_, err := s.PutIfAbsent(context.Background(), key, payload(g, i), "text/plain")
+					if errors.Is(err, blob.ErrExists) {
+						continue
+					}
+					if err != nil {
+						fmt.Fprintln(os.Stderr, "put-if-absent:", err)
+						os.Exit(4)
+					}
+					break
+				}
+				ack(fmt.Sprintf("cas %s %d %d", key, g, i))
 			}
 		})
 	}
@@ -134,7 +150,7 @@ func TestKillAtRandomPoints(t *testing.T) {
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Fatalf("round %d: child ended with %v before the kill; stderr:\n%s", round, err, stderr.String())
 		}
-		last := map[string]int{}
+		last, appended := map[string]int{}, map[string]string{}
 		for _, l := range got {
 			f := strings.Fields(l)
 			if len(f) != 4 {
@@ -145,6 +161,12 @@ func TestKillAtRandomPoints(t *testing.T) {
 			if f[0] == "over" {
 				last[f[1]] = max(last[f[1]], i)
 				continue
+			}
+			if f[0] == "cas" {
+				if prev, ok := appended[f[1]]; ok {
+					t.Fatalf("round %d: journal entry %q acknowledged to two writers (%s and %s %s)", round, f[1], prev, f[2], f[3])
+				}
+				appended[f[1]] = f[2] + " " + f[3]
 			}
 			data, _, err := readBack(ctx, dir, f[1])
 			if err != nil {
@@ -167,7 +189,7 @@ func TestKillAtRandomPoints(t *testing.T) {
 				t.Fatalf("round %d: %q holds version %d, older than the acknowledged %d", round, key, v, i)
 			}
 		}
-		t.Logf("round %d: killed after %d acknowledged writes, all present", round, len(got))
+		t.Logf("round %d: killed after %d acknowledged writes (%d journal appends), all present", round, len(got), len(appended))
 	}
 	// Nothing the kills left behind is visible as a corrupt object.
 	s, err := fileblob.New(dir)

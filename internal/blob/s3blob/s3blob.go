@@ -120,7 +120,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 // conflictPause is the pause before the first retry, doubled for each next.
 const (
 	conflictRetries = 4
-	conflictPause   = 50 * time.Millisecond
+	conflictPause   = 25 * time.Millisecond
 )
 
 // PutIfAbsent writes data under key unless an object has it: PutObject with
