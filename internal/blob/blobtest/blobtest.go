@@ -1,5 +1,6 @@
 // Package blobtest is the conformance suite of the blob port. Every adapter
-// (memblob, fileblob on a folder, s3blob against fauxqs, moto or S3) runs it from its own tests:
+// (memblob, fileblob on a folder, s3blob against fauxqs, moto or S3) runs it
+// from its own tests:
 //
 //	blobtest.Run(t, blobtest.Harness{New: func(t *testing.T) blob.Store { ... }})
 //

@@ -226,16 +226,18 @@ func benchPutGet(b *testing.B, o fileblob.Options) {
 
 // BenchmarkPut writes small results (the worker's name object and JSON record)
 // into fresh folders, one writer at a time and 16 at once, on the real disk
-// under build/ (the system temp folder may be tmpfs, where fsync is free).
+// under build/ (the system temp folder may be tmpfs, where fsync is free). The
+// ifabsent modes write the same keys with PutIfAbsent (link instead of rename).
 func BenchmarkPut(b *testing.B) {
 	parent := filepath.Join("..", "..", "..", "build")
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		b.Fatal(err)
 	}
 	for _, mode := range []struct {
-		name string
-		opts fileblob.Options
-	}{{"sync", fileblob.Options{}}, {"nosync", fileblob.Options{NoSync: true}}} {
+		name     string
+		opts     fileblob.Options
+		ifAbsent bool
+	}{{"sync", fileblob.Options{}, false}, {"nosync", fileblob.Options{NoSync: true}, false}, {"sync-ifabsent", fileblob.Options{}, true}} {
 		for _, writers := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/writers=%d", mode.name, writers), func(b *testing.B) {
 				dir, err := os.MkdirTemp(parent, "benchput-")
@@ -253,7 +255,11 @@ func BenchmarkPut(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						i := n.Add(1)
-						if _, err := s.Put(context.Background(), fmt.Sprintf("results/s%d/r%d.json", i, i), data, "application/json"); err != nil {
+						put := s.Put
+						if mode.ifAbsent {
+							put = s.PutIfAbsent
+						}
+						if _, err := put(context.Background(), fmt.Sprintf("results/s%d/r%d.json", i, i), data, "application/json"); err != nil {
 							b.Error(err)
 							return
 						}
