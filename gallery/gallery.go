@@ -1,8 +1,28 @@
 // Package gallery holds the enrolled people: named subjects with one or more 128-D
-// face descriptors, matched by Euclidean distance. Its on-disk form is versioned JSON
-// so the service can keep it in a blob store and reload it when it changes.
+// face descriptors, matched by Euclidean distance. It is the one model of the
+// gallery in facefleet: the web tier edits it, the workers match against it and
+// the CLI writes it, all through this package.
 //
-// A Gallery is safe for concurrent use: Match takes a read lock, edits a write lock.
+// Layout. A Gallery keeps one row per face in flat columns (descriptors, their
+// 8-bit copies, ids, boxes, times, owner), so 500,000 faces cost about 1.4x their
+// raw descriptors and an edit never rebuilds anything: adding appends a row,
+// removing moves the last row into the hole.
+//
+// Matching is exact (see match.go): a first pass over the 8-bit copies bounds
+// every row's distance from below and above, and only rows whose lower bound can
+// still beat the best upper bound are measured in full precision.
+//
+// Files. Two versioned formats: JSON (version 1, what `facefleet enroll` writes
+// and GET /v1/gallery exports, readable by people) and binary (version 2, what
+// the Store keeps as snapshots; loads 500,000 faces in well under a second).
+// Unmarshal reads both.
+//
+// Sharing. Store (store.go) keeps a gallery in a blob store as snapshots plus a
+// journal of edits appended with conditional creates, so any number of web
+// tiers can enroll at once without losing an edit and every worker follows.
+//
+// A Gallery is safe for concurrent use: matching and reads take a read lock,
+// edits a write lock.
 package gallery
 
 import (
@@ -10,11 +30,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -25,7 +43,8 @@ import (
 	"github.com/facefleet/facefleet/engine"
 )
 
-// Version is the on-disk format this package writes and the only one it reads.
+// Version is the JSON format this package writes and reads (the binary format
+// is BinaryVersion).
 const Version = 1
 
 // DefaultThreshold is the usual dlib/face-api cut-off: a nearest distance above it
@@ -61,22 +80,44 @@ type Box struct {
 	H float64 `json:"h"`
 }
 
-type face struct {
-	desc []float32
-	info FaceInfo
-}
-
 // Gallery is a set of subjects.
 type Gallery struct {
-	mu       sync.RWMutex
-	subjects map[string][]face
-	// idx is the flat matrix that matching scans, built on the first match
-	// after a change (nil: stale); once built it is never modified.
-	idx *matrix
+	mu   sync.RWMutex
+	pool sync.Pool // *scratch for searches
+	r    rows
+	// subs is indexed by owner; a removed subject leaves an empty name and its
+	// slot on free for the next new subject.
+	subs   []subject
+	free   []int32
+	byName map[string]int32
+}
+
+type subject struct {
+	name string
+	rows []int32 // this subject's rows in enrollment order
+}
+
+// rows are the faces, one column per field, row i of each column describing the
+// same face.
+type rows struct {
+	desc    []float32 // n x DescriptorLen
+	q       []int8    // n x DescriptorLen, see quantize
+	qerr    []float32 // |desc - q*quantStep| of each row
+	owner   []int32   // index into subs
+	id      []string
+	box     []Box
+	hasBox  []bool
+	created []int64 // Unix seconds; 0 when unknown
+}
+
+func (r *rows) len() int { return len(r.owner) }
+
+func (r *rows) descriptor(i int32) []float32 {
+	return r.desc[int(i)*DescriptorLen : int(i+1)*DescriptorLen : int(i+1)*DescriptorLen]
 }
 
 // New returns an empty gallery.
-func New() *Gallery { return &Gallery{subjects: map[string][]face{}} }
+func New() *Gallery { return &Gallery{byName: map[string]int32{}} }
 
 // NewFaceID is a random face id (16 hex digits).
 func NewFaceID() string {
@@ -97,8 +138,11 @@ func legacyFaceID(name string, i int, d []float32) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
+// MaxFaceIDLen is the longest face id, in bytes.
+const MaxFaceIDLen = 64
+
 func validFaceID(id string) bool {
-	if id == "" || len(id) > 64 {
+	if id == "" || len(id) > MaxFaceIDLen {
 		return false
 	}
 	for _, c := range id {
@@ -107,11 +151,6 @@ func validFaceID(id string) bool {
 		}
 	}
 	return true
-}
-
-type fileFormat struct {
-	Version  int       `json:"version"`
-	Subjects []Subject `json:"subjects"`
 }
 
 // MaxNameLen is the longest subject name, in bytes.
@@ -146,6 +185,106 @@ func ValidName(name string) error {
 	return nil
 }
 
+func checkDescriptor(d []float32) error {
+	if len(d) != DescriptorLen {
+		return fmt.Errorf("has %d values, want %d", len(d), DescriptorLen)
+	}
+	for _, v := range d {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return errors.New("holds NaN or Inf")
+		}
+	}
+	return nil
+}
+
+// face is one face on its way into the gallery.
+type face struct {
+	desc []float32
+	info FaceInfo
+}
+
+// subjectIndex returns name's slot, creating it; the caller holds the write lock.
+func (g *Gallery) subjectIndex(name string) int32 {
+	if i, ok := g.byName[name]; ok {
+		return i
+	}
+	var i int32
+	if n := len(g.free); n > 0 {
+		i, g.free = g.free[n-1], g.free[:n-1]
+		g.subs[i] = subject{name: name}
+	} else {
+		i = int32(len(g.subs))
+		g.subs = append(g.subs, subject{name: name})
+	}
+	g.byName[name] = i
+	return i
+}
+
+// appendFace adds one row for subject s; the caller holds the write lock and
+// has checked the descriptor.
+func (g *Gallery) appendFace(s int32, f face) {
+	r := &g.r
+	row := int32(r.len())
+	r.desc = append(r.desc, f.desc...)
+	start := len(r.q)
+	r.q = slices.Grow(r.q, DescriptorLen)[:start+DescriptorLen]
+	r.qerr = append(r.qerr, quantize(r.q[start:], f.desc))
+	r.owner = append(r.owner, s)
+	r.id = append(r.id, f.info.ID)
+	var b Box
+	if f.info.Box != nil {
+		b = *f.info.Box
+	}
+	r.box = append(r.box, b)
+	r.hasBox = append(r.hasBox, f.info.Box != nil)
+	var created int64
+	if !f.info.Created.IsZero() {
+		created = f.info.Created.Unix()
+	}
+	r.created = append(r.created, created) // 0: unknown
+	g.subs[s].rows = append(g.subs[s].rows, row)
+}
+
+// removeRow deletes row i: the last row moves into its place (its subject's row
+// list is updated) and the subject forgets i. The caller holds the write lock
+// and removes the subject itself when it has no rows left.
+func (g *Gallery) removeRow(i int32) {
+	r := &g.r
+	s := &g.subs[r.owner[i]]
+	s.rows = slices.DeleteFunc(s.rows, func(x int32) bool { return x == i })
+	last := int32(r.len() - 1)
+	if i != last {
+		copy(r.descriptor(i), r.descriptor(last))
+		copy(r.q[int(i)*DescriptorLen:int(i+1)*DescriptorLen], r.q[int(last)*DescriptorLen:])
+		r.qerr[i], r.owner[i], r.id[i] = r.qerr[last], r.owner[last], r.id[last]
+		r.box[i], r.hasBox[i], r.created[i] = r.box[last], r.hasBox[last], r.created[last]
+		moved := g.subs[r.owner[i]].rows
+		if j := slices.Index(moved, last); j >= 0 {
+			moved[j] = i
+		}
+	}
+	r.desc = r.desc[:int(last)*DescriptorLen]
+	r.q = r.q[:int(last)*DescriptorLen]
+	r.qerr, r.owner, r.id = r.qerr[:last], r.owner[:last], r.id[:last]
+	r.box, r.hasBox, r.created = r.box[:last], r.hasBox[:last], r.created[:last]
+}
+
+// dropSubject forgets subject slot s (its rows must be gone or moved).
+func (g *Gallery) dropSubject(s int32) {
+	delete(g.byName, g.subs[s].name)
+	g.subs[s] = subject{}
+	g.free = append(g.free, s)
+}
+
+// removeSubjectRows removes every row of s, then s.
+func (g *Gallery) removeSubjectRows(s int32) {
+	for len(g.subs[s].rows) > 0 {
+		rs := g.subs[s].rows
+		g.removeRow(rs[len(rs)-1])
+	}
+	g.dropSubject(s)
+}
+
 // Add enrols descriptors for name (appending to any it has).
 func (g *Gallery) Add(name string, descriptors ...[]float32) error {
 	if err := ValidName(name); err != nil {
@@ -159,35 +298,47 @@ func (g *Gallery) Add(name string, descriptors ...[]float32) error {
 			return fmt.Errorf("gallery: descriptor %d of %q: %w", i, name, err)
 		}
 	}
+	now := time.Now().UTC().Truncate(time.Second)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := time.Now().UTC().Truncate(time.Second)
+	s := g.subjectIndex(name)
 	for _, d := range descriptors {
-		g.subjects[name] = append(g.subjects[name], face{desc: slices.Clone(d), info: FaceInfo{ID: NewFaceID(), Created: now}})
+		g.appendFace(s, face{desc: d, info: FaceInfo{ID: NewFaceID(), Created: now}})
 	}
-	g.idx = nil
 	return nil
 }
 
 // AddFace enrols one descriptor for name with the box it came from (nil: none)
 // and returns the new face's id.
 func (g *Gallery) AddFace(name string, d []float32, box *Box) (string, error) {
-	if name == "" || name == engine.Unknown || name == engine.NoFace {
-		return "", fmt.Errorf("gallery: %q cannot be a subject name", name)
+	info := FaceInfo{ID: NewFaceID(), Box: box, Created: time.Now().UTC().Truncate(time.Second)}
+	if err := g.addFaces(name, []face{{desc: d, info: info}}); err != nil {
+		return "", err
 	}
-	if err := checkDescriptor(d); err != nil {
-		return "", fmt.Errorf("gallery: descriptor of %q: %w", name, err)
+	return info.ID, nil
+}
+
+// addFaces enrols faces that already have ids (the Store's journal replays
+// them with the ids the writer chose).
+func (g *Gallery) addFaces(name string, faces []face) error {
+	if err := ValidName(name); err != nil {
+		return fmt.Errorf("gallery: subject %q: %w", name, err)
 	}
-	info := FaceInfo{ID: NewFaceID(), Created: time.Now().UTC().Truncate(time.Second)}
-	if box != nil {
-		b := *box
-		info.Box = &b
+	for i, f := range faces {
+		if err := checkDescriptor(f.desc); err != nil {
+			return fmt.Errorf("gallery: descriptor %d of %q: %w", i, name, err)
+		}
+		if !validFaceID(f.info.ID) {
+			return fmt.Errorf("gallery: face %d of %q has a malformed id %q", i, name, f.info.ID)
+		}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.subjects[name] = append(g.subjects[name], face{desc: slices.Clone(d), info: info})
-	g.idx = nil
-	return info.ID, nil
+	s := g.subjectIndex(name)
+	for _, f := range faces {
+		g.appendFace(s, f)
+	}
+	return nil
 }
 
 // PutSubject replaces subject s.Name with s (its faces keep their ids).
@@ -198,15 +349,24 @@ func (g *Gallery) PutSubject(s Subject) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.subjects[s.Name] = faces
-	g.idx = nil
+	g.putLocked(s.Name, faces)
 	return nil
+}
+
+func (g *Gallery) putLocked(name string, faces []face) {
+	if i, ok := g.byName[name]; ok {
+		g.removeSubjectRows(i)
+	}
+	i := g.subjectIndex(name)
+	for _, f := range faces {
+		g.appendFace(i, f)
+	}
 }
 
 // subjectFaces checks a file's subject and builds its faces.
 func subjectFaces(s Subject) ([]face, error) {
-	if s.Name == "" || s.Name == engine.Unknown || s.Name == engine.NoFace {
-		return nil, fmt.Errorf("gallery: %q cannot be a subject name", s.Name)
+	if err := ValidName(s.Name); err != nil {
+		return nil, fmt.Errorf("gallery: subject %q: %w", s.Name, err)
 	}
 	if len(s.Descriptors) == 0 {
 		return nil, fmt.Errorf("gallery: no descriptors given for %q", s.Name)
@@ -214,7 +374,6 @@ func subjectFaces(s Subject) ([]face, error) {
 	if s.Faces != nil && len(s.Faces) != len(s.Descriptors) {
 		return nil, fmt.Errorf("gallery: %q has %d descriptors but %d faces", s.Name, len(s.Descriptors), len(s.Faces))
 	}
-	seen := map[string]bool{}
 	out := make([]face, len(s.Descriptors))
 	for i, d := range s.Descriptors {
 		if err := checkDescriptor(d); err != nil {
@@ -228,13 +387,26 @@ func subjectFaces(s Subject) ([]face, error) {
 				info.Box = &b
 			}
 		}
-		if !validFaceID(info.ID) || seen[info.ID] {
+		if !validFaceID(info.ID) || slices.ContainsFunc(out[:i], func(f face) bool { return f.info.ID == info.ID }) {
 			return nil, fmt.Errorf("gallery: face %d of %q has a missing, malformed or repeated id %q", i, s.Name, info.ID)
 		}
-		seen[info.ID] = true
-		out[i] = face{desc: slices.Clone(d), info: info}
+		out[i] = face{desc: d, info: info}
 	}
 	return out, nil
+}
+
+// info is row i's FaceInfo; the caller holds a lock.
+func (g *Gallery) info(i int32) FaceInfo {
+	r := &g.r
+	f := FaceInfo{ID: r.id[i]}
+	if r.hasBox[i] {
+		b := r.box[i]
+		f.Box = &b
+	}
+	if r.created[i] != 0 {
+		f.Created = time.Unix(r.created[i], 0).UTC()
+	}
+	return f
 }
 
 // Faces lists subject's faces in enrollment order; ok is false when the
@@ -242,11 +414,32 @@ func subjectFaces(s Subject) ([]face, error) {
 func (g *Gallery) Faces(subject string) (faces []FaceInfo, ok bool) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	fs, ok := g.subjects[subject]
-	for _, f := range fs {
-		faces = append(faces, f.info)
+	s, ok := g.byName[subject]
+	if !ok {
+		return nil, false
 	}
-	return faces, ok
+	for _, i := range g.subs[s].rows {
+		faces = append(faces, g.info(i))
+	}
+	return faces, true
+}
+
+// FaceCount is the number of faces subject has (0 when not enrolled).
+func (g *Gallery) FaceCount(subject string) int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if s, ok := g.byName[subject]; ok {
+		return len(g.subs[s].rows)
+	}
+	return 0
+}
+
+// HasFace reports whether subject has a face with that id.
+func (g *Gallery) HasFace(subject, id string) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	s, ok := g.byName[subject]
+	return ok && slices.ContainsFunc(g.subs[s].rows, func(i int32) bool { return g.r.id[i] == id })
 }
 
 // RemoveFace deletes one face of subject by id; the subject goes with its last
@@ -254,15 +447,15 @@ func (g *Gallery) Faces(subject string) (faces []FaceInfo, ok bool) {
 func (g *Gallery) RemoveFace(subject, id string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	fs := g.subjects[subject]
-	for i, f := range fs {
-		if f.info.ID == id {
-			g.idx = nil
-			fs = slices.Delete(fs, i, i+1)
-			if len(fs) == 0 {
-				delete(g.subjects, subject)
-			} else {
-				g.subjects[subject] = fs
+	s, ok := g.byName[subject]
+	if !ok {
+		return false
+	}
+	for _, i := range g.subs[s].rows {
+		if g.r.id[i] == id {
+			g.removeRow(i)
+			if len(g.subs[s].rows) == 0 {
+				g.dropSubject(s)
 			}
 			return true
 		}
@@ -270,57 +463,96 @@ func (g *Gallery) RemoveFace(subject, id string) bool {
 	return false
 }
 
-func checkDescriptor(d []float32) error {
-	if len(d) != DescriptorLen {
-		return fmt.Errorf("has %d values, want %d", len(d), DescriptorLen)
-	}
-	for _, v := range d {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return errors.New("holds NaN or Inf")
-		}
-	}
-	return nil
-}
-
 // Remove deletes a subject; it reports whether it was there.
 func (g *Gallery) Remove(name string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_, ok := g.subjects[name]
-	delete(g.subjects, name)
-	g.idx = nil
+	s, ok := g.byName[name]
+	if ok {
+		g.removeSubjectRows(s)
+	}
 	return ok
 }
 
 // Rename gives subject from the name to; when to is already enrolled, from's
 // faces are appended to it (merged). ok is false when from is not enrolled.
 func (g *Gallery) Rename(from, to string) (merged, ok bool, err error) {
-	if to == "" || to == engine.Unknown || to == engine.NoFace {
-		return false, false, fmt.Errorf("gallery: %q cannot be a subject name", to)
+	if err := ValidName(to); err != nil {
+		return false, false, fmt.Errorf("gallery: subject %q: %w", to, err)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ds, ok := g.subjects[from]
+	s, ok := g.byName[from]
 	if !ok {
 		return false, false, nil
 	}
 	if from == to {
 		return false, true, nil
 	}
-	_, merged = g.subjects[to]
-	g.subjects[to] = append(g.subjects[to], ds...)
-	delete(g.subjects, from)
-	g.idx = nil
-	return merged, true, nil
+	t, merged := g.byName[to]
+	if !merged {
+		delete(g.byName, from)
+		g.subs[s].name = to
+		g.byName[to] = s
+		return false, true, nil
+	}
+	for _, i := range g.subs[s].rows {
+		g.r.owner[i] = t
+	}
+	g.subs[t].rows = append(g.subs[t].rows, g.subs[s].rows...)
+	g.subs[s].rows = nil
+	g.dropSubject(s)
+	return true, true, nil
 }
 
 // Descriptors returns copies of subject's descriptors (nil when not enrolled).
 func (g *Gallery) Descriptors(subject string) [][]float32 {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
+	s, ok := g.byName[subject]
+	if !ok {
+		return nil
+	}
 	var out [][]float32
-	for _, f := range g.subjects[subject] {
-		out = append(out, slices.Clone(f.desc))
+	for _, i := range g.subs[s].rows {
+		out = append(out, slices.Clone(g.r.descriptor(i)))
+	}
+	return out
+}
+
+// Names lists the subjects' names, sorted.
+func (g *Gallery) Names() []string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.namesLocked()
+}
+
+func (g *Gallery) namesLocked() []string {
+	out := make([]string, 0, len(g.byName))
+	for name := range g.byName {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Subject returns one subject (descriptors are copies); ok is false when it is
+// not enrolled.
+func (g *Gallery) Subject(name string) (Subject, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	s, ok := g.byName[name]
+	if !ok {
+		return Subject{}, false
+	}
+	return g.subjectLocked(s), true
+}
+
+func (g *Gallery) subjectLocked(s int32) Subject {
+	out := Subject{Name: g.subs[s].name}
+	for _, i := range g.subs[s].rows {
+		out.Descriptors = append(out.Descriptors, slices.Clone(g.r.descriptor(i)))
+		out.Faces = append(out.Faces, g.info(i))
 	}
 	return out
 }
@@ -329,16 +561,11 @@ func (g *Gallery) Descriptors(subject string) [][]float32 {
 func (g *Gallery) Subjects() []Subject {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	out := make([]Subject, 0, len(g.subjects))
-	for name, fs := range g.subjects {
-		s := Subject{Name: name}
-		for _, f := range fs {
-			s.Descriptors = append(s.Descriptors, slices.Clone(f.desc))
-			s.Faces = append(s.Faces, f.info)
-		}
-		out = append(out, s)
+	names := g.namesLocked()
+	out := make([]Subject, len(names))
+	for k, name := range names {
+		out[k] = g.subjectLocked(g.byName[name])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
@@ -346,182 +573,37 @@ func (g *Gallery) Subjects() []Subject {
 func (g *Gallery) Len() int {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return len(g.subjects)
+	return len(g.byName)
 }
 
-// Match returns the subject with the descriptor nearest to d and that distance.
-// name is engine.Unknown when the gallery is empty or the distance exceeds
-// threshold (threshold <= 0 means DefaultThreshold).
-func (g *Gallery) Match(d []float32, threshold float64) (name string, distance float64) {
-	if threshold <= 0 {
-		threshold = DefaultThreshold
-	}
-	name, distance = g.Nearest(d)
-	if name == "" || distance > threshold {
-		return engine.Unknown, distance
-	}
-	return name, distance
-}
-
-// Nearest returns the nearest subject whatever the distance ("" and +Inf when
-// the gallery is empty or d has the wrong length). Ties go to the smaller name so
-// answers do not depend on map order.
-func (g *Gallery) Nearest(d []float32) (name string, distance float64) {
-	if len(d) != DescriptorLen {
-		return "", math.Inf(1)
-	}
-	m := g.index()
-	row, sq := m.nearest(d)
-	if row < 0 {
-		return "", math.Inf(1)
-	}
-	return m.names[m.owner[row]], math.Sqrt(float64(sq))
-}
-
-// Neighbour is a subject and its nearest face's distance.
-type Neighbour struct {
-	Subject  string
-	Distance float64
-}
-
-// NearestK returns up to k subjects by their nearest face's distance to d,
-// nearest first (ties by name), whatever the distance.
-func (g *Gallery) NearestK(d []float32, k int) []Neighbour {
-	if k <= 0 || len(d) != DescriptorLen {
-		return nil
-	}
-	m := g.index()
-	best := make([]float32, len(m.names))
-	for i := range best {
-		best[i] = float32(math.Inf(1))
-	}
-	for r := range m.owner {
-		if sq := sqDist(d, m.row(r)); sq < best[m.owner[r]] {
-			best[m.owner[r]] = sq
-		}
-	}
-	all := make([]Neighbour, len(m.names))
-	for i, n := range m.names {
-		all[i] = Neighbour{Subject: n, Distance: math.Sqrt(float64(best[i]))}
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].Distance != all[j].Distance {
-			return all[i].Distance < all[j].Distance
-		}
-		return all[i].Subject < all[j].Subject
-	})
-	return all[:min(k, len(all))]
-}
-
-// matrix is every descriptor in one contiguous []float32, row r belonging to
-// subject names[owner[r]]. Subjects are in name order, so the first of equal
-// distances is the smaller name.
-type matrix struct {
-	data  []float32
-	owner []int32
-	names []string
-}
-
-func (m *matrix) row(r int) []float32 {
-	return m.data[r*DescriptorLen : (r+1)*DescriptorLen : (r+1)*DescriptorLen]
-}
-
-// index returns the current matrix, building it after a change. The faces'
-// descriptors are re-pointed into the matrix, so the gallery holds each
-// descriptor once.
-func (g *Gallery) index() *matrix {
+// FaceTotal is the number of faces of all subjects.
+func (g *Gallery) FaceTotal() int {
 	g.mu.RLock()
-	m := g.idx
-	g.mu.RUnlock()
-	if m != nil {
-		return m
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.idx != nil {
-		return g.idx
-	}
-	names := make([]string, 0, len(g.subjects))
-	n := 0
-	for name, fs := range g.subjects {
-		names = append(names, name)
-		n += len(fs)
-	}
-	sort.Strings(names)
-	m = &matrix{data: make([]float32, n*DescriptorLen), owner: make([]int32, n), names: names}
-	r := 0
-	for i, name := range names {
-		fs := g.subjects[name]
-		for j := range fs {
-			row := m.row(r)
-			copy(row, fs[j].desc)
-			fs[j].desc = row // shared, never written again: edits replace faces, not values
-			m.owner[r] = int32(i)
-			r++
-		}
-	}
-	g.idx = m
-	return m
+	defer g.mu.RUnlock()
+	return g.r.len()
 }
 
-// nearest returns the row nearest to d and its squared distance (-1 when
-// empty). A row is abandoned as soon as its partial sum exceeds the best so
-// far: the sum only grows, so the answer is exact.
-func (m *matrix) nearest(d []float32) (int, float32) {
-	best, bestSq := -1, float32(math.Inf(1))
-	d = d[:DescriptorLen]
-	for r := range m.owner {
-		x := m.data[r*DescriptorLen : (r+1)*DescriptorLen : (r+1)*DescriptorLen]
-		var s float32
-		for c := 0; c < DescriptorLen; c += 32 {
-			s += sqDist32(d[c:c+32:c+32], x[c:c+32:c+32])
-			if s > bestSq {
-				break
-			}
-		}
-		if s < bestSq {
-			best, bestSq = r, s
-		}
+// Clone is an independent copy.
+func (g *Gallery) Clone() *Gallery {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	c := &Gallery{
+		r: rows{
+			desc: slices.Clone(g.r.desc), q: slices.Clone(g.r.q), qerr: slices.Clone(g.r.qerr),
+			owner: slices.Clone(g.r.owner), id: slices.Clone(g.r.id), box: slices.Clone(g.r.box),
+			hasBox: slices.Clone(g.r.hasBox), created: slices.Clone(g.r.created),
+		},
+		subs:   make([]subject, len(g.subs)),
+		free:   slices.Clone(g.free),
+		byName: make(map[string]int32, len(g.byName)),
 	}
-	return best, bestSq
-}
-
-// sqDist32 is the squared distance of two 32-value blocks (four accumulators,
-// combined in a fixed order, so every caller gets the same bits).
-func sqDist32(a, b []float32) float32 {
-	a, b = a[:32:32], b[:32:32]
-	var s0, s1, s2, s3 float32
-	for i := 0; i < 32; i += 4 {
-		x0, x1, x2, x3 := a[i]-b[i], a[i+1]-b[i+1], a[i+2]-b[i+2], a[i+3]-b[i+3]
-		s0 += x0 * x0
-		s1 += x1 * x1
-		s2 += x2 * x2
-		s3 += x3 * x3
+	for i, s := range g.subs {
+		c.subs[i] = subject{name: s.name, rows: slices.Clone(s.rows)}
 	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-// sqDist is the squared distance of two descriptors, summed block by block as
-// nearest does.
-func sqDist(a, b []float32) float32 {
-	var s float32
-	for c := 0; c < DescriptorLen; c += 32 {
-		s += sqDist32(a[c:c+32], b[c:c+32])
+	for k, v := range g.byName {
+		c.byName[k] = v
 	}
-	return s
-}
-
-// Distance is the Euclidean distance between two descriptors of equal length.
-func Distance(a, b []float32) float64 {
-	if len(a) == DescriptorLen && len(b) == DescriptorLen {
-		return math.Sqrt(float64(sqDist(a, b))) // the same bits as matching
-	}
-	var s float32
-	for i := range a {
-		x := a[i] - b[i]
-		s += x * x
-	}
-	return math.Sqrt(float64(s))
+	return c
 }
 
 // Largest is the face the service names and enrolls: the one with the largest
@@ -556,68 +638,4 @@ func Answer(result *engine.Result, g *Gallery, threshold float64) (string, *engi
 		face.Subject, face.Distance = g.Match(face.Descriptor, threshold)
 	}
 	return face.Subject, &face
-}
-
-// Marshal encodes the gallery in the versioned on-disk format.
-func (g *Gallery) Marshal() ([]byte, error) {
-	return json.MarshalIndent(fileFormat{Version: Version, Subjects: g.Subjects()}, "", " ")
-}
-
-// Unmarshal decodes a gallery written by Marshal. It rejects other versions and
-// malformed descriptors with an error that says what is wrong.
-func Unmarshal(data []byte) (*Gallery, error) {
-	var probe struct {
-		Version *int `json:"version"`
-	}
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, fmt.Errorf("gallery: not a gallery file (invalid JSON): %w", err)
-	}
-	if probe.Version == nil {
-		return nil, errors.New("gallery: file has no version field; it was not written by facefleet")
-	}
-	if *probe.Version != Version {
-		return nil, fmt.Errorf("gallery: unsupported format version %d (this build reads version %d); re-enroll or upgrade facefleet", *probe.Version, Version)
-	}
-	var f fileFormat
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("gallery: malformed version %d file: %w", Version, err)
-	}
-	g := New()
-	for _, s := range f.Subjects {
-		faces, err := subjectFaces(s)
-		if err != nil {
-			return nil, fmt.Errorf("gallery: bad file: %w", err)
-		}
-		g.subjects[s.Name] = append(g.subjects[s.Name], faces...)
-	}
-	return g, nil
-}
-
-// Load reads a gallery file.
-func Load(path string) (*Gallery, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("gallery: reading %s: %w", path, err)
-	}
-	g, err := Unmarshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return g, nil
-}
-
-// Save writes a gallery file atomically (temp file + rename).
-func (g *Gallery) Save(path string) error {
-	data, err := g.Marshal()
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("gallery: writing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("gallery: replacing %s: %w", path, err)
-	}
-	return nil
 }
