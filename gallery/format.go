@@ -60,6 +60,7 @@ func (g *Gallery) appendBinary(b []byte, seq uint64) []byte {
 		size += len(id)
 	}
 	b = growTo(b, size)
+	start := len(b)
 	b = append(b, binaryMagic[:]...)
 	b = binary.LittleEndian.AppendUint32(b, BinaryVersion)
 	b = binary.LittleEndian.AppendUint32(b, 0)
@@ -93,7 +94,7 @@ func (g *Gallery) appendBinary(b []byte, seq uint64) []byte {
 			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
 		}
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 }
 
 func growTo(b []byte, n int) []byte {

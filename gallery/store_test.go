@@ -1,0 +1,274 @@
+package gallery_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/blob"
+	"github.com/facefleet/facefleet/internal/blob/fileblob"
+	"github.com/facefleet/facefleet/internal/blob/memblob"
+)
+
+func desc(rng *rand.Rand) []float32 {
+	d := make([]float32, gallery.DescriptorLen)
+	for i := range d {
+		d[i] = float32(rng.NormFloat64() * 0.05)
+	}
+	return d
+}
+
+func one(t *testing.T, name string, d []float32) *gallery.Gallery {
+	t.Helper()
+	g := gallery.New()
+	if _, err := g.AddFace(name, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func open(t *testing.T, b blob.Store, opt gallery.StoreOptions) *gallery.Store {
+	t.Helper()
+	s, err := gallery.OpenStore(context.Background(), b, "", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func same(t *testing.T, a, b *gallery.Gallery) {
+	t.Helper()
+	x, _ := a.Marshal()
+	y, _ := b.Marshal()
+	if string(x) != string(y) {
+		t.Fatalf("galleries differ: %d subjects/%d faces vs %d/%d", a.Len(), a.FaceTotal(), b.Len(), b.FaceTotal())
+	}
+}
+
+// Two web tiers enrolling at once on one store lose nothing and agree.
+func TestStoreConcurrentWritersLoseNothing(t *testing.T) {
+	for _, backend := range []string{"memblob", "fileblob"} {
+		t.Run(backend, func(t *testing.T) {
+			var b1, b2 blob.Store
+			if backend == "memblob" {
+				m := memblob.New()
+				b1, b2 = m, m
+			} else { // two stores on one folder: two processes
+				dir := t.TempDir()
+				var err error
+				if b1, err = fileblob.New(dir); err != nil {
+					t.Fatal(err)
+				}
+				if b2, err = fileblob.New(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx := context.Background()
+			opt := gallery.StoreOptions{CompactAfter: 16}
+			tiers := []*gallery.Store{open(t, b1, opt), open(t, b2, opt)}
+			const per = 24
+			var wg sync.WaitGroup
+			for k, st := range tiers {
+				for w := range 3 {
+					wg.Go(func() {
+						rng := rand.New(rand.NewPCG(uint64(k), uint64(w)))
+						for i := range per {
+							name := fmt.Sprintf("p%d-%d", w, i%5)
+							if _, err := st.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, name, desc(rng))}); err != nil {
+								t.Error(err)
+								return
+							}
+						}
+					})
+				}
+			}
+			wg.Wait()
+			for _, st := range tiers {
+				st.Close()
+				if err := st.Refresh(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := tiers[0].Gallery().FaceTotal(); n != 2*3*per {
+				t.Fatalf("%d faces enrolled, want %d", n, 2*3*per)
+			}
+			same(t, tiers[0].Gallery(), tiers[1].Gallery())
+			late := open(t, b1, opt) // from snapshot + journal
+			same(t, late.Gallery(), tiers[0].Gallery())
+			if late.Seq() != tiers[0].Seq() || late.Seq() != 2*3*per {
+				t.Fatalf("positions %d %d, want %d", late.Seq(), tiers[0].Seq(), 2*3*per)
+			}
+		})
+	}
+}
+
+// A check is made against the newest state: a face another tier removed is
+// a 404 here, not a second removal.
+func TestStoreChecksAgainstOthersEdits(t *testing.T) {
+	ctx := context.Background()
+	m := memblob.New()
+	a, b := open(t, m, gallery.StoreOptions{}), open(t, m, gallery.StoreOptions{})
+	rng := rand.New(rand.NewPCG(1, 1))
+	if _, err := a.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, "amy", desc(rng))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fs, _ := b.Gallery().Faces("amy")
+	if _, err := a.Apply(ctx, gallery.Edit{Op: gallery.OpRemoveFace, Subject: "amy", FaceID: fs[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	// b has not refreshed: it still sees amy's face.
+	_, err := b.Apply(ctx, gallery.Edit{Op: gallery.OpRemoveFace, Subject: "amy", FaceID: fs[0].ID})
+	if !errors.Is(err, gallery.ErrNoSubject) {
+		t.Fatalf("stale removal: got %v, want ErrNoSubject", err)
+	}
+	if _, err := b.Apply(ctx, gallery.Edit{Op: gallery.OpRename, Subject: "amy", To: "bea"}); !errors.Is(err, gallery.ErrNoSubject) {
+		t.Fatalf("rename of a removed subject: got %v", err)
+	}
+	for _, key := range mustList(t, m) {
+		if strings.Contains(key, "journal/00000000000000000003") {
+			t.Fatal("a refused edit was journalled")
+		}
+	}
+	a.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, "cy", desc(rng))})
+	a.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, "dee", desc(rng))})
+	out, err := b.Apply(ctx, gallery.Edit{Op: gallery.OpRename, Subject: "cy", To: "dee"})
+	if err != nil || !out.Merged || out.Faces != 2 {
+		t.Fatalf("merge: %+v %v", out, err)
+	}
+	if err := a.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	same(t, a.Gallery(), b.Gallery())
+}
+
+func mustList(t *testing.T, b blob.Store) []string {
+	t.Helper()
+	objs, err := b.List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range objs {
+		keys = append(keys, o.Key)
+	}
+	return keys
+}
+
+// A reader that fell behind a compaction loads the snapshot and catches up;
+// the journal stays bounded.
+func TestStoreCompactionAndLaggingReader(t *testing.T) {
+	ctx := context.Background()
+	m := memblob.New()
+	opt := gallery.StoreOptions{CompactAfter: 5}
+	w, lag := open(t, m, opt), open(t, m, opt)
+	rng := rand.New(rand.NewPCG(2, 2))
+	for i := range 37 {
+		if _, err := w.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, fmt.Sprintf("s%d", i%7), desc(rng))}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 {
+			if err := lag.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	w.Close()
+	// Two compactions on demand: the second deletes everything the first
+	// snapshot covers, so the lagging reader's next entry is gone.
+	for range 2 {
+		if err := w.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := mustList(t, m)
+	journal := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return !strings.Contains(k, "journal/") })
+	if len(journal) != 0 {
+		t.Fatalf("journal not compacted: %d entries (%v)", len(journal), keys)
+	}
+	if slices.Contains(keys, "gallery/journal/00000000000000000004") {
+		t.Fatal("old entries kept")
+	}
+	if err := lag.Refresh(ctx); err != nil {
+		t.Fatalf("lagging reader: %v", err)
+	}
+	same(t, lag.Gallery(), w.Gallery())
+	if lag.Seq() != 37 {
+		t.Fatalf("lagging reader at %d, want 37", lag.Seq())
+	}
+}
+
+// lostReply writes a PutIfAbsent and then reports ErrExists, as an SDK retry
+// meeting its own object does.
+type lostReply struct {
+	blob.Store
+	once sync.Once
+}
+
+func (l *lostReply) PutIfAbsent(ctx context.Context, key string, data []byte, ct string) (string, error) {
+	tag, err := l.Store.PutIfAbsent(ctx, key, data, ct)
+	lost := false
+	l.once.Do(func() { lost = err == nil })
+	if lost {
+		return "", fmt.Errorf("retried: %w", blob.ErrExists)
+	}
+	return tag, err
+}
+
+func TestStoreRecognisesItsOwnEntry(t *testing.T) {
+	ctx := context.Background()
+	m := memblob.New()
+	s := open(t, &lostReply{Store: m}, gallery.StoreOptions{})
+	rng := rand.New(rand.NewPCG(3, 3))
+	out, err := s.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, "amy", desc(rng))})
+	if err != nil || out.Seq != 1 {
+		t.Fatalf("Apply: %+v %v", out, err)
+	}
+	if n := s.Gallery().FaceTotal(); n != 1 {
+		t.Fatalf("%d faces after one enrollment whose reply was lost", n)
+	}
+	if keys := mustList(t, m); len(keys) != 1 {
+		t.Fatalf("keys %v: the edit was written twice", keys)
+	}
+}
+
+func TestStoreImportsLegacyGalleryOnce(t *testing.T) {
+	ctx := context.Background()
+	m := memblob.New()
+	rng := rand.New(rand.NewPCG(4, 4))
+	old := one(t, "penny", desc(rng))
+	data, _ := old.Marshal()
+	if _, err := m.Put(ctx, "gallery/gallery.json", data, "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	opt := gallery.StoreOptions{LegacyKey: "gallery/gallery.json"}
+	a, b := open(t, m, opt), open(t, m, opt)
+	same(t, a.Gallery(), old)
+	same(t, b.Gallery(), old)
+	if a.Seq() != 1 || b.Seq() != 1 {
+		t.Fatalf("imported twice: positions %d %d", a.Seq(), b.Seq())
+	}
+}
+
+func TestStoreRefusesAGap(t *testing.T) {
+	ctx := context.Background()
+	m := memblob.New()
+	s := open(t, m, gallery.StoreOptions{})
+	rng := rand.New(rand.NewPCG(5, 5))
+	for range 3 {
+		s.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, "x", desc(rng))})
+	}
+	m.Delete(ctx, "gallery/journal/00000000000000000002")
+	if _, err := gallery.OpenStore(ctx, m, "", gallery.StoreOptions{}); err == nil || !strings.Contains(err.Error(), "gap") {
+		t.Fatalf("a journal with a hole opened: %v", err)
+	}
+}
