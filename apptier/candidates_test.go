@@ -2,7 +2,7 @@ package apptier_test
 
 import (
 	"context"
-	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -12,23 +12,20 @@ import (
 	"github.com/facefleet/facefleet/internal/protocol"
 )
 
-// candMatcher is nameMatcher that also lists k made-up candidates per face,
-// their distance encoding the descriptor's first value.
-type candMatcher struct{ nameMatcher }
-
-func (candMatcher) Candidates(d []float32, k int) []protocol.Candidate {
-	var out []protocol.Candidate
-	for i := range k {
-		out = append(out, protocol.Candidate{Subject: fmt.Sprintf("c%d", i), Distance: float64(d[0]) + float64(i)})
-	}
-	return out
-}
-
 func TestWorkerAnswersCandidatesWhenAsked(t *testing.T) {
-	r := newRig(t, func(o *apptier.Options) {
-		o.LoadGallery = func(data []byte) (apptier.Matcher, error) { return candMatcher{nameMatcher(data)}, nil }
-	})
+	r := newRig(t, nil)
 	ctx := context.Background()
+	g := gallery.New()
+	g.Add("amy", bigFace())
+	g.Add("bob", oneHot(0, 0.15)) // 0.05 from the small face
+	g.Add("cy", oneHot(2, 0.1))
+	st, err := gallery.OpenStore(ctx, r.out, "", gallery.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, gallery.Edit{Op: gallery.OpReplace, Faces: g}); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		id    string
 		limit int
@@ -47,32 +44,20 @@ func TestWorkerAnswersCandidatesWhenAsked(t *testing.T) {
 			t.Fatalf("candidates nobody asked for: %+v", f)
 		}
 	}
+	// Nearest first, from the real gallery: the small face is 0.05 from bob,
+	// 0.1414 from cy and 0.3162 from amy; the big face is amy's own.
 	faces := got["three"].Faces
-	if len(faces) != 2 || len(faces[0].Candidates) != 3 || faces[0].Candidates[0].Distance != 1 || faces[1].Candidates[2] != (protocol.Candidate{Subject: "c2", Distance: 5}) {
+	if len(faces) != 2 || len(faces[0].Candidates) != 3 || len(faces[1].Candidates) != 3 {
 		t.Fatalf("candidates: %+v", faces)
+	}
+	if c := faces[0].Candidates; c[0].Subject != "bob" || c[1].Subject != "cy" || c[2].Subject != "amy" || math.Abs(c[0].Distance-0.05) > 1e-6 {
+		t.Fatalf("small face's candidates %+v", c)
+	}
+	if c := faces[1].Candidates[0]; c != (protocol.Candidate{Subject: "amy", Distance: 0}) {
+		t.Fatalf("big face's nearest %+v", c)
 	}
 	if _, err := protocol.EncodeRequest(protocol.Request{ID: "x", Key: "x.png", ETag: "e", Kind: protocol.Recognize, Limit: protocol.MaxCandidates + 1}); err == nil {
 		t.Fatal("a limit over MaxCandidates was encoded")
-	}
-}
-
-func TestGalleryMatcherCandidates(t *testing.T) {
-	vec := func(v float32) []float32 { d := make([]float32, gallery.DescriptorLen); d[0] = v; return d }
-	g := gallery.New()
-	g.Add("amy", vec(0.1), vec(0.9))
-	g.Add("penny", vec(0.3))
-	g.Add("raj", vec(0.6))
-	data, _ := g.Marshal()
-	m, err := apptier.GalleryPackageLoader(0)(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cands := m.(apptier.CandidateMatcher).Candidates(vec(0.42), 2)
-	if len(cands) != 2 || cands[0].Subject != "penny" || cands[1].Subject != "raj" || cands[0].Distance > 0.121 {
-		t.Fatalf("candidates %+v", cands)
-	}
-	if all := m.(apptier.CandidateMatcher).Candidates(vec(0), 10); len(all) != 3 || all[0].Subject != "amy" {
-		t.Fatalf("all candidates %+v", all)
 	}
 }
 
@@ -83,13 +68,13 @@ func (landmarkEngine) Analyze(context.Context, []byte) (*engine.Result, error) {
 	lm := make([]engine.Point, 68)
 	lm[67] = engine.Point{X: 7, Y: 8}
 	return &engine.Result{Width: 100, Height: 90, Faces: []engine.Face{
-		{Box: engine.Box{X: 1, Y: 2, W: 30, H: 40}, Score: 0.7, Landmarks: lm, Descriptor: []float32{1}},
+		{Box: engine.Box{X: 1, Y: 2, W: 30, H: 40}, Score: 0.7, Landmarks: lm, Descriptor: bigFace()},
 	}}, nil
 }
 
 func TestWorkerDetectAnswersLandmarksNamesNobodyStoresNothing(t *testing.T) {
 	r := newRig(t, func(o *apptier.Options) { o.Analyzer = landmarkEngine{} })
-	r.out.Put(context.Background(), "gallery/gallery.json", []byte("amy"), "application/json")
+	setGallery(t, r.out, "amy")
 	r.send(t, "d1", "detect-x-group.png", "face", protocol.Detect)
 	runUntilIdle(t, r.w)
 	resp := r.responses(t)["d1"]

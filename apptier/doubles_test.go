@@ -6,10 +6,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
-	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/blob"
 )
 
 // fakeEngine interprets the image bytes as a script: "face" gives one face,
@@ -49,8 +51,8 @@ func (f *fakeEngine) Analyze(ctx context.Context, img []byte) (*engine.Result, e
 		return &engine.Result{Width: 10, Height: 10}, nil
 	}
 	return &engine.Result{Width: 100, Height: 100, Faces: []engine.Face{
-		{Box: engine.Box{X: 1, Y: 1, W: 10, H: 10}, Score: 0.8, Descriptor: []float32{1, 2}},
-		{Box: engine.Box{X: 20, Y: 20, W: 50, H: 50}, Score: 0.9, Descriptor: []float32{3, 4}},
+		{Box: engine.Box{X: 1, Y: 1, W: 10, H: 10}, Score: 0.8, Descriptor: smallFace()},
+		{Box: engine.Box{X: 20, Y: 20, W: 50, H: 50}, Score: 0.9, Descriptor: bigFace()},
 	}}, nil
 }
 
@@ -60,20 +62,35 @@ func (f *fakeEngine) Calls() int {
 	return f.calls
 }
 
-// nameMatcher labels every face with the gallery's content (a bare name).
-type nameMatcher string
+// smallFace and bigFace are the descriptors of fakeEngine's two faces.
+func smallFace() []float32 { return oneHot(0, 0.1) }
+func bigFace() []float32   { return oneHot(1, 0.3) }
 
-func (n nameMatcher) Label(res *engine.Result) string {
-	if len(res.Faces) == 0 {
-		return engine.NoFace
-	}
-	if n == "" {
-		return engine.Unknown
-	}
-	for i := range res.Faces {
-		res.Faces[i].Subject, res.Faces[i].Distance = string(n), 0.25
-	}
-	return string(n)
+func oneHot(i int, v float32) []float32 {
+	d := make([]float32, gallery.DescriptorLen)
+	d[i] = v
+	return d
 }
 
-func loadNameGallery(data []byte) (apptier.Matcher, error) { return nameMatcher(data), nil }
+// setGallery makes the shared gallery in out hold name with both of
+// fakeEngine's faces ("" empties it) and returns its journal position, what a
+// web tier puts in its requests.
+func setGallery(t *testing.T, out blob.Store, name string) uint64 {
+	t.Helper()
+	st, err := gallery.OpenStore(context.Background(), out, "", gallery.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := gallery.New()
+	if name != "" {
+		if err := g.Add(name, bigFace(), smallFace()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := st.Apply(context.Background(), gallery.Edit{Op: gallery.OpReplace, Faces: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Seq
+}

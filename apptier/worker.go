@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,17 +36,6 @@ import (
 type Analyzer interface {
 	Analyze(ctx context.Context, img []byte) (*engine.Result, error)
 }
-
-// Matcher names faces against one version of the enrolled gallery.
-type Matcher interface {
-	// Label fills Subject and Distance of res's faces and returns the course
-	// answer for the largest face: a subject, engine.Unknown or engine.NoFace.
-	Label(res *engine.Result) string
-}
-
-// GalleryLoader decodes the stored gallery object; data is nil when no gallery is
-// stored yet (every face is then Unknown).
-type GalleryLoader func(data []byte) (Matcher, error)
 
 // Options configure a Worker. Zero durations take the defaults noted.
 type Options struct {
@@ -63,15 +53,17 @@ type Options struct {
 	// refuse addresses the deployment does not own.
 	ReplyQueue func(addr string) (queue.Queue, error)
 
-	// Gallery holds the gallery object GalleryKey (default: Outputs,
-	// "gallery/gallery.json"); LoadGallery decodes it (default: the gallery
-	// package's format, matching with Threshold).
-	Gallery     blob.Store
-	GalleryKey  string
-	LoadGallery GalleryLoader
-	Threshold   float64
+	// Gallery is the shared gallery the worker matches against (read only).
+	// Nil: the worker opens it from Outputs under GalleryPrefix (default
+	// "gallery/") on its first request. Several workers of one process may
+	// share one Store.
+	Gallery       *gallery.Store
+	GalleryPrefix string
+	// Threshold is the largest distance that still names a subject (0: the
+	// gallery's default, 0.6).
+	Threshold float64
 	// GalleryCheckEvery bounds how often the worker asks the store whether the
-	// gallery changed (default 2 s). A request carrying a newer gallery ETag
+	// gallery changed (default 2 s). A request naming a newer gallery position
 	// forces a check.
 	GalleryCheckEvery time.Duration
 
@@ -104,10 +96,7 @@ type Worker struct {
 	o   Options
 	log *slog.Logger
 
-	matcher     Matcher
-	galleryETag string
-	checked     time.Time
-	loaded      bool
+	shared *gallery.Store // nil until the first request opens it
 }
 
 // New checks the options and returns a worker.
@@ -120,14 +109,8 @@ func New(o Options) (*Worker, error) {
 	case o.Analyzer == nil:
 		return nil, errors.New("apptier: an Analyzer (the engine) is required")
 	}
-	if o.LoadGallery == nil {
-		o.LoadGallery = GalleryPackageLoader(o.Threshold)
-	}
-	if o.Gallery == nil {
-		o.Gallery = o.Outputs
-	}
-	if o.GalleryKey == "" {
-		o.GalleryKey = settings.DefaultGalleryKey
+	if o.GalleryPrefix == "" {
+		o.GalleryPrefix = settings.DefaultGalleryPrefix
 	}
 	if o.GalleryCheckEvery <= 0 {
 		o.GalleryCheckEvery = 2 * time.Second
@@ -341,7 +324,7 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 	}
 	resp.Timings.FetchMS = ms(time.Since(t0))
 
-	m, err := w.gallery(ctx, req.Gallery)
+	g, err := w.gallery(ctx, req.Gallery)
 	if err != nil {
 		return resp, err
 	}
@@ -355,14 +338,16 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 		return resp, fmt.Errorf("analyze %q: %w", req.Key, err)
 	}
 	if req.Kind != protocol.Detect { // detection answers boxes, not names
-		resp.Name = m.Label(res)
+		resp.Name = Label(g, res, w.o.Threshold)
 	}
 	resp.Width, resp.Height = res.Width, res.Height
 	resp.Faces = Faces(res)
-	if cm, ok := m.(CandidateMatcher); ok && req.Limit > 0 {
+	if req.Limit > 0 {
 		for i, f := range res.Faces {
 			if len(f.Descriptor) > 0 {
-				resp.Faces[i].Candidates = cm.Candidates(f.Descriptor, req.Limit)
+				for _, n := range g.NearestK(f.Descriptor, req.Limit) {
+					resp.Faces[i].Candidates = append(resp.Faces[i].Candidates, protocol.Candidate{Subject: n.Subject, Distance: n.Distance})
+				}
 			}
 		}
 	}
@@ -444,48 +429,26 @@ func (w *Worker) analyze(ctx context.Context, data []byte) (res *engine.Result, 
 	return res, err
 }
 
-// gallery returns the matcher for the current gallery, reloading it when its ETag
-// changed (checked at most every GalleryCheckEvery, or at once when hint names a
-// version we do not hold).
-func (w *Worker) gallery(ctx context.Context, hint string) (Matcher, error) {
-	if w.loaded && (hint == "" || hint == w.galleryETag) && time.Since(w.checked) < w.o.GalleryCheckEvery {
-		return w.matcher, nil
-	}
-	attrs, err := w.o.Gallery.Head(ctx, w.o.GalleryKey)
-	switch {
-	case errors.Is(err, blob.ErrNotFound):
-		if !w.loaded || w.galleryETag != "" {
-			m, err := w.o.LoadGallery(nil)
+// gallery returns the current gallery: refreshed at most every
+// GalleryCheckEvery, or at once when hint (the request's gallery position)
+// is beyond ours. A failed refresh keeps answering with what we have.
+func (w *Worker) gallery(ctx context.Context, hint string) (*gallery.Gallery, error) {
+	if w.shared == nil {
+		if w.o.Gallery != nil {
+			w.shared = w.o.Gallery
+		} else {
+			st, err := gallery.OpenStore(ctx, w.o.Outputs, w.o.GalleryPrefix, gallery.StoreOptions{Logger: w.log})
 			if err != nil {
-				return nil, fmt.Errorf("empty gallery: %w", err)
+				return nil, fmt.Errorf("load the gallery: %w", err)
 			}
-			w.matcher, w.galleryETag, w.loaded = m, "", true
+			w.shared = st
 		}
-		w.checked = time.Now()
-		return w.matcher, nil
-	case err != nil:
-		if w.loaded {
-			// Keep answering with the version we have; the store may be back soon.
-			w.log.Warn("gallery check failed, using the loaded version", "err", err)
-			return w.matcher, nil
-		}
-		return nil, fmt.Errorf("gallery %q: %w", w.o.GalleryKey, err)
 	}
-	if w.loaded && attrs.ETag == w.galleryETag {
-		w.checked = time.Now()
-		return w.matcher, nil
+	atLeast, _ := strconv.ParseUint(hint, 10, 64) // an old tier's ETag hint reads as 0
+	if err := w.shared.RefreshIfStale(ctx, w.o.GalleryCheckEvery, atLeast); err != nil {
+		w.log.Warn("gallery refresh failed, answering with the loaded version", "seq", w.shared.Seq(), "err", err)
 	}
-	data, attrs, err := w.o.Gallery.Get(ctx, w.o.GalleryKey)
-	if err != nil {
-		return nil, fmt.Errorf("load gallery %q: %w", w.o.GalleryKey, err)
-	}
-	m, err := w.o.LoadGallery(data)
-	if err != nil {
-		return nil, fmt.Errorf("decode gallery %q (etag %s): %w", w.o.GalleryKey, attrs.ETag, err)
-	}
-	w.log.Info("gallery loaded", "etag", attrs.ETag, "bytes", len(data))
-	w.matcher, w.galleryETag, w.checked, w.loaded = m, attrs.ETag, time.Now(), true
-	return m, nil
+	return w.shared.Gallery(), nil
 }
 
 // extendVisibility keeps the message invisible while it is being processed.

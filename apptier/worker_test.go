@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/blob/memblob"
 	"github.com/facefleet/facefleet/internal/protocol"
@@ -43,7 +45,7 @@ func newRig(t *testing.T, mod func(*apptier.Options)) *rig {
 	}
 	o := apptier.Options{
 		ID: "w1", Requests: r.req, Responses: r.resp, Inputs: r.in, Outputs: r.out,
-		Analyzer: r.eng, LoadGallery: loadNameGallery,
+		Analyzer: r.eng,
 		WaitTime: 50 * time.Millisecond, IdleTimeout: 300 * time.Millisecond,
 		VisibilityTimeout: 2 * time.Second, RetryBackoff: 20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -123,9 +125,7 @@ func runUntilIdle(t *testing.T, w *apptier.Worker) {
 func TestWorkerAnswersStoresAndDeletes(t *testing.T) {
 	r := newRig(t, nil)
 	ctx := context.Background()
-	if _, err := r.out.Put(ctx, "gallery/gallery.json", []byte("amy"), "application/json"); err != nil {
-		t.Fatal(err)
-	}
+	setGallery(t, r.out, "amy")
 	r.send(t, "a", "test_00.jpg", "face", protocol.Classify)
 	r.send(t, "b", "empty.png", "noface", protocol.Recognize)
 	runUntilIdle(t, r.w)
@@ -195,7 +195,7 @@ func TestWorkerDescribeReturnsLargestDescriptor(t *testing.T) {
 	r.send(t, "d", "amy1.png", "face", protocol.Describe)
 	runUntilIdle(t, r.w)
 	d := r.responses(t)["d"]
-	if d.Error != nil || len(d.Descriptor) != 2 || d.Descriptor[0] != 3 {
+	if d.Error != nil || len(d.Descriptor) != gallery.DescriptorLen || d.Descriptor[1] != bigFace()[1] {
 		t.Fatalf("describe = %+v", d)
 	}
 	if _, _, err := r.out.Get(context.Background(), "amy1"); err == nil {
@@ -278,26 +278,21 @@ func TestWorkerDrainsOnCancel(t *testing.T) {
 	}
 }
 
-func TestWorkerReloadsGalleryOnETagChange(t *testing.T) {
+func TestWorkerReloadsGalleryWhenARequestNamesANewerOne(t *testing.T) {
 	r := newRig(t, func(o *apptier.Options) { o.GalleryCheckEvery = time.Hour })
 	ctx := context.Background()
-	if _, err := r.out.Put(ctx, "gallery/gallery.json", []byte("amy"), "application/json"); err != nil {
-		t.Fatal(err)
-	}
+	setGallery(t, r.out, "amy")
 	r.send(t, "1", "1.jpg", "face", protocol.Classify)
 	runUntilIdle(t, r.w)
-	etag, err := r.out.Put(ctx, "gallery/gallery.json", []byte("penny"), "application/json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	seq := setGallery(t, r.out, "penny")
 	// Without a hint the hour-long check interval keeps the loaded version ...
 	r.send(t, "2", "2.jpg", "face", protocol.Classify)
-	// ... and a request carrying the new ETag forces a reload.
+	// ... and a request naming the new position forces a reload.
 	in, err := r.in.Put(ctx, "3.jpg", []byte("face"), "image/png")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := protocol.EncodeRequest(protocol.Request{ID: "3", Key: "3.jpg", ETag: in, Kind: protocol.Classify, Gallery: etag})
+	body, _ := protocol.EncodeRequest(protocol.Request{ID: "3", Key: "3.jpg", ETag: in, Kind: protocol.Classify, Gallery: strconv.FormatUint(seq, 10)})
 	if _, err := r.req.Send(ctx, body); err != nil {
 		t.Fatal(err)
 	}
@@ -337,14 +332,14 @@ type gatedBlob struct {
 }
 
 func (g *gatedBlob) Put(ctx context.Context, key string, data []byte, ct string) (string, error) {
-	if key != "gallery/gallery.json" {
+	if !strings.HasPrefix(key, "gallery/") {
 		<-g.open
 	}
 	return g.Store.Put(ctx, key, data, ct)
 }
 
 func (g *gatedBlob) PutIfAbsent(ctx context.Context, key string, data []byte, ct string) (string, error) {
-	if key != "gallery/gallery.json" {
+	if !strings.HasPrefix(key, "gallery/") {
 		<-g.open
 	}
 	return g.Store.PutIfAbsent(ctx, key, data, ct)

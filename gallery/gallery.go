@@ -208,6 +208,7 @@ func (g *Gallery) subjectIndex(name string) int32 {
 	if i, ok := g.byName[name]; ok {
 		return i
 	}
+	name = strings.Clone(name) // callers' strings may alias reused buffers (fasthttp)
 	var i int32
 	if n := len(g.free); n > 0 {
 		i, g.free = g.free[n-1], g.free[:n-1]
@@ -230,7 +231,7 @@ func (g *Gallery) appendFace(s int32, f face) {
 	r.q = slices.Grow(r.q, DescriptorLen)[:start+DescriptorLen]
 	r.qerr = append(r.qerr, quantize(r.q[start:], f.desc))
 	r.owner = append(r.owner, s)
-	r.id = append(r.id, f.info.ID)
+	r.id = append(r.id, strings.Clone(f.info.ID))
 	var b Box
 	if f.info.Box != nil {
 		b = *f.info.Box
@@ -492,6 +493,7 @@ func (g *Gallery) Rename(from, to string) (merged, ok bool, err error) {
 	t, merged := g.byName[to]
 	if !merged {
 		delete(g.byName, from)
+		to = strings.Clone(to)
 		g.subs[s].name = to
 		g.byName[to] = s
 		return false, true, nil

@@ -370,9 +370,6 @@ func (s *Store) check(e Edit) (Outcome, error) {
 		}
 		return Outcome{Faces: e.Faces.FaceTotal()}, nil
 	case OpRemoveFace:
-		if g.FaceCount(e.Subject) == 0 {
-			return Outcome{}, fmt.Errorf("%w: %q", ErrNoSubject, e.Subject)
-		}
 		if !g.HasFace(e.Subject, e.FaceID) {
 			return Outcome{}, fmt.Errorf("%w: %q has no face %q", ErrNoFace, e.Subject, e.FaceID)
 		}

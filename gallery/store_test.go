@@ -128,8 +128,8 @@ func TestStoreChecksAgainstOthersEdits(t *testing.T) {
 	}
 	// b has not refreshed: it still sees amy's face.
 	_, err := b.Apply(ctx, gallery.Edit{Op: gallery.OpRemoveFace, Subject: "amy", FaceID: fs[0].ID})
-	if !errors.Is(err, gallery.ErrNoSubject) {
-		t.Fatalf("stale removal: got %v, want ErrNoSubject", err)
+	if !errors.Is(err, gallery.ErrNoFace) {
+		t.Fatalf("stale removal: got %v, want ErrNoFace", err)
 	}
 	if _, err := b.Apply(ctx, gallery.Edit{Op: gallery.OpRename, Subject: "amy", To: "bea"}); !errors.Is(err, gallery.ErrNoSubject) {
 		t.Fatalf("rename of a removed subject: got %v", err)

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -18,41 +17,6 @@ import (
 	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/protocol"
 )
-
-// Optional gallery abilities. The gallery package's Gallery has both; a Codec
-// whose galleries lack one answers 501 on the routes that need it.
-type (
-	// galleryRenamer renames a subject, merging into to when it exists.
-	galleryRenamer interface {
-		Rename(from, to string) (merged, ok bool, err error)
-	}
-	// galleryDescriptors lists a subject's descriptors (for merging imports).
-	galleryDescriptors interface {
-		Descriptors(subject string) [][]float32
-	}
-	// faceGallery knows its faces by id.
-	faceGallery interface {
-		AddFace(subject string, d []float32, box protocol.Box) (string, error)
-		Faces(subject string) ([]FaceInfo, bool)
-		RemoveFace(subject, id string) bool
-	}
-)
-
-// FaceInfo is one enrolled face as GET /v1/subjects/{name}/faces lists it.
-type FaceInfo struct {
-	ID      string        `json:"id"`
-	Box     *protocol.Box `json:"box,omitempty"`
-	Created time.Time     `json:"created,omitzero"`
-}
-
-// addFace enrolls d under name, with an id when the gallery keeps ids ("" when
-// it does not).
-func addFace(g Gallery, name string, d []float32, box protocol.Box) (string, error) {
-	if fg, ok := g.(faceGallery); ok {
-		return fg.AddFace(name, d, box)
-	}
-	return "", g.Add(name, d)
-}
 
 // faceIDParam reads and checks the {id} of a face route.
 func faceIDParam(c *fiber.Ctx) (string, error) {
@@ -64,27 +28,17 @@ func faceIDParam(c *fiber.Ctx) (string, error) {
 }
 
 // subjectFaces reads the {name} parameter and that subject's faces from the
-// stored gallery: 501 without a gallery that keeps face ids, 404 for a subject
-// nobody enrolled.
-func (s *Server) subjectFaces(c *fiber.Ctx) (string, []FaceInfo, error) {
-	if s.o.Codec == nil {
-		return "", nil, errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
-	}
+// shared gallery: 404 for a subject nobody enrolled.
+func (s *Server) subjectFaces(c *fiber.Ctx) (string, []gallery.FaceInfo, error) {
 	name, err := s.subjectParam(c)
 	if err != nil {
 		return "", nil, err
 	}
-	s.galleryMu.Lock()
-	g, err := s.loadGallery(c.UserContext())
-	s.galleryMu.Unlock()
+	g, err := s.currentGallery(c.UserContext())
 	if err != nil {
 		return "", nil, err
 	}
-	fg, ok := g.(faceGallery)
-	if !ok {
-		return "", nil, errf(fiber.StatusNotImplemented, "not_supported", "this gallery does not keep face ids")
-	}
-	faces, found := fg.Faces(name)
+	faces, found := g.Faces(name)
 	if !found {
 		return "", nil, errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", name)
 	}
@@ -103,9 +57,6 @@ func (s *Server) listFaces(c *fiber.Ctx) error {
 // deleteFace is DELETE /v1/subjects/{name}/faces/{id}: 204, or 404 for an
 // unknown subject or id. The subject goes with its last face.
 func (s *Server) deleteFace(c *fiber.Ctx) error {
-	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
-	}
 	name, err := s.subjectParam(c)
 	if err != nil {
 		return err
@@ -114,17 +65,7 @@ func (s *Server) deleteFace(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.editGallery(c.UserContext(), func(g Gallery) (int, error) {
-		fg, ok := g.(faceGallery)
-		if !ok {
-			return 0, errf(fiber.StatusNotImplemented, "not_supported", "this gallery does not keep face ids")
-		}
-		if !fg.RemoveFace(name, id) {
-			return 0, errf(fiber.StatusNotFound, "no_face", "subject %q has no face %q", name, id)
-		}
-		return 0, nil
-	})
-	if err != nil {
+	if _, err := s.applyEdit(c.UserContext(), gallery.Edit{Op: gallery.OpRemoveFace, Subject: name, FaceID: id}); err != nil {
 		return err
 	}
 	s.dropThumbnails(c.UserContext(), []string{id})
@@ -145,9 +86,6 @@ type SubjectsPage struct {
 // name, at most limit of them (all without limit), from the first name after
 // after.
 func (s *Server) listSubjects(c *fiber.Ctx) error {
-	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
-	}
 	limit := 0
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -157,24 +95,24 @@ func (s *Server) listSubjects(c *fiber.Ctx) error {
 		limit = n
 	}
 	after := c.Query("after")
-	s.galleryMu.Lock()
-	g, err := s.loadGallery(c.UserContext())
-	s.galleryMu.Unlock()
+	g, err := s.currentGallery(c.UserContext())
 	if err != nil {
 		return err
 	}
-	subs := g.Subjects()
-	sort.Slice(subs, func(i, j int) bool { return subs[i].Name < subs[j].Name })
+	names := g.Names()
 	if after != "" {
-		subs = subs[sort.Search(len(subs), func(i int) bool { return subs[i].Name > after }):]
+		names = names[sort.SearchStrings(names, after):]
+		if len(names) > 0 && names[0] == after {
+			names = names[1:]
+		}
 	}
-	page := SubjectsPage{Subjects: subs}
-	if limit > 0 && len(subs) > limit {
-		page.Subjects = subs[:limit]
-		page.Next = subs[limit-1].Name
+	page := SubjectsPage{Subjects: []Subject{}}
+	if limit > 0 && len(names) > limit {
+		names = names[:limit]
+		page.Next = names[limit-1]
 	}
-	if page.Subjects == nil {
-		page.Subjects = []Subject{}
+	for _, n := range names {
+		page.Subjects = append(page.Subjects, Subject{Name: n, Faces: g.FaceCount(n)})
 	}
 	return c.JSON(page)
 }
@@ -187,9 +125,6 @@ type RenameRequest struct {
 // renameSubject is PATCH /v1/subjects/{name} {"name": "new"}: renames the
 // subject, merging its faces into new when new is already enrolled.
 func (s *Server) renameSubject(c *fiber.Ctx) error {
-	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
-	}
 	from, err := s.subjectParam(c)
 	if err != nil {
 		return err
@@ -201,48 +136,33 @@ func (s *Server) renameSubject(c *fiber.Ctx) error {
 	if err := validSubject(req.Name); err != nil {
 		return errf(fiber.StatusBadRequest, "bad_subject", "new name %q: %v", req.Name, err)
 	}
-	var merged bool
-	faces, err := s.editGallery(c.UserContext(), func(g Gallery) (int, error) {
-		r, ok := g.(galleryRenamer)
-		if !ok {
-			return 0, errf(fiber.StatusNotImplemented, "not_supported", "this gallery cannot rename subjects")
-		}
-		m, found, err := r.Rename(from, req.Name)
-		switch {
-		case err != nil:
-			return 0, errf(fiber.StatusBadRequest, "bad_subject", "%v", err)
-		case !found:
-			return 0, errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", from)
-		}
-		merged = m
-		return facesOf(g, req.Name), nil
-	})
+	out, err := s.applyEdit(c.UserContext(), gallery.Edit{Op: gallery.OpRename, Subject: from, To: req.Name})
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"subject": req.Name, "faces": faces, "merged": merged})
+	return c.JSON(fiber.Map{"subject": req.Name, "faces": out.Faces, "merged": out.Merged})
 }
 
-func facesOf(g Gallery, name string) int {
-	for _, sub := range g.Subjects() {
-		if sub.Name == name {
-			return sub.Faces
-		}
-	}
-	return 0
-}
-
-// exportGallery is GET /v1/gallery: the stored gallery in its versioned format
-// (what `facefleet enroll` writes), or an empty one.
+// exportGallery is GET /v1/gallery: the shared gallery in the versioned JSON
+// format `facefleet enroll` writes (?format=binary: the binary format, a
+// quarter of the size and quick to load, for large galleries).
 func (s *Server) exportGallery(c *fiber.Ctx) error {
-	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
+	format := c.Query("format", "json")
+	if format != "json" && format != "binary" {
+		return errf(fiber.StatusBadRequest, "bad_format", "format %q: want json or binary", format)
 	}
-	s.galleryMu.Lock()
-	g, err := s.loadGallery(c.UserContext())
-	s.galleryMu.Unlock()
+	g, err := s.currentGallery(c.UserContext())
 	if err != nil {
 		return err
+	}
+	if format == "binary" {
+		data, err := g.MarshalBinary()
+		if err != nil {
+			return errf(fiber.StatusInternalServerError, "internal", "encode the gallery: %v", err)
+		}
+		c.Set(fiber.HeaderContentType, "application/octet-stream")
+		c.Set(fiber.HeaderContentDisposition, `attachment; filename="gallery.bin"`)
+		return c.Send(data)
 	}
 	data, err := g.Marshal()
 	if err != nil {
@@ -255,76 +175,27 @@ func (s *Server) exportGallery(c *fiber.Ctx) error {
 
 // importGallery is PUT /v1/gallery (replace the whole gallery) and POST
 // /v1/gallery (merge: each imported subject replaces the one of the same name,
-// the others stay, as `facefleet up -gallery` does). A file the codec rejects
-// (not JSON, no or another version, bad descriptors) is a 400 and changes nothing.
+// the others stay, as `facefleet up -gallery` does). Either format is taken; a
+// file the gallery package rejects (not a gallery, another version, bad names
+// or descriptors) is a 400 and changes nothing. Face ids are kept.
 func (s *Server) importGallery(c *fiber.Ctx) error {
-	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
-	}
 	body := c.Body()
 	if len(body) == 0 {
 		return errf(fiber.StatusBadRequest, "bad_gallery", "send a gallery file (as written by `facefleet enroll` or GET /v1/gallery) as the request body")
 	}
-	in, err := s.o.Codec(body)
+	in, err := gallery.Unmarshal(body)
 	if err != nil {
 		return errf(fiber.StatusBadRequest, "bad_gallery", "not an importable gallery: %v", err)
 	}
-	for _, sub := range in.Subjects() {
-		if err := validSubject(sub.Name); err != nil {
-			return errf(fiber.StatusBadRequest, "bad_gallery", "subject %q: %v", sub.Name, err)
-		}
-	}
 	replace := c.Method() == fiber.MethodPut
-	var src galleryDescriptors
-	if !replace {
-		var ok bool
-		if src, ok = in.(galleryDescriptors); !ok {
-			return errf(fiber.StatusNotImplemented, "not_supported", "this gallery cannot merge imports")
-		}
-	}
-	ctx := c.UserContext()
-	var n int
+	op := gallery.OpPut
 	if replace {
-		// The imported gallery becomes the stored one as it is.
-		data, err := in.Marshal()
-		if err != nil {
-			return errf(fiber.StatusInternalServerError, "internal", "encode the gallery: %v", err)
-		}
-		s.galleryMu.Lock()
-		etag, err := s.o.Gallery.Put(ctx, s.o.GalleryKey, data, "application/json")
-		if err == nil {
-			s.galleryETag = etag
-		}
-		s.galleryMu.Unlock()
-		if err != nil {
-			return errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot store the gallery: %v", err)
-		}
-		n = len(in.Subjects())
-	} else {
-		n, err = s.editGallery(ctx, func(g Gallery) (int, error) {
-			if wi, ok := in.(webGallery); ok {
-				if wg, ok := g.(webGallery); ok { // keep the imported face ids
-					if err := wi.mergeInto(wg); err != nil {
-						return 0, errf(fiber.StatusBadRequest, "bad_gallery", "%v", err)
-					}
-					return len(g.Subjects()), nil
-				}
-			}
-			for _, sub := range in.Subjects() {
-				g.Remove(sub.Name)
-				for _, d := range src.Descriptors(sub.Name) {
-					if err := g.Add(sub.Name, d); err != nil {
-						return 0, errf(fiber.StatusBadRequest, "bad_gallery", "subject %q: %v", sub.Name, err)
-					}
-				}
-			}
-			return len(g.Subjects()), nil
-		})
-		if err != nil {
-			return err
-		}
+		op = gallery.OpReplace
 	}
-	return c.JSON(fiber.Map{"subjects": n, "imported": len(in.Subjects()), "replaced": replace})
+	if _, err := s.applyEdit(c.UserContext(), gallery.Edit{Op: op, Faces: in}); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"subjects": s.shared.Gallery().Len(), "imported": in.Len(), "replaced": replace})
 }
 
 // recognizeQuery is POST /v1/recognize's query: ?limit=K (candidates per face,

@@ -1,60 +1,90 @@
 package webtier
 
 import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/facefleet/facefleet/gallery"
-	"github.com/facefleet/facefleet/internal/protocol"
 )
 
-// webGallery adapts *gallery.Gallery to Gallery.
-type webGallery struct{ *gallery.Gallery }
-
-func (w webGallery) Add(subject string, d []float32) error { return w.Gallery.Add(subject, d) }
-
-func (w webGallery) Subjects() []Subject {
-	subs := w.Gallery.Subjects()
-	out := make([]Subject, 0, len(subs))
-	for _, s := range subs {
-		out = append(out, Subject{Name: s.Name, Faces: len(s.Descriptors)})
+// galleryStore returns the shared gallery, opening it on first use (an
+// unreachable store is a 503 and is tried again on the next call).
+func (s *Server) galleryStore(ctx context.Context) (*gallery.Store, error) {
+	s.galleryMu.Lock()
+	defer s.galleryMu.Unlock()
+	if s.shared != nil {
+		return s.shared, nil
 	}
-	return out
+	if s.o.Gallery != nil {
+		s.shared = s.o.Gallery
+		return s.shared, nil
+	}
+	st, err := gallery.OpenStore(ctx, s.o.Outputs, s.o.GalleryPrefix, gallery.StoreOptions{
+		LegacyKey: s.o.GalleryPrefix + "gallery.json", Logger: s.log,
+	})
+	if err != nil {
+		return nil, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot load the gallery: %v", err)
+	}
+	s.shared = st
+	return st, nil
 }
 
-// GalleryPackageCodec decodes galleries written by the gallery package (the
-// default Codec).
-func GalleryPackageCodec(data []byte) (Gallery, error) {
-	if data == nil {
-		return webGallery{gallery.New()}, nil
-	}
-	g, err := gallery.Unmarshal(data)
+// currentGallery is the shared gallery with every tier's edits so far, for
+// reading.
+func (s *Server) currentGallery(ctx context.Context) (*gallery.Gallery, error) {
+	st, err := s.galleryStore(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return webGallery{g}, nil
-}
-
-func (w webGallery) AddFace(subject string, d []float32, box protocol.Box) (string, error) {
-	return w.Gallery.AddFace(subject, d, &gallery.Box{X: box.X, Y: box.Y, W: box.W, H: box.H})
-}
-
-func (w webGallery) Faces(subject string) ([]FaceInfo, bool) {
-	fs, ok := w.Gallery.Faces(subject)
-	out := make([]FaceInfo, 0, len(fs))
-	for _, f := range fs {
-		fi := FaceInfo{ID: f.ID, Created: f.Created}
-		if f.Box != nil {
-			fi.Box = &protocol.Box{X: f.Box.X, Y: f.Box.Y, W: f.Box.W, H: f.Box.H}
-		}
-		out = append(out, fi)
+	if err := st.Refresh(ctx); err != nil {
+		return nil, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot read the gallery: %v", err)
 	}
-	return out, ok
+	return st.Gallery(), nil
 }
 
-// mergeInto puts every subject of w into dst, keeping their face ids.
-func (w webGallery) mergeInto(dst webGallery) error {
-	for _, s := range w.Gallery.Subjects() {
-		if err := dst.PutSubject(s); err != nil {
-			return err
-		}
+// applyEdit journals e, mapping what the gallery refuses to the API's answers.
+func (s *Server) applyEdit(ctx context.Context, e gallery.Edit) (gallery.Outcome, error) {
+	st, err := s.galleryStore(ctx)
+	if err != nil {
+		return gallery.Outcome{}, err
 	}
-	return nil
+	out, err := st.Apply(ctx, e)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, gallery.ErrNoFace):
+		return out, errf(fiber.StatusNotFound, "no_face", "subject %q has no face %q", e.Subject, e.FaceID)
+	case errors.Is(err, gallery.ErrNoSubject):
+		return out, errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", e.Subject)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return out, err
+	}
+	return out, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot store the gallery edit: %v", err)
+}
+
+// galleryPosition is the journal position this tier has seen; requests carry
+// it so workers never match against an older gallery than the one the caller
+// just edited. The first call opens the gallery (importing a legacy
+// gallery.json before the first request reaches a worker); when the store is
+// unreachable it is "" and the workers use their own position.
+func (s *Server) galleryPosition(ctx context.Context) string {
+	st, err := s.galleryStore(ctx)
+	if err != nil {
+		s.log.Warn("gallery unavailable; the request goes without a gallery position", "err", err)
+		return ""
+	}
+	return strconv.FormatUint(st.Seq(), 10)
+}
+
+// Close releases the gallery (waits for a snapshot being written).
+func (s *Server) closeGallery() {
+	s.galleryMu.Lock()
+	st := s.shared
+	s.galleryMu.Unlock()
+	if st != nil && s.o.Gallery == nil {
+		st.Close()
+	}
 }

@@ -341,10 +341,7 @@ func (s *Server) roundTrip(ctx context.Context, up *upload, key string, kind pro
 		}
 		return nil, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot store %q in the input store: %v", key, err)
 	}
-	s.galleryMu.Lock()
-	gtag := s.galleryETag
-	s.galleryMu.Unlock()
-	req := protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: gtag, SentAt: time.Now().UTC(), ReplyTo: s.o.ReplyTo}
+	req := protocol.Request{ID: id, Key: key, ETag: etag, Kind: kind, Gallery: s.galleryPosition(ctx), SentAt: time.Now().UTC(), ReplyTo: s.o.ReplyTo}
 	for _, o := range opts {
 		o(&req)
 	}
@@ -518,15 +515,12 @@ func (s *Server) subjectParam(c *fiber.Ctx) (string, error) {
 	if err != nil {
 		return "", errf(fiber.StatusBadRequest, "bad_subject", "subject %q: %v", c.Params("name"), err)
 	}
-	return name, nil
+	return strings.Clone(name), nil // Fiber reuses the request's buffer
 }
 
 // enroll describes the largest face of the upload in the app tier and adds it to
-// the gallery object; workers pick the new version up by its ETag.
+// the shared gallery; workers pick the new position up from the next request.
 func (s *Server) enroll(c *fiber.Ctx) error {
-	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
-	}
 	name, err := s.subjectParam(c)
 	if err != nil {
 		return err
@@ -556,25 +550,17 @@ func (s *Server) enroll(c *fiber.Ctx) error {
 	if f := largest(a.Faces); f != nil {
 		box = f.Box
 	}
-	var id string
-	faces, err := s.editGallery(ctx, func(g Gallery) (int, error) {
-		var err error
-		if id, err = addFace(g, name, a.Descriptor, box); err != nil {
-			return 0, errf(fiber.StatusUnprocessableEntity, "bad_descriptor", "cannot enroll: %v", err)
-		}
-		return facesOf(g, name), nil
-	})
+	add := gallery.New()
+	id, err := add.AddFace(name, a.Descriptor, &gallery.Box{X: box.X, Y: box.Y, W: box.W, H: box.H})
+	if err != nil {
+		return errf(fiber.StatusUnprocessableEntity, "bad_descriptor", "cannot enroll: %v", err)
+	}
+	out, err := s.applyEdit(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: add})
 	if err != nil {
 		return err
 	}
-	if id != "" {
-		s.storeThumbnail(ctx, name, id, img, box)
-	}
-	res := fiber.Map{"subject": name, "faces": faces, "box": box}
-	if id != "" {
-		res["id"] = id
-	}
-	return c.Status(fiber.StatusCreated).JSON(res)
+	s.storeThumbnail(ctx, name, id, img, box)
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"subject": name, "faces": out.Faces, "box": box, "id": id})
 }
 
 // cutUTF8 shortens s to at most n bytes without splitting a character.
@@ -598,66 +584,22 @@ func largest(fs []protocol.Face) *protocol.Face {
 	return best
 }
 
-// editGallery is a read-modify-write of the gallery object, serialised within this
-// web tier (enrollment is rare; run one web tier for enrollment).
-func (s *Server) editGallery(ctx context.Context, edit func(Gallery) (int, error)) (int, error) {
-	s.galleryMu.Lock()
-	defer s.galleryMu.Unlock()
-	g, err := s.loadGallery(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n, err := edit(g)
-	if err != nil {
-		return 0, err
-	}
-	data, err := g.Marshal()
-	if err != nil {
-		return 0, fmt.Errorf("encode gallery: %w", err)
-	}
-	etag, err := s.o.Gallery.Put(ctx, s.o.GalleryKey, data, "application/json")
-	if err != nil {
-		return 0, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot store the gallery: %v", err)
-	}
-	s.galleryETag = etag
-	return n, nil
-}
-
-// loadGallery reads the stored gallery; the caller holds galleryMu.
-func (s *Server) loadGallery(ctx context.Context) (Gallery, error) {
-	data, attrs, err := s.o.Gallery.Get(ctx, s.o.GalleryKey)
-	switch {
-	case errors.Is(err, blob.ErrNotFound):
-		data, attrs = nil, blob.Attributes{}
-	case err != nil:
-		return nil, errf(fiber.StatusServiceUnavailable, "store_unavailable", "cannot read the gallery: %v", err)
-	}
-	g, err := s.o.Codec(data)
-	if err != nil {
-		return nil, fmt.Errorf("decode gallery %q: %w", s.o.GalleryKey, err)
-	}
-	s.galleryETag = attrs.ETag
-	return g, nil
-}
-
 func (s *Server) deleteSubject(c *fiber.Ctx) error {
-	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
-	}
 	name, err := s.subjectParam(c)
 	if err != nil {
 		return err
 	}
-	var ids []string
-	_, err = s.editGallery(c.UserContext(), func(g Gallery) (int, error) {
-		ids = subjectFaceIDs(g, name)
-		if !g.Remove(name) {
-			return 0, errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", name)
-		}
-		return 0, nil
-	})
+	g, err := s.currentGallery(c.UserContext())
 	if err != nil {
 		return err
+	}
+	faces, _ := g.Faces(name)
+	if _, err := s.applyEdit(c.UserContext(), gallery.Edit{Op: gallery.OpRemoveSubject, Subject: name}); err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(faces))
+	for _, f := range faces {
+		ids = append(ids, f.ID)
 	}
 	s.dropThumbnails(c.UserContext(), ids)
 	return c.SendStatus(fiber.StatusNoContent)

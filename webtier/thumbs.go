@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/image/draw"
 
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/protocol"
 )
@@ -89,26 +90,9 @@ func (s *Server) dropThumbnails(ctx context.Context, ids []string) {
 	}
 }
 
-// subjectFaceIDs lists the ids of subject's faces in g (nil when g keeps none).
-func subjectFaceIDs(g Gallery, subject string) []string {
-	fg, ok := g.(faceGallery)
-	if !ok {
-		return nil
-	}
-	faces, _ := fg.Faces(subject)
-	ids := make([]string, 0, len(faces))
-	for _, f := range faces {
-		ids = append(ids, f.ID)
-	}
-	return ids
-}
-
 // faceThumbnail is GET /v1/subjects/{name}/faces/{id}/thumbnail: a JPEG, 404
 // when the subject has no such face or none was kept (enrolled without the API).
 func (s *Server) faceThumbnail(c *fiber.Ctx) error {
-	if s.o.Codec == nil {
-		return errf(fiber.StatusNotImplemented, "no_gallery", "this web tier was started without a gallery codec")
-	}
 	if _, err := s.subjectParam(c); err != nil {
 		return err
 	}
@@ -120,7 +104,7 @@ func (s *Server) faceThumbnail(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(faces, func(f FaceInfo) bool { return f.ID == id }) {
+	if !slices.ContainsFunc(faces, func(f gallery.FaceInfo) bool { return f.ID == id }) {
 		return errf(fiber.StatusNotFound, "no_face", "subject %q has no face %q", name, id)
 	}
 	data, _, err := s.o.Outputs.Get(c.UserContext(), faceThumbKey(id))

@@ -25,7 +25,7 @@ func timeoutOptions(t *testing.T, vis time.Duration, maxReceives int, lim webtie
 	}
 	resp, _ := memqueue.New(memqueue.Options{Name: "resp"})
 	return webtier.Options{Requests: req, Responses: resp, RequestDLQ: dlq, Inputs: memblob.New(), Outputs: memblob.New(),
-		Codec: mapCodec, Limits: lim, MaxReceives: maxReceives, Visibility: vis, PollWait: 100 * time.Millisecond,
+		Limits: lim, MaxReceives: maxReceives, Visibility: vis, PollWait: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, req
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob/memblob"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
@@ -24,9 +25,9 @@ import (
 	"github.com/facefleet/facefleet/webtier"
 )
 
-// widthEngine is an engine double: one face, in an image whose width the
-// matcher turns into the name; a 1-pixel-wide image fails (transiently) every
-// time, so its request ends in the dead-letter queue.
+// widthEngine is an engine double: one face whose descriptor encodes the
+// image's width (widthFace), enrolled as p<width>; a 1-pixel-wide image fails
+// (transiently) every time, so its request ends in the dead-letter queue.
 type widthEngine struct{}
 
 func (widthEngine) Analyze(_ context.Context, img []byte) (*engine.Result, error) {
@@ -37,12 +38,16 @@ func (widthEngine) Analyze(_ context.Context, img []byte) (*engine.Result, error
 	if cfg.Width == 1 {
 		return nil, errors.New("engine crashed")
 	}
-	return &engine.Result{Width: cfg.Width, Height: cfg.Height, Faces: []engine.Face{{Box: engine.Box{W: 5, H: 5}, Score: 0.9}}}, nil
+	return &engine.Result{Width: cfg.Width, Height: cfg.Height, Faces: []engine.Face{{Box: engine.Box{W: 5, H: 5}, Score: 0.9, Descriptor: widthFace(cfg.Width)}}}, nil
 }
 
-type widthMatcher struct{}
-
-func (widthMatcher) Label(res *engine.Result) string { return fmt.Sprintf("p%d", res.Width) }
+// widthFace is 0.5 on one axis per width: two widths are 0.71 apart, beyond
+// the 0.6 threshold.
+func widthFace(w int) []float32 {
+	d := make([]float32, gallery.DescriptorLen)
+	d[w%gallery.DescriptorLen] = 0.5
+	return d
+}
 
 // Two web tiers share the request queue, its dead-letter queue and a pool of
 // real workers, each tier with its own response queue: every caller gets its
@@ -68,11 +73,22 @@ func TestTwoWebTiersShareTheRequestQueue(t *testing.T) {
 		}
 		return nil, fmt.Errorf("no queue %q", addr)
 	}
+	people := gallery.New()
+	for w := 10; w < 90; w++ {
+		people.Add(fmt.Sprintf("p%d", w), widthFace(w))
+	}
+	st, err := gallery.OpenStore(ctx, out, "", gallery.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, gallery.Edit{Op: gallery.OpReplace, Faces: people}); err != nil {
+		t.Fatal(err)
+	}
 	urls := map[string]string{}
 	for _, n := range []string{"resp-a", "resp-b"} {
 		s, err := webtier.New(webtier.Options{
 			Requests: req, Responses: queues[n], RequestDLQ: dlq, Inputs: in, Outputs: out,
-			ReplyTo: n, ReplyQueue: resolve, Codec: mapCodec,
+			ReplyTo: n, ReplyQueue: resolve,
 			Limits: webtier.Limits{RequestTimeout: 15 * time.Second}, MaxReceives: 3, PollWait: 100 * time.Millisecond, Logger: discard,
 		})
 		if err != nil {
@@ -91,8 +107,7 @@ func TestTwoWebTiersShareTheRequestQueue(t *testing.T) {
 		w, err := apptier.New(apptier.Options{
 			ID: fmt.Sprintf("w%d", i), Requests: req, Responses: queues["resp-a"], ReplyQueue: resolve,
 			Inputs: in, Outputs: out, Analyzer: widthEngine{},
-			LoadGallery: func([]byte) (apptier.Matcher, error) { return widthMatcher{}, nil },
-			WaitTime:    50 * time.Millisecond, VisibilityTimeout: 2 * time.Second, RetryBackoff: 10 * time.Millisecond, Logger: discard,
+			WaitTime: 50 * time.Millisecond, VisibilityTimeout: 2 * time.Second, RetryBackoff: 10 * time.Millisecond, Logger: discard,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -24,7 +24,7 @@ import (
 // descriptor made from the upload's first pixel.
 func faceEnv(t *testing.T) *env {
 	t.Helper()
-	e := newEnvWith(t, webtier.Limits{}, func(o *webtier.Options) { o.Codec = webtier.GalleryPackageCodec })
+	e := newEnvWith(t, webtier.Limits{}, func(*webtier.Options) {})
 	e.script = func(e *env, r protocol.Request, m queue.Message) {
 		ctx := context.Background()
 		data, _, err := e.in.Get(ctx, r.Key)
@@ -70,7 +70,7 @@ func facePNG(t *testing.T, shade uint8) []byte {
 
 type facesList struct {
 	Subject string             `json:"subject"`
-	Faces   []webtier.FaceInfo `json:"faces"`
+	Faces   []gallery.FaceInfo `json:"faces"`
 }
 
 func TestThumbnails(t *testing.T) {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/protocol"
@@ -37,23 +38,11 @@ import (
 	"github.com/facefleet/facefleet/scaling"
 )
 
-// Gallery is the enrolled gallery as the web tier edits it.
-type Gallery interface {
-	Add(subject string, descriptor []float32) error
-	// Remove deletes every face of subject and reports whether it existed.
-	Remove(subject string) bool
-	Subjects() []Subject
-	Marshal() ([]byte, error)
-}
-
-// Subject is one enrolled person.
+// Subject is one enrolled person as GET /v1/subjects lists it.
 type Subject struct {
 	Name  string `json:"name"`
 	Faces int    `json:"faces"`
 }
-
-// GalleryCodec decodes a stored gallery; data nil means "none stored yet".
-type GalleryCodec func(data []byte) (Gallery, error)
 
 // Limits bound what a caller may ask; every one answers with a clear status.
 type Limits struct {
@@ -123,12 +112,12 @@ type Options struct {
 	// (or when it fails) another tier's dead letter is left for that tier.
 	ReplyQueue func(addr string) (queue.Queue, error)
 
-	// Gallery holds the gallery object GalleryKey (default: Outputs,
-	// "gallery/gallery.json"); Codec decodes it (default: the gallery
-	// package's format).
-	Gallery    blob.Store
-	GalleryKey string
-	Codec      GalleryCodec
+	// Gallery is the shared gallery this tier edits (gallery.Store: a journal
+	// in the output store that any number of web tiers append to). Nil: the
+	// tier opens it from Outputs under GalleryPrefix (default "gallery/") when
+	// first needed, importing a gallery.json an older facefleet left there.
+	Gallery       *gallery.Store
+	GalleryPrefix string
 
 	Limits Limits
 	// MaxReceives is the request queue's redrive count, quoted in the error a
@@ -186,8 +175,8 @@ type Server struct {
 
 	snapshots snapshotCache
 
-	galleryMu   sync.Mutex
-	galleryETag string // last gallery version this tier wrote or read
+	galleryMu sync.Mutex // guards opening the store
+	shared    *gallery.Store
 
 	histOnce sync.Once
 	history  *history // ui.go: the fleet's recent history for the page
@@ -260,14 +249,8 @@ func New(o Options) (*Server, error) {
 	if o.Limits.RequestTimeout <= 0 {
 		o.Limits.RequestTimeout = settings.DefaultRequestTimeout
 	}
-	if o.Gallery == nil {
-		o.Gallery = o.Outputs
-	}
-	if o.Codec == nil {
-		o.Codec = GalleryPackageCodec
-	}
-	if o.GalleryKey == "" {
-		o.GalleryKey = settings.DefaultGalleryKey
+	if o.GalleryPrefix == "" {
+		o.GalleryPrefix = settings.DefaultGalleryPrefix
 	}
 	if o.StatusTTL <= 0 {
 		o.StatusTTL = DefaultStatusTTL
@@ -373,6 +356,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	cancel()
 	wg.Wait()
+	s.closeGallery()
 	return err
 }
 

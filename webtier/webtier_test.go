@@ -14,12 +14,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/apikeys"
 	"github.com/facefleet/facefleet/internal/blob/memblob"
 	"github.com/facefleet/facefleet/internal/protocol"
@@ -56,33 +56,25 @@ func multipartBody(t testing.TB, field, filename string, data []byte) (*bytes.Bu
 	return &b, mw.FormDataContentType()
 }
 
-// mapCodec is a gallery double: subject -> number of faces.
-type mapGallery map[string]int
-
-func (g mapGallery) Add(s string, d []float32) error {
-	if len(d) == 0 {
-		return fmt.Errorf("empty descriptor")
+// storedGallery is the shared gallery as a new reader sees it.
+func (e *env) storedGallery() *gallery.Gallery {
+	e.t.Helper()
+	st, err := gallery.OpenStore(context.Background(), e.out, "", gallery.StoreOptions{})
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	g[s]++
-	return nil
+	defer st.Close()
+	return st.Gallery()
 }
-func (g mapGallery) Remove(s string) bool { _, ok := g[s]; delete(g, s); return ok }
-func (g mapGallery) Subjects() []webtier.Subject {
-	var out []webtier.Subject
-	for k, v := range g {
-		out = append(out, webtier.Subject{Name: k, Faces: v})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-func (g mapGallery) Marshal() ([]byte, error) { return json.Marshal(map[string]int(g)) }
 
-func mapCodec(data []byte) (webtier.Gallery, error) {
-	g := mapGallery{}
-	if data == nil {
-		return g, nil
+// storedJSON is storedGallery in the JSON format, for comparisons.
+func (e *env) storedJSON() string {
+	e.t.Helper()
+	b, err := e.storedGallery().Marshal()
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	return g, json.Unmarshal(data, &g)
+	return string(b)
 }
 
 type env struct {
@@ -131,7 +123,7 @@ func newEnv(t *testing.T, lim webtier.Limits, mods ...func(*webtier.Options)) *e
 	}
 	o := webtier.Options{
 		Requests: e.req, Responses: e.resp, RequestDLQ: e.dlq, Inputs: e.in, Outputs: e.out,
-		Codec: mapCodec, Limits: lim, MaxReceives: 3, PollWait: 100 * time.Millisecond,
+		Limits: lim, MaxReceives: 3, PollWait: 100 * time.Millisecond,
 		Nudge:  func() { e.mu.Lock(); e.nudges++; e.mu.Unlock() },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -487,9 +479,8 @@ func TestSubjects(t *testing.T) {
 	if code, _, _ := e.do("PUT", "/v1/subjects/Unknown/faces", "image", "u.png", pngBytes(t, 8, 8)); code != 400 {
 		t.Fatalf("reserved name: %d", code)
 	}
-	data, _, err := e.out.Get(context.Background(), "gallery/gallery.json")
-	if err != nil || string(data) != `{"penny":1}` {
-		t.Fatalf("stored gallery %q %v", data, err)
+	if g := e.storedGallery(); g.Len() != 1 || g.FaceCount("penny") != 1 {
+		t.Fatalf("stored gallery: %v", g.Names())
 	}
 	// Enrollment uploads do not linger in the input store.
 	if objs, _ := e.in.List(context.Background(), ""); len(objs) != 0 {

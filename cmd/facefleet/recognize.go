@@ -12,6 +12,7 @@ import (
 
 	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/settings"
 	"github.com/facefleet/facefleet/webtier"
@@ -33,15 +34,11 @@ func runRecognize(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.Usage()
 		return fmt.Errorf("no IMAGE given")
 	}
-	// The worker's own matcher: every face is labelled, and the answer is the
+	// The worker's own labelling: every face is named, and the answer is the
 	// largest face's, exactly as the service answers.
-	gdata, err := os.ReadFile(*ef.gallery)
+	g, err := gallery.Load(*ef.gallery)
 	if err != nil {
 		return fmt.Errorf("-gallery: %w", err)
-	}
-	m, err := apptier.GalleryPackageLoader(ef.threshold())(gdata)
-	if err != nil {
-		return fmt.Errorf("-gallery %s: %w", *ef.gallery, err)
 	}
 	eng, err := ef.engine(stderr)
 	if err != nil {
@@ -80,7 +77,7 @@ func runRecognize(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			}
 			continue
 		}
-		name := m.Label(res)
+		name := apptier.Label(g, res, ef.threshold())
 		if !*asJSON {
 			fmt.Fprintf(stdout, "%s:%s\n", stem, name)
 			continue

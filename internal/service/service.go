@@ -37,8 +37,8 @@ import (
 	"github.com/facefleet/facefleet/webtier"
 )
 
-// GalleryKey is where the gallery lives in the output store.
-const GalleryKey = settings.DefaultGalleryKey
+// GalleryPrefix is where the shared gallery lives in the output store.
+const GalleryPrefix = settings.DefaultGalleryPrefix
 
 // Config configures the embedded service. Zero values take the defaults noted.
 type Config struct {
@@ -93,11 +93,13 @@ type Service struct {
 	Inputs, Outputs                 blob.Store
 	Fleet                           fleet.Fleet
 	Controller                      *scaling.Controller
-	Web                             *webtier.Server
-	local                           *localfleet.Fleet
-	nudge                           chan struct{}
-	backend                         Backend
-	tiers                           Tiers
+	// Gallery is the one shared gallery of the web tier and every local worker.
+	Gallery *gallery.Store
+	Web     *webtier.Server
+	local   *localfleet.Fleet
+	nudge   chan struct{}
+	backend Backend
+	tiers   Tiers
 }
 
 // New builds the service; nothing runs until Serve.
@@ -167,12 +169,20 @@ func New(cfg Config) (*Service, error) {
 	s.Fleet, s.local = lf, lf
 	s.Controller = scaling.NewController(scaling.ControllerOptions{Queue: s.Requests, Fleet: s.Fleet, Policy: cfg.Policy,
 		Max: cfg.MaxInstances, Logger: cfg.Logger.With("component", "scaler")})
+	openCtx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s.Gallery, err = gallery.OpenStore(openCtx, s.Outputs, GalleryPrefix, gallery.StoreOptions{
+		LegacyKey: GalleryPrefix + "gallery.json", Logger: cfg.Logger.With("component", "gallery"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
 	s.backend = Backend{
 		Requests: s.Requests, Responses: s.Responses, RequestDLQ: s.DeadLetter, Inputs: s.Inputs, Outputs: s.Outputs,
-		Fleet: s.Fleet, Nudge: s.Nudge, Decisions: s.Controller.Recent,
+		Fleet: s.Fleet, Nudge: s.Nudge, Decisions: s.Controller.Recent, Gallery: s.Gallery,
 	}
 	s.tiers = Tiers{
-		GalleryKey: GalleryKey, Limits: cfg.Limits, Auth: cfg.Auth, MaxReceives: cfg.MaxReceives, StatusTTL: cfg.StatusTTL,
+		GalleryPrefix: GalleryPrefix, Limits: cfg.Limits, Auth: cfg.Auth, MaxReceives: cfg.MaxReceives, StatusTTL: cfg.StatusTTL,
 		Analyzer: cfg.Analyzer, Threshold: cfg.Threshold, GalleryCheckEvery: cfg.GalleryCheckEvery, WorkerWait: cfg.WorkerWait,
 		IdleTimeout: cfg.IdleTimeout, MinLifetime: cfg.MinLifetime, VisibilityTimeout: cfg.VisibilityTimeout,
 		RetryBackoff: cfg.RetryBackoff, MaxTails: cfg.MaxTails, Logger: cfg.Logger,
@@ -203,34 +213,14 @@ func (s *Service) Nudge() {
 }
 
 // SeedGallery merges a gallery file (as written by `facefleet enroll`) into the
-// stored gallery: its subjects replace those of the same name, and people enrolled
-// through the API since stay enrolled across restarts.
+// shared gallery: its subjects replace those of the same name, and people
+// enrolled through the API since stay enrolled across restarts.
 func (s *Service) SeedGallery(ctx context.Context, data []byte) error {
 	seed, err := gallery.Unmarshal(data)
 	if err != nil {
 		return fmt.Errorf("service: seed gallery: %w", err)
 	}
-	stored, _, err := s.Outputs.Get(ctx, GalleryKey)
-	switch {
-	case errors.Is(err, blob.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("service: seed gallery: reading the stored gallery: %w", err)
-	default:
-		g, err := gallery.Unmarshal(stored)
-		if err != nil {
-			return fmt.Errorf("service: seed gallery: the stored gallery %s: %w", GalleryKey, err)
-		}
-		for _, sub := range seed.Subjects() {
-			g.Remove(sub.Name)
-			if err := g.Add(sub.Name, sub.Descriptors...); err != nil {
-				return fmt.Errorf("service: seed gallery: %w", err)
-			}
-		}
-		if data, err = g.Marshal(); err != nil {
-			return fmt.Errorf("service: seed gallery: %w", err)
-		}
-	}
-	if _, err := s.Outputs.Put(ctx, GalleryKey, data, "application/json"); err != nil {
+	if _, err := s.Gallery.Apply(ctx, gallery.Edit{Op: gallery.OpPut, Faces: seed}); err != nil {
 		return fmt.Errorf("service: seed gallery: %w", err)
 	}
 	return nil

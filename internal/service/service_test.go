@@ -48,19 +48,17 @@ func TestNewAndSeedGallery(t *testing.T) {
 	if err := svc.SeedGallery(ctx, data); err != nil {
 		t.Fatal(err)
 	}
-	got, _, err := svc.Outputs.Get(ctx, service.GalleryKey)
-	if err != nil || string(got) != string(data) {
-		t.Fatalf("stored gallery %q, %v", got, err)
+	if got, _ := svc.Gallery.Gallery().Marshal(); string(got) != string(data) {
+		t.Fatalf("stored gallery %s, want %s", got, data)
 	}
 
 	// A second seed replaces amy and adds bob; penny, enrolled since (through the
 	// API), stays.
-	stored, _ := gallery.Unmarshal(got)
-	if err := stored.Add("penny", d); err != nil {
+	penny := gallery.New()
+	if err := penny.Add("penny", d); err != nil {
 		t.Fatal(err)
 	}
-	withPenny, _ := stored.Marshal()
-	if _, err := svc.Outputs.Put(ctx, service.GalleryKey, withPenny, "application/json"); err != nil {
+	if _, err := svc.Gallery.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: penny}); err != nil {
 		t.Fatal(err)
 	}
 	seed2 := gallery.New()
@@ -76,11 +74,12 @@ func TestNewAndSeedGallery(t *testing.T) {
 	if err := svc.SeedGallery(ctx, data2); err != nil {
 		t.Fatal(err)
 	}
-	got, _, _ = svc.Outputs.Get(ctx, service.GalleryKey)
-	merged, err := gallery.Unmarshal(got)
+	// What a fresh process reads from the store, not this one's memory.
+	reader, err := gallery.OpenStore(ctx, svc.Outputs, service.GalleryPrefix, gallery.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	merged := reader.Gallery()
 	var names []string
 	for _, s := range merged.Subjects() {
 		names = append(names, s.Name)
@@ -98,7 +97,7 @@ func TestTiersFromSettings(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	aws := map[string]string{"FACEFLEET_REQUEST_QUEUE_URL": "http://q/1", "FACEFLEET_RESPONSE_QUEUE_URL": "http://q/2",
 		"FACEFLEET_INPUT_BUCKET": "in", "FACEFLEET_OUTPUT_BUCKET": "out", "FACEFLEET_MAX_BODY": "2048",
-		"FACEFLEET_MAX_PIXELS": "1000", "FACEFLEET_IDLE_TIMEOUT": "0s", "FACEFLEET_GALLERY_KEY": "g/k.json"}
+		"FACEFLEET_MAX_PIXELS": "1000", "FACEFLEET_IDLE_TIMEOUT": "0s", "FACEFLEET_GALLERY_PREFIX": "g/k/"}
 	up, err := settings.FromEnv(settings.Up, env(aws))
 	if err != nil {
 		t.Fatal(err)
@@ -115,8 +114,8 @@ func TestTiersFromSettings(t *testing.T) {
 	if tu.Limits != tw.Limits || tw.Limits.MaxBodyBytes != 2048 || tw.Limits.MaxPixels != 1000 || ta.Limits.MaxPixels != 1000 {
 		t.Errorf("limits: up %+v, webtier %+v, apptier %+v", tu.Limits, tw.Limits, ta.Limits)
 	}
-	if tu.GalleryKey != service.GalleryKey || tw.GalleryKey != "g/k.json" || ta.GalleryKey != "g/k.json" {
-		t.Errorf("gallery keys %q %q %q", tu.GalleryKey, tw.GalleryKey, ta.GalleryKey)
+	if tu.GalleryPrefix != service.GalleryPrefix || tw.GalleryPrefix != "g/k/" || ta.GalleryPrefix != "g/k/" {
+		t.Errorf("gallery prefixes %q %q %q", tu.GalleryPrefix, tw.GalleryPrefix, ta.GalleryPrefix)
 	}
 	if ta.IdleTimeout != 0 || ta.WorkerWait != 5*time.Second || tw.PollWait != 10*time.Second || ta.Threshold != 0.6 {
 		t.Errorf("apptier %+v, webtier poll %s", ta, tw.PollWait)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/facefleet/facefleet/apptier"
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/queue"
@@ -43,11 +44,15 @@ type Backend struct {
 	// over Tiers' values, so the timeouts follow the queue.
 	QueueVisibility  time.Duration
 	QueueMaxReceives int
+	// Gallery, when set, is one shared gallery for every tier built on b (the
+	// embedded service: one copy in memory for the web tier and all workers).
+	// Nil: each tier opens its own from Outputs (AWS: one per process).
+	Gallery *gallery.Store
 }
 
 // Tiers configures both tiers; zero values take the tiers' defaults.
 type Tiers struct {
-	GalleryKey string // in the output store (default settings.DefaultGalleryKey)
+	GalleryPrefix string // in the output store (default settings.DefaultGalleryPrefix)
 
 	// Web tier.
 	Limits      webtier.Limits
@@ -74,7 +79,7 @@ type Tiers struct {
 // TiersFromSettings takes the tiers' configuration from a command's resolved
 // settings; settings the command does not read keep their zero value.
 func TiersFromSettings(v *settings.Values) Tiers {
-	t := Tiers{GalleryKey: settings.DefaultGalleryKey}
+	t := Tiers{GalleryPrefix: settings.DefaultGalleryPrefix}
 	str := func(name string, dst *string) {
 		if v.Has(name) {
 			*dst = v.String(name)
@@ -90,7 +95,7 @@ func TiersFromSettings(v *settings.Values) Tiers {
 			*dst = v.Duration(name)
 		}
 	}
-	str(settings.GalleryKey, &t.GalleryKey)
+	str(settings.GalleryPrefix, &t.GalleryPrefix)
 	num(settings.MaxBody, &t.Limits.MaxBodyBytes)
 	num(settings.MaxPixels, &t.Limits.MaxPixels)
 	num(settings.MaxPending, &t.Limits.MaxPending)
@@ -143,7 +148,7 @@ func NewWebTier(b Backend, t Tiers) (*webtier.Server, error) {
 	vis, maxReceives := queueSettings(b, t)
 	return webtier.New(webtier.Options{
 		Requests: b.Requests, Responses: b.Responses, RequestDLQ: b.RequestDLQ,
-		Inputs: b.Inputs, Outputs: b.Outputs, GalleryKey: t.GalleryKey,
+		Inputs: b.Inputs, Outputs: b.Outputs, Gallery: b.Gallery, GalleryPrefix: t.GalleryPrefix,
 		ReplyTo: b.ReplyTo, ReplyQueue: b.ReplyQueue,
 		Limits: t.Limits, Auth: t.Auth, Threshold: t.Threshold, MaxReceives: maxReceives, Visibility: vis, PollWait: t.PollWait, StatusTTL: t.StatusTTL,
 		Nudge: b.Nudge, Fleet: b.Fleet, Decisions: b.Decisions, DecisionLog: b.DecisionLog, Logger: t.logger(),
@@ -158,7 +163,7 @@ func NewWorker(b Backend, t Tiers, id string) (*apptier.Worker, error) {
 	vis, _ := queueSettings(b, t)
 	return apptier.New(apptier.Options{
 		ID: id, Requests: b.Requests, Responses: b.Responses, ReplyQueue: b.ReplyQueue, Inputs: b.Inputs, Outputs: b.Outputs,
-		Analyzer: t.Analyzer, GalleryKey: t.GalleryKey, Threshold: t.Threshold,
+		Analyzer: t.Analyzer, Gallery: b.Gallery, GalleryPrefix: t.GalleryPrefix, Threshold: t.Threshold,
 		GalleryCheckEvery: t.GalleryCheckEvery, WaitTime: t.WorkerWait, IdleTimeout: t.IdleTimeout, MinLifetime: t.MinLifetime,
 		VisibilityTimeout: vis, RetryBackoff: t.RetryBackoff, MaxTails: t.MaxTails, Logger: t.logger().With("component", "apptier"),
 	})

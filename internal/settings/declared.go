@@ -48,7 +48,7 @@ const (
 	RequestDLQURL      = "request-dlq-url"
 	InputBucket        = "input-bucket"
 	OutputBucket       = "output-bucket"
-	GalleryKey         = "gallery-key"
+	GalleryPrefix      = "gallery-prefix"
 	AppTagKey          = "app-tag-key"
 	AppTagValue        = "app-tag-value"
 	LaunchTemplateID   = "launch-template-id"
@@ -86,7 +86,7 @@ const (
 	// DefaultRequestTimeout applies when the request queue's visibility is not
 	// known; otherwise the request timeout is derived from it.
 	DefaultRequestTimeout = time.Minute
-	DefaultGalleryKey     = "gallery/gallery.json"
+	DefaultGalleryPrefix  = "gallery/"
 )
 
 // All returns every declared setting, in the order the README's table lists them.
@@ -202,8 +202,8 @@ func All() []Setting {
 			Help: "S3 bucket for uploaded images"},
 		{Name: OutputBucket, Env: "FACEFLEET_OUTPUT_BUCKET", Kind: String, For: []Command{Webtier, Apptier, Keys, Scaler}, Required: tiers,
 			Help: "S3 bucket for results, the gallery and the API keys (keys: when set, instead of -data; scaler: where it keeps its recent decisions, scaler/decisions.json, for /v1/status; unset: only logged)"},
-		{Name: GalleryKey, Env: "FACEFLEET_GALLERY_KEY", Kind: String, Default: DefaultGalleryKey, For: tiers,
-			Help: "key of the enrolled gallery in the output bucket"},
+		{Name: GalleryPrefix, Env: "FACEFLEET_GALLERY_PREFIX", Kind: String, Default: DefaultGalleryPrefix, For: tiers,
+			Help: "prefix of the shared gallery in the output bucket (journal/ and snapshot/ under it; a gallery.json an older facefleet left there is imported once)"},
 		{Name: AppTagKey, Env: "FACEFLEET_APP_TAG_KEY", Kind: String, For: []Command{Webtier, Scaler}, Required: []Command{Scaler},
 			Together: AppTagValue, Aliases: []string{"fleet-tag-key"},
 			Help: "tag key marking app-tier instances (web tier: optional, reports the fleet on /v1/status)"},

@@ -63,7 +63,7 @@ func newFaultRig(t *testing.T, workers int) *faultRig {
 		t.Fatal(err)
 	}
 	r.web, err = webtier.New(webtier.Options{Requests: r.req, Responses: r.resp, RequestDLQ: r.dlq, Inputs: in, Outputs: r.out,
-		GalleryKey: "gallery/gallery.json", MaxReceives: 3, PollWait: time.Second,
+		MaxReceives: 3, PollWait: time.Second,
 		Limits: webtier.Limits{RequestTimeout: 20 * time.Second}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func newFaultRig(t *testing.T, workers int) *faultRig {
 		wg.Go(func() {
 			for gen := 0; ctx.Err() == nil; gen++ {
 				w, err := apptier.New(apptier.Options{ID: fmt.Sprintf("w%d.%d", i, gen), Requests: r.req, Responses: r.resp,
-					Inputs: in, Outputs: r.out, Analyzer: r.eng, GalleryKey: "gallery/gallery.json",
+					Inputs: in, Outputs: r.out, Analyzer: r.eng,
 					WaitTime: 100 * time.Millisecond, VisibilityTimeout: faultVisibility, RetryBackoff: 50 * time.Millisecond, Logger: log})
 				if err != nil {
 					t.Error(err)
