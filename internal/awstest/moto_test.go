@@ -186,7 +186,7 @@ func TestMotoEnforcesTemplatePolicies(t *testing.T) {
 	}{
 		{"web puts an upload", put("web", in, "a.png")},
 		{"web sends a request", send("web")},
-		{"web writes the gallery", put("web", out, "gallery/gallery.json")},
+		{"web writes the gallery", put("web", out, "gallery/journal/00000000000000000001")},
 		{"app writes a result", put("app", out, "results/a.json")},
 	}
 	for _, a := range allowed {
@@ -219,7 +219,7 @@ func TestMotoEnforcesTemplatePolicies(t *testing.T) {
 		what string
 		err  error
 	}{
-		{"app writes the gallery (explicit Deny)", put("app", out, "gallery/gallery.json")},
+		{"app writes the gallery (explicit Deny)", put("app", out, "gallery/journal/00000000000000000002")},
 		{"app sends to the request queue", send("app")},
 		{"scaler sends to the request queue", send("scaler")},
 		{"web writes a result record", put("web", out, "results/a.json")},

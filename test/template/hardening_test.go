@@ -28,11 +28,12 @@ var needs = map[string][]grant{
 		{"s3:DeleteObject", "${InputBucket.Arn}/detect-*"},         // /v1/detect uploads
 		{"s3:DeleteObject", "${InputBucket.Arn}/verify-*"},         // /v1/verify uploads
 		{"s3:ListBucket", "InputBucket"},                           // start-up probe (List)
-		{"s3:ListBucket", "OutputBucket"},                          // start-up probe; missing gallery reads 404
-		{"s3:GetObject", "${OutputBucket.Arn}/gallery/*"},          // gallery edits
+		{"s3:ListBucket", "OutputBucket"},                          // start-up probe; listing the gallery journal
+		{"s3:GetObject", "${OutputBucket.Arn}/gallery/*"},          // gallery journal and snapshots
+		{"s3:DeleteObject", "${OutputBucket.Arn}/gallery/*"},       // gallery compaction
 		{"s3:GetObject", "${OutputBucket.Arn}/auth/keys/*"},        // API key records
 		{"s3:GetObject", "${OutputBucket.Arn}/" + decisionlog.Key}, // the scaler's decisions (decisionlog)
-		{"s3:PutObject", "${OutputBucket.Arn}/gallery/*"},          // enrollment
+		{"s3:PutObject", "${OutputBucket.Arn}/gallery/*"},          // journal entries (If-None-Match), snapshots
 		{"s3:PutObject", "${OutputBucket.Arn}/failed/*"},           // dead-letter records
 		{"sqs:SendMessage", "RequestQueue"},                        // requests
 		{"sqs:GetQueueAttributes", "RequestQueue"},                 // start-up probe, /v1/status
@@ -49,9 +50,9 @@ var needs = map[string][]grant{
 	"AppRole": {
 		{"s3:GetObject", "${InputBucket.Arn}/*"},                  // the image
 		{"s3:ListBucket", "InputBucket"},                          // start-up probe; vanished input reads 404
-		{"s3:ListBucket", "OutputBucket"},                         // start-up probe; missing gallery reads 404
+		{"s3:ListBucket", "OutputBucket"},                         // start-up probe; listing the gallery journal
 		{"s3:PutObject", "${OutputBucket.Arn}/*"},                 // results
-		{"s3:GetObject", "${OutputBucket.Arn}/gallery/*"},         // gallery (Head and Get)
+		{"s3:GetObject", "${OutputBucket.Arn}/gallery/*"},         // gallery journal and snapshots
 		{"sqs:ReceiveMessage", "RequestQueue"},                    //
 		{"sqs:DeleteMessage", "RequestQueue"},                     //
 		{"sqs:ChangeMessageVisibility", "RequestQueue"},           // extend while busy
