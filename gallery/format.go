@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"math"
 	"os"
+	"sync"
 )
 
 // BinaryVersion is the binary format this package writes and reads.
@@ -90,9 +91,7 @@ func (g *Gallery) appendBinary(b []byte, seq uint64) []byte {
 		}
 	}
 	for _, i := range order {
-		for _, v := range g.r.descriptor(i) {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-		}
+		b = appendFloats(b, g.r.descriptor(i))
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 }
@@ -257,15 +256,27 @@ func unmarshalBinary(data []byte) (*Gallery, uint64, error) {
 	if len(r.b) != 0 {
 		return nil, 0, fmt.Errorf("gallery: bad file: %d unexpected bytes after the descriptors", len(r.b))
 	}
-	for i := range g.r.desc {
-		v := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, 0, fmt.Errorf("gallery: bad file: descriptor of face %q holds NaN or Inf", g.r.id[i/DescriptorLen])
+	readFloats(g.r.desc, raw)
+	var bad sync.Map // row -> struct{}: the first bad row found by any part
+	eachRowRange(n, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d := g.r.descriptor(int32(i))
+			if checkDescriptor(d) != nil {
+				bad.Store(i, struct{}{})
+				return
+			}
+			g.r.qerr[i] = quantize(g.r.q[i*DescriptorLen:], d)
 		}
-		g.r.desc[i] = v
-	}
-	for i := range n {
-		g.r.qerr[i] = quantize(g.r.q[i*DescriptorLen:], g.r.descriptor(int32(i)))
+	})
+	first := -1
+	bad.Range(func(k, _ any) bool {
+		if i := k.(int); first < 0 || i < first {
+			first = i
+		}
+		return true
+	})
+	if first >= 0 {
+		return nil, 0, fmt.Errorf("gallery: bad file: descriptor of face %q holds NaN or Inf", g.r.id[first])
 	}
 	return g, seq, nil
 }

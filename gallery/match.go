@@ -40,10 +40,20 @@ func quantize(dst []int8, d []float32) float32 {
 	dst, d = dst[:DescriptorLen:DescriptorLen], d[:DescriptorLen:DescriptorLen]
 	var loss float64
 	for i, v := range d {
-		x := math.Round(float64(v) / quantStep)
-		x = max(-127, min(127, x))
-		dst[i] = int8(x)
-		e := float64(v) - x*quantStep
+		x := float64(v) * (1 / quantStep)
+		var r int32 // rounded half away from zero, clamped
+		switch {
+		case x >= 127:
+			r = 127
+		case x <= -127:
+			r = -127
+		case x >= 0:
+			r = int32(x + 0.5)
+		default:
+			r = int32(x - 0.5)
+		}
+		dst[i] = int8(r)
+		e := float64(v) - float64(r)*quantStep
 		loss += e * e
 	}
 	return float32(math.Sqrt(loss))

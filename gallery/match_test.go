@@ -145,7 +145,7 @@ func TestScanPathsAgree(t *testing.T) {
 	scan(&q, data, got)
 	scanScalar(&q, data, want)
 	if !slices.Equal(got, want) {
-		t.Fatalf("scan (%s) differs from the scalar pass", scanPath)
+		t.Fatalf("scan (%s) differs from the scalar pass", ScanPath)
 	}
 }
 

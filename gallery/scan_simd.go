@@ -4,8 +4,8 @@ package gallery
 
 import "simd/archsimd"
 
-// scanPath names the first pass this build uses (for benchmarks' reports).
-const scanPath = "avx2 when the CPU has it, else scalar"
+// ScanPath names the first pass this build uses (for benchmarks' reports).
+const ScanPath = "avx2 when the CPU has it, else scalar"
 
 // scan is the first pass (see match.go): with AVX2, each row's 128 bytes are
 // widened to 16-bit lanes, the probe subtracted and VPMADDWD squares and pairs

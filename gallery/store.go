@@ -299,10 +299,12 @@ func (s *Store) setSeq(seq uint64) {
 }
 
 func (s *Store) loadSnapshot(ctx context.Context, seq uint64) error {
+	t0 := time.Now()
 	data, _, err := s.blobs.Get(ctx, s.snapshotKey(seq))
 	if err != nil {
 		return fmt.Errorf("gallery: reading snapshot %d: %w", seq, err)
 	}
+	t1 := time.Now()
 	g, got, err := unmarshalBinary(data)
 	if err != nil {
 		return fmt.Errorf("gallery: snapshot %d: %w", seq, err)
@@ -312,7 +314,8 @@ func (s *Store) loadSnapshot(ctx context.Context, seq uint64) error {
 	}
 	s.g.Store(g)
 	s.setSeq(seq)
-	s.log.Info("gallery snapshot loaded", "seq", seq, "subjects", g.Len(), "faces", g.FaceTotal(), "bytes", len(data))
+	s.log.Info("gallery snapshot loaded", "seq", seq, "subjects", g.Len(), "faces", g.FaceTotal(), "bytes", len(data),
+		"read", t1.Sub(t0).Round(time.Millisecond), "decode", time.Since(t1).Round(time.Millisecond))
 	return nil
 }
 

@@ -110,7 +110,7 @@ func All() []Setting {
 
 		// Embedded stores.
 		{Name: Data, Env: "FACEFLEET_DATA", Kind: String, Default: "./data", For: []Command{Up, Keys},
-			Help: "data folder: inputs/, outputs/ (results, gallery/gallery.json, failed/)"},
+			Help: "data folder: inputs/, outputs/ (results, gallery/, failed/)"},
 		{Name: NoSync, Env: "FACEFLEET_NO_SYNC", Kind: Bool, Default: "false", For: []Command{Up, Bench},
 			Help: "write results without fsync (faster; a machine crash may lose the latest results)"},
 		{Name: Gallery, Env: "FACEFLEET_GALLERY", Kind: String, For: []Command{Up},
