@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/apikeys"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/webtier"
@@ -424,5 +425,75 @@ func TestVerify(t *testing.T) {
 	}
 	if objs, _ := e.in.List(context.Background(), ""); len(objs) != 0 {
 		t.Fatalf("verify left %d uploads in the input store", len(objs))
+	}
+}
+
+// The binary export is the same gallery, re-importable, and refused when
+// damaged.
+func TestGalleryBinaryExportImport(t *testing.T) {
+	e := realGalleryEnv(t, map[string]int{"amy": 2, "penny": 1})
+	code, bin := e.send("GET", "/v1/gallery?format=binary", "", nil)
+	if code != 200 || !gallery.IsBinary([]byte(bin)) {
+		t.Fatalf("binary export: %d (%d bytes)", code, len(bin))
+	}
+	if code, body := e.send("GET", "/v1/gallery?format=xml", "", nil); code != 400 || apiError(t, body) != "bad_format" {
+		t.Fatalf("unknown format: %d %s", code, body)
+	}
+	before := e.storedJSON()
+	if code, body := e.send("PUT", "/v1/gallery", "application/octet-stream", []byte(bin)); code != 200 || body != `{"imported":2,"replaced":true,"subjects":2}` {
+		t.Fatalf("binary import: %d %s", code, body)
+	}
+	if after := e.storedJSON(); after != before {
+		t.Fatalf("binary round trip changed the gallery:\n%s\n%s", before, after)
+	}
+	broken := []byte(bin)
+	broken[len(broken)/2] ^= 0xff
+	if code, body := e.send("PUT", "/v1/gallery", "application/octet-stream", broken); code != 400 || !strings.Contains(body, "checksum") {
+		t.Fatalf("damaged binary import: %d %s", code, body)
+	}
+}
+
+// Two web tiers on one output store enroll at once: every enrollment lands,
+// both tiers list the same people, and a face one tier deleted is a 404 on the
+// other.
+func TestTwoWebTiersEnrollAtOnce(t *testing.T) {
+	a := newEnv(t, webtier.Limits{})
+	b := newEnv(t, webtier.Limits{}, func(o *webtier.Options) { o.Outputs = a.out })
+	var err error
+	if b.adminKey, _, err = apikeys.NewStore(a.out, apikeys.Options{}).Create(context.Background(), apikeys.Admin, "b", 1e6, 1e6); err != nil {
+		t.Fatal(err)
+	}
+	const per = 12
+	var wg sync.WaitGroup
+	for k, e := range []*env{a, b} {
+		for i := range per {
+			wg.Go(func() {
+				name := fmt.Sprintf("p%d", i%4)
+				if code, body, _ := e.do("POST", "/v1/subjects/"+name+"/faces", "image", fmt.Sprintf("t%d-%d.png", k, i), pngBytes(t, 8, 8)); code != 201 {
+					t.Errorf("tier %d enroll %d: %d %s", k, i, code, body)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if g := a.storedGallery(); g.FaceTotal() != 2*per || g.Len() != 4 {
+		t.Fatalf("%d faces of %d subjects stored, want %d of 4", g.FaceTotal(), g.Len(), 2*per)
+	}
+	_, la, _ := a.do("GET", "/v1/subjects", "-", "", nil)
+	_, lb, _ := b.do("GET", "/v1/subjects", "-", "", nil)
+	if la != lb || !strings.Contains(la, `{"name":"p0","faces":6}`) {
+		t.Fatalf("tiers disagree:\n%s\n%s", la, lb)
+	}
+	_, body, _ := a.do("GET", "/v1/subjects/p1/faces", "-", "", nil)
+	var fl struct{ Faces []gallery.FaceInfo }
+	if json.Unmarshal([]byte(body), &fl) != nil || len(fl.Faces) != 6 {
+		t.Fatalf("faces of p1: %s", body)
+	}
+	id := fl.Faces[0].ID
+	if code, _, _ := a.do("DELETE", "/v1/subjects/p1/faces/"+id, "-", "", nil); code != 204 {
+		t.Fatalf("delete on a: %d", code)
+	}
+	if code, body, _ := b.do("DELETE", "/v1/subjects/p1/faces/"+id, "-", "", nil); code != 404 || !strings.Contains(body, "no_face") {
+		t.Fatalf("second delete on b: %d %s", code, body)
 	}
 }
