@@ -54,3 +54,14 @@ func eachRowRange(n int, f func(lo, hi int)) {
 	}
 	wg.Wait()
 }
+
+// floatsIn returns raw's float32s in place when the caller owns raw and it can
+// be read as float32s directly (little-endian, 4-byte aligned); nil when it
+// must be copied. The slice's capacity ends with raw, so an append moves it.
+func floatsIn(raw []byte, owned bool) []float32 {
+	if !owned || len(raw) == 0 || !littleEndian() || uintptr(unsafe.Pointer(&raw[0]))%4 != 0 {
+		return nil
+	}
+	n := len(raw) / 4
+	return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), n)[:n:n]
+}

@@ -44,6 +44,7 @@ func (g *Gallery) MarshalBinary() ([]byte, error) { return g.appendBinary(nil, 0
 //	magic "FFGALLRY" | version u32 (2) | flags u32 (0) | seq u64 | subjects u32 | faces u64
 //	per subject, in name order: name len u16 | name | faces u32
 //	    per face: id len u8 | id | created i64 (Unix s, 0 unknown) | has box u8 | [x y w h f64]
+//	pad len u8 | pad zeros, so the descriptors start at a multiple of 4 bytes
 //	descriptors: faces x 128 f32, in the same order
 //	crc32c u32 of everything before it
 //
@@ -53,7 +54,7 @@ func (g *Gallery) appendBinary(b []byte, seq uint64) []byte {
 	defer g.mu.RUnlock()
 	names := g.namesLocked()
 	n := g.r.len()
-	size := len(b) + 36 + n*(DescriptorLen*4+1+8+1+32) + 4
+	size := len(b) + 36 + n*(DescriptorLen*4+1+8+1+32) + 4 + 4
 	for _, name := range names {
 		size += 2 + len(name) + 4
 	}
@@ -90,6 +91,9 @@ func (g *Gallery) appendBinary(b []byte, seq uint64) []byte {
 			}
 		}
 	}
+	pad := (4 - (len(b)-start+1)%4) % 4
+	b = append(b, byte(pad))
+	b = append(b, make([]byte, pad)...)
 	for _, i := range order {
 		b = appendFloats(b, g.r.descriptor(i))
 	}
@@ -157,7 +161,16 @@ func (r *reader) u64(what string) uint64 {
 }
 
 // unmarshalBinary decodes a binary gallery and the seq it was written with.
-func unmarshalBinary(data []byte) (*Gallery, uint64, error) {
+// The gallery copies what it keeps from data.
+func unmarshalBinary(data []byte) (*Gallery, uint64, error) { return decodeBinary(data, false) }
+
+// decodeBinary is unmarshalBinary; with owned, data is the caller's to give
+// away (a fresh blob.Get), and the gallery keeps its descriptors in place
+// instead of copying them: loading half a million faces then allocates no
+// second 256 MB. Names and ids are copied, so the rest of data is freed once
+// the descriptors move (the first enrollment after loading). data must not be
+// written afterwards.
+func decodeBinary(data []byte, owned bool) (*Gallery, uint64, error) {
 	if len(data) < len(binaryMagic)+4+4 {
 		return nil, 0, errors.New("gallery: binary file truncated in the header")
 	}
@@ -189,7 +202,7 @@ func unmarshalBinary(data []byte) (*Gallery, uint64, error) {
 	n := int(nfaces)
 	g := New()
 	g.r = rows{
-		desc: make([]float32, n*DescriptorLen), q: make([]int8, n*DescriptorLen),
+		q: make([]int8, n*DescriptorLen),
 		qerr: make([]float32, n), owner: make([]int32, n), id: make([]string, n),
 		box: make([]Box, n), hasBox: make([]bool, n), created: make([]int64, n),
 	}
@@ -249,6 +262,10 @@ func unmarshalBinary(data []byte) (*Gallery, uint64, error) {
 	if row != n {
 		return nil, 0, fmt.Errorf("gallery: bad file: subjects hold %d faces, header says %d", row, n)
 	}
+	pad := int(r.u8("the padding"))
+	if p := r.take(pad, "the padding"); r.err == nil && (pad > 3 || !bytes.Equal(p, make([]byte, pad))) {
+		return nil, 0, fmt.Errorf("gallery: bad file: padding of %d bytes", pad)
+	}
 	raw := r.take(n*DescriptorLen*4, "the descriptors")
 	if r.err != nil {
 		return nil, 0, r.err
@@ -256,7 +273,10 @@ func unmarshalBinary(data []byte) (*Gallery, uint64, error) {
 	if len(r.b) != 0 {
 		return nil, 0, fmt.Errorf("gallery: bad file: %d unexpected bytes after the descriptors", len(r.b))
 	}
-	readFloats(g.r.desc, raw)
+	if g.r.desc = floatsIn(raw, owned); g.r.desc == nil {
+		g.r.desc = make([]float32, n*DescriptorLen)
+		readFloats(g.r.desc, raw)
+	}
 	var bad sync.Map // row -> struct{}: the first bad row found by any part
 	eachRowRange(n, func(lo, hi int) {
 		for i := lo; i < hi; i++ {

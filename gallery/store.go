@@ -305,7 +305,7 @@ func (s *Store) loadSnapshot(ctx context.Context, seq uint64) error {
 		return fmt.Errorf("gallery: reading snapshot %d: %w", seq, err)
 	}
 	t1 := time.Now()
-	g, got, err := unmarshalBinary(data)
+	g, got, err := decodeBinary(data, true) // data came from Get: ours to keep
 	if err != nil {
 		return fmt.Errorf("gallery: snapshot %d: %w", seq, err)
 	}
@@ -350,7 +350,7 @@ func decodeEntry(data []byte) (Edit, error) {
 		return Edit{}, fmt.Errorf("malformed header: %w", err)
 	}
 	if len(body) > 0 {
-		g, _, err := unmarshalBinary(body)
+		g, _, err := decodeBinary(body, true) // data came from Get: ours to keep
 		if err != nil {
 			return Edit{}, err
 		}

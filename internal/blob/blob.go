@@ -33,7 +33,9 @@ type Store interface {
 	// ErrExists. Two concurrent PutIfAbsent calls on one key: exactly one wins
 	// (S3: PutObject with If-None-Match: *).
 	PutIfAbsent(ctx context.Context, key string, data []byte, contentType string) (string, error)
-	// Get returns the object; ErrNotFound when absent.
+	// Get returns the object; ErrNotFound when absent. The bytes are the
+	// caller's: no adapter keeps or reuses them (the gallery keeps a loaded
+	// snapshot's bytes in place).
 	Get(ctx context.Context, key string) ([]byte, Attributes, error)
 	// Head returns the attributes only; ErrNotFound when absent.
 	Head(ctx context.Context, key string) (Attributes, error)
