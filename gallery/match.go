@@ -164,6 +164,28 @@ func (g *Gallery) NearestK(d []float32, k int) []Neighbour {
 	return out[:min(k, len(out))]
 }
 
+// NearestExhaustive is Nearest by measuring every face in full: the
+// reference the two-pass search is checked against, and the baseline
+// benchmarks compare it with.
+func (g *Gallery) NearestExhaustive(d []float32) (name string, distance float64) {
+	if checkDescriptor(d) != nil {
+		return "", math.Inf(1)
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	best, bestSq := "", float32(math.Inf(1))
+	for row := range g.r.len() {
+		sq := sqDist(d, g.r.descriptor(int32(row)))
+		if n := g.subs[g.r.owner[row]].name; sq < bestSq || sq == bestSq && n < best {
+			best, bestSq = n, sq
+		}
+	}
+	if best == "" {
+		return "", math.Inf(1)
+	}
+	return best, math.Sqrt(float64(bestSq))
+}
+
 func hasLess(m map[int32]float32, o int32, sq float32) bool {
 	v, ok := m[o]
 	return ok && v <= sq

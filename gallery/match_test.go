@@ -107,6 +107,9 @@ func TestNearestKIsBruteForceExactly(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("%s: probe %d, k=%d:\n got %v\nwant %v", stage, q, k, got, want)
 				}
+				if n, dist := g.NearestExhaustive(d); k == 1 && (n != want[0].Subject || dist != want[0].Distance) {
+					t.Fatalf("%s: probe %d: NearestExhaustive %s %v, want %v", stage, q, n, dist, want[0])
+				}
 			}
 		}
 	}
