@@ -63,7 +63,7 @@ test: build vet lint-template
 ## fuzz: every fuzz target in turn for FUZZTIME each (`make fuzz FUZZTIME=10m` for a long run);
 ## a failing input is written to the package's testdata/fuzz/ and replayed by every later `go test`
 FUZZTIME ?= 1m
-FUZZ_TARGETS := ./engine:FuzzDecode ./internal/protocol:FuzzDecodeRequest ./internal/protocol:FuzzDecodeResponse \
+FUZZ_TARGETS := ./engine:FuzzDecode ./gallery:FuzzUnmarshal ./internal/protocol:FuzzDecodeRequest ./internal/protocol:FuzzDecodeResponse \
 	./internal/scalerfn:FuzzParseEvent ./webtier:FuzzUpload
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
