@@ -38,14 +38,18 @@ import (
 //
 // Reading. Refresh lists the prefix and applies the entries after the ones it
 // has; when those were compacted away it loads the newest snapshot first.
-// Workers call RefreshIfStale per request: at most every few seconds, or at
-// once when the request names a newer journal position than theirs.
+// Workers call RefreshIfStale per request: at most every few seconds they
+// read the next entry by its key (a GET; a LIST costs S3 ten times as much),
+// and list only every FullEvery, or when a request names a newer position than
+// the entries they found.
 //
 // Compaction. After CompactAfter entries past the newest snapshot, the writer
 // that reached that number writes a snapshot of that position (PutIfAbsent:
 // the state at a position is the same for everyone) and deletes the entries
 // and snapshots older than the previous snapshot, so a reader one snapshot
 // behind still catches up from the journal instead of reloading everything.
+// Only objects older than KeepFor go: a writer that listed the journal before
+// the deletion could otherwise re-create a deleted position.
 //
 // Gallery returns the current in-memory gallery for reading and matching; edit
 // only through Apply, never through the returned *Gallery.
@@ -60,7 +64,8 @@ type Store struct {
 	mu      sync.Mutex // one refresh or edit of this process at a time
 	seq     uint64
 	snapSeq atomic.Uint64 // newest snapshot known
-	checked atomic.Int64
+	checked atomic.Int64 // last check, Unix ns
+	listed  time.Time    // last full refresh
 	known   atomic.Uint64 // seq, readable without mu
 	compact sync.WaitGroup
 	busy    atomic.Bool // a background compaction is running
@@ -73,6 +78,14 @@ type StoreOptions struct {
 	// before a writer writes a new one (default 200: one LIST page of keys for
 	// readers, a snapshot write per 200 edits for writers).
 	CompactAfter int
+	// FullEvery is how often RefreshIfStale lists the prefix instead of only
+	// reading the next entry (default 1 minute): a reader that fell a whole
+	// snapshot behind finds the snapshot by listing.
+	FullEvery time.Duration
+	// KeepFor is how old a redundant entry or snapshot must be before a
+	// compaction deletes it (default 15 minutes; far longer than any edit's
+	// list-to-write window).
+	KeepFor time.Duration
 	// LegacyKey is a gallery object written before the journal existed
 	// ("gallery/gallery.json"); an empty store imports it once as its first
 	// entry. Empty: none.
@@ -135,6 +148,12 @@ func OpenStore(ctx context.Context, blobs blob.Store, prefix string, opt StoreOp
 	}
 	if opt.CompactAfter <= 0 {
 		opt.CompactAfter = DefaultCompactAfter
+	}
+	if opt.FullEvery <= 0 {
+		opt.FullEvery = time.Minute
+	}
+	if opt.KeepFor <= 0 {
+		opt.KeepFor = 15 * time.Minute
 	}
 	log := opt.Logger
 	if log == nil {
@@ -202,22 +221,54 @@ func (s *Store) RefreshIfStale(ctx context.Context, maxAge time.Duration, atLeas
 	if atLeast <= s.seq && time.Since(time.Unix(0, s.checked.Load())) < maxAge {
 		return nil // another caller refreshed meanwhile
 	}
+	if time.Since(s.listed) < s.opt.FullEvery {
+		if err := s.follow(ctx); err != nil {
+			return err
+		}
+		if s.seq >= atLeast {
+			s.checked.Store(time.Now().UnixNano())
+			return nil
+		}
+	}
 	return s.refreshLocked(ctx)
+}
+
+// follow applies the entries after seq by reading them one by one until one
+// is missing; the caller holds mu.
+func (s *Store) follow(ctx context.Context) error {
+	for {
+		e, err := s.readEntry(ctx, s.seq+1)
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.applyEntry(e); err != nil {
+			return fmt.Errorf("gallery: journal entry %d: %w", s.seq+1, err)
+		}
+		s.setSeq(s.seq + 1)
+	}
 }
 
 func (s *Store) journalKey(seq uint64) string  { return fmt.Sprintf("%sjournal/%020d", s.prefix, seq) }
 func (s *Store) snapshotKey(seq uint64) string { return fmt.Sprintf("%ssnapshot/%020d", s.prefix, seq) }
 
-// listing is what the prefix holds: journal and snapshot positions, ascending.
-type listing struct{ journal, snapshots []uint64 }
+// listing is what the prefix holds: journal and snapshot positions, ascending,
+// and when each object was written.
+type listing struct {
+	journal, snapshots []uint64
+	written            map[string]time.Time
+}
 
 func (s *Store) list(ctx context.Context) (listing, error) {
 	objs, err := s.blobs.List(ctx, s.prefix)
 	if err != nil {
 		return listing{}, fmt.Errorf("gallery: listing %s: %w", s.prefix, err)
 	}
-	var l listing
+	l := listing{written: map[string]time.Time{}}
 	for _, o := range objs {
+		l.written[o.Key] = o.Modified
 		rest := strings.TrimPrefix(o.Key, s.prefix)
 		kind, num, ok := strings.Cut(rest, "/")
 		n, err := strconv.ParseUint(num, 10, 64)
@@ -247,6 +298,7 @@ func (s *Store) refreshLocked(ctx context.Context) error {
 	}
 	if err == nil {
 		s.checked.Store(time.Now().UnixNano())
+		s.listed = time.Now()
 	}
 	return err
 }
@@ -561,16 +613,17 @@ func (s *Store) writeSnapshot(ctx context.Context, seq, prev uint64, data []byte
 	}
 	// Keep the previous snapshot's entries: a reader up to one snapshot behind
 	// catches up from the journal.
+	old := func(key string) bool { return time.Since(l.written[key]) >= s.opt.KeepFor }
 	for _, j := range l.journal {
-		if j <= prev {
-			if err := s.blobs.Delete(ctx, s.journalKey(j)); err != nil {
+		if k := s.journalKey(j); j <= prev && old(k) {
+			if err := s.blobs.Delete(ctx, k); err != nil {
 				return fmt.Errorf("deleting journal entry %d: %w", j, err)
 			}
 		}
 	}
 	for _, n := range l.snapshots {
-		if n < prev {
-			if err := s.blobs.Delete(ctx, s.snapshotKey(n)); err != nil {
+		if k := s.snapshotKey(n); n < prev && old(k) {
+			if err := s.blobs.Delete(ctx, k); err != nil {
 				return fmt.Errorf("deleting snapshot %d: %w", n, err)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob"
@@ -71,7 +72,7 @@ func TestStoreConcurrentWritersLoseNothing(t *testing.T) {
 				}
 			}
 			ctx := context.Background()
-			opt := gallery.StoreOptions{CompactAfter: 16}
+			opt := gallery.StoreOptions{CompactAfter: 16, KeepFor: time.Nanosecond}
 			tiers := []*gallery.Store{open(t, b1, opt), open(t, b2, opt)}
 			const per = 24
 			var wg sync.WaitGroup
@@ -169,7 +170,7 @@ func mustList(t *testing.T, b blob.Store) []string {
 func TestStoreCompactionAndLaggingReader(t *testing.T) {
 	ctx := context.Background()
 	m := memblob.New()
-	opt := gallery.StoreOptions{CompactAfter: 5}
+	opt := gallery.StoreOptions{CompactAfter: 5, KeepFor: time.Nanosecond}
 	w, lag := open(t, m, opt), open(t, m, opt)
 	rng := rand.New(rand.NewPCG(2, 2))
 	for i := range 37 {
@@ -270,5 +271,45 @@ func TestStoreRefusesAGap(t *testing.T) {
 	m.Delete(ctx, "gallery/journal/00000000000000000002")
 	if _, err := gallery.OpenStore(ctx, m, "", gallery.StoreOptions{}); err == nil || !strings.Contains(err.Error(), "gap") {
 		t.Fatalf("a journal with a hole opened: %v", err)
+	}
+}
+
+// Redundant entries younger than KeepFor stay: a writer that listed before
+// the compaction cannot re-create a deleted position.
+func TestStoreKeepsYoungEntries(t *testing.T) {
+	ctx := context.Background()
+	m := memblob.New()
+	w := open(t, m, gallery.StoreOptions{CompactAfter: 1000})
+	rng := rand.New(rand.NewPCG(6, 6))
+	for range 6 {
+		w.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, "x", desc(rng))})
+	}
+	for range 2 {
+		if err := w.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if keys := mustList(t, m); !slices.Contains(keys, "gallery/journal/00000000000000000001") {
+		t.Fatalf("a fresh entry was deleted: %v", keys)
+	}
+}
+
+// A worker follows new entries by key between listings, and a request naming
+// a newer position than it can find forces a listing.
+func TestStoreFollowsByKey(t *testing.T) {
+	ctx := context.Background()
+	m := memblob.New()
+	w := open(t, m, gallery.StoreOptions{})
+	r := open(t, m, gallery.StoreOptions{FullEvery: time.Hour})
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range 3 {
+		w.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, fmt.Sprint("p", i), desc(rng))})
+	}
+	if err := r.RefreshIfStale(ctx, 0, 0); err != nil || r.Seq() != 3 {
+		t.Fatalf("follow: seq %d, %v", r.Seq(), err)
+	}
+	same(t, r.Gallery(), w.Gallery())
+	if err := r.RefreshIfStale(ctx, time.Hour, 3); err != nil || r.Seq() != 3 {
+		t.Fatalf("fresh: seq %d, %v", r.Seq(), err)
 	}
 }
