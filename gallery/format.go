@@ -10,6 +10,8 @@ import (
 	"math"
 	"os"
 	"sync"
+
+	"github.com/facefleet/facefleet/internal/bigalloc"
 )
 
 // BinaryVersion is the binary format this package writes and reads.
@@ -21,8 +23,12 @@ var binaryMagic = [8]byte{'F', 'F', 'G', 'A', 'L', 'L', 'R', 'Y'}
 // Limits a decoded file must respect before anything is allocated for it.
 const (
 	// MaxFaces is the most faces one gallery may hold (16x the 500,000 the
-	// benchmark measures; 5 GB of descriptors).
+	// benchmark measures; 4 GB of descriptors).
 	MaxFaces = 8_000_000
+	// MaxSnapshotBytes bounds a binary gallery of MaxFaces faces (descriptor,
+	// id, time and box of each, and generous room for names): what a store
+	// must be able to read back.
+	MaxSnapshotBytes = MaxFaces * (DescriptorLen*4 + 1 + MaxFaceIDLen + 8 + 1 + 32 + 2 + MaxNameLen + 4)
 )
 
 type fileFormat struct {
@@ -202,9 +208,9 @@ func decodeBinary(data []byte, owned bool) (*Gallery, uint64, error) {
 	n := int(nfaces)
 	g := New()
 	g.r = rows{
-		q: make([]int8, n*DescriptorLen),
-		qerr: make([]float32, n), owner: make([]int32, n), id: make([]string, n),
-		box: make([]Box, n), hasBox: make([]bool, n), created: make([]int64, n),
+		q:    bigalloc.Slice[int8](n * DescriptorLen),
+		qerr: bigalloc.Slice[float32](n), owner: bigalloc.Slice[int32](n), id: make([]string, n),
+		box: bigalloc.Slice[Box](n), hasBox: make([]bool, n), created: bigalloc.Slice[int64](n),
 	}
 	g.subs = make([]subject, 0, nsub)
 	row := 0
@@ -274,7 +280,7 @@ func decodeBinary(data []byte, owned bool) (*Gallery, uint64, error) {
 		return nil, 0, fmt.Errorf("gallery: bad file: %d unexpected bytes after the descriptors", len(r.b))
 	}
 	if g.r.desc = floatsIn(raw, owned); g.r.desc == nil {
-		g.r.desc = make([]float32, n*DescriptorLen)
+		g.r.desc = bigalloc.Slice[float32](n * DescriptorLen)
 		readFloats(g.r.desc, raw)
 	}
 	var bad sync.Map // row -> struct{}: the first bad row found by any part

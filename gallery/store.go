@@ -64,8 +64,8 @@ type Store struct {
 	mu      sync.Mutex // one refresh or edit of this process at a time
 	seq     uint64
 	snapSeq atomic.Uint64 // newest snapshot known
-	checked atomic.Int64 // last check, Unix ns
-	listed  time.Time    // last full refresh
+	checked atomic.Int64  // last check, Unix ns
+	listed  time.Time     // last full refresh
 	known   atomic.Uint64 // seq, readable without mu
 	compact sync.WaitGroup
 	busy    atomic.Bool // a background compaction is running
@@ -310,8 +310,12 @@ func (s *Store) catchUp(ctx context.Context) error {
 	}
 	if n := len(l.snapshots); n > 0 {
 		s.noteSnapshot(l.snapshots[n-1])
-		if !slices.Contains(l.journal, s.seq+1) && l.snapshots[n-1] > s.seq {
-			if err := s.loadSnapshot(ctx, l.snapshots[n-1]); err != nil {
+		// The newest snapshot wins over replaying the journal when this
+		// process starts, when the next entry is gone, or when the snapshot
+		// saves replaying at least CompactAfter entries.
+		newest := l.snapshots[n-1]
+		if newest > s.seq && (s.seq == 0 || !slices.Contains(l.journal, s.seq+1) || newest-s.seq >= uint64(s.opt.CompactAfter)) {
+			if err := s.loadSnapshot(ctx, newest); err != nil {
 				return err
 			}
 		}
@@ -454,7 +458,11 @@ func (s *Store) check(e Edit) (Outcome, error) {
 // applyEntry applies a journalled edit to the in-memory gallery. Entries are
 // applied as written, whatever the state: a face already gone is no error, so
 // every process ends in the same state.
-func (s *Store) applyEntry(e Edit) error {
+func (s *Store) applyEntry(e Edit) error { return s.apply(e, true) }
+
+// apply is applyEntry; owned says e.Faces is nobody else's (decoded from the
+// journal), so a replace keeps it instead of copying it.
+func (s *Store) apply(e Edit, owned bool) error {
 	g := s.g.Load()
 	switch e.Op {
 	case OpAdd:
@@ -488,7 +496,11 @@ func (s *Store) applyEntry(e Edit) error {
 		if e.Faces == nil {
 			return errors.New("replace without faces")
 		}
-		s.g.Store(e.Faces.Clone())
+		if owned {
+			s.g.Store(e.Faces)
+		} else {
+			s.g.Store(e.Faces.Clone())
+		}
 	case OpRemoveFace:
 		g.RemoveFace(e.Subject, e.FaceID)
 	case OpRemoveSubject:
@@ -546,7 +558,7 @@ func (s *Store) applyLocked(ctx context.Context, e Edit) (Outcome, error) {
 		if err != nil {
 			return Outcome{}, fmt.Errorf("gallery: writing journal entry %d: %w", next, err)
 		}
-		if err := s.applyEntry(e); err != nil {
+		if err := s.apply(e, false); err != nil { // e.Faces is the caller's: copy it
 			return Outcome{}, fmt.Errorf("gallery: applying entry %d: %w", next, err)
 		}
 		s.setSeq(next)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/awsconfig"
 	"github.com/facefleet/facefleet/internal/blob/s3blob"
 	"github.com/facefleet/facefleet/internal/decisionlog"
@@ -49,7 +50,10 @@ func OpenAWS(ctx context.Context, v *settings.Values) (Backend, *awsconfig.Clien
 	if inputs, err = s3blob.New(s3c, v.String(settings.InputBucket)); err != nil {
 		return Backend{}, nil, err
 	}
-	if outputs, err = s3blob.New(s3c, v.String(settings.OutputBucket)); err != nil {
+	// The output bucket holds the gallery's snapshots: 270 MB at 500,000
+	// faces, and only the tiers write there, so its read limit is the
+	// gallery's own (gallery.MaxSnapshotBytes), not the 64 MiB uploads get.
+	if outputs, err = s3blob.New(s3c, v.String(settings.OutputBucket), s3blob.Options{MaxObjectBytes: gallery.MaxSnapshotBytes}); err != nil {
 		return Backend{}, nil, err
 	}
 	// The scaler Lambda keeps its recent decisions in the output bucket

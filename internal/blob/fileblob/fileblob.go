@@ -39,6 +39,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/bigalloc"
+
 	"github.com/facefleet/facefleet/internal/blob"
 )
 
@@ -605,7 +607,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, blob.Attributes, e
 	if h.Size < 0 || h.Size > st.Size() {
 		return nil, blob.Attributes{}, fmt.Errorf("fileblob: %q claims %d bytes in a %d-byte file: %w", key, h.Size, st.Size(), ErrCorrupt)
 	}
-	data := make([]byte, h.Size)
+	data := bigalloc.Slice[byte](int(h.Size)) // huge pages for a gallery snapshot
 	if _, err := io.ReadFull(r, data); err != nil {
 		return nil, blob.Attributes{}, fmt.Errorf("fileblob: %q is shorter than its header's %d bytes: %w", key, h.Size, ErrCorrupt)
 	}

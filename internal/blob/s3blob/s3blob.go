@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/facefleet/facefleet/internal/bigalloc"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -181,7 +183,20 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, blob.Attributes, e
 	if n := aws.ToInt64(out.ContentLength); n > s.max {
 		return nil, blob.Attributes{}, fmt.Errorf("s3blob: s3://%s/%s is %d bytes, over the %d-byte read limit", s.bucket, key, n, s.max)
 	}
-	data, err := io.ReadAll(io.LimitReader(out.Body, s.max+1))
+	var data []byte
+	if n := aws.ToInt64(out.ContentLength); n > 0 {
+		// The size is known: read into one buffer (huge pages for a
+		// gallery snapshot), not a doubling one.
+		data = bigalloc.Slice[byte](int(n))
+		if _, err = io.ReadFull(out.Body, data); err == nil {
+			var extra [1]byte
+			if k, _ := out.Body.Read(extra[:]); k > 0 {
+				err = fmt.Errorf("more than the %d bytes announced", n)
+			}
+		}
+	} else {
+		data, err = io.ReadAll(io.LimitReader(out.Body, s.max+1))
+	}
 	if err != nil {
 		return nil, blob.Attributes{}, fmt.Errorf("s3blob: read s3://%s/%s: %w", s.bucket, key, err)
 	}
