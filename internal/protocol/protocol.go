@@ -49,8 +49,9 @@ type Request struct {
 	Key  string `json:"key"`
 	ETag string `json:"etag"`
 	Kind Kind   `json:"kind"`
-	// Gallery is the gallery ETag the web tier knew when it sent the request; a
-	// worker holding another version reloads before matching (empty: no hint).
+	// Gallery is the gallery's journal position (decimal) the web tier had
+	// seen when it sent the request; a worker behind it catches up first, so a
+	// request sent after an enrollment is matched against it.
 	Gallery string    `json:"gallery,omitempty"`
 	SentAt  time.Time `json:"sent_at"`
 	// ReplyTo is the address of the queue the answer goes to (an SQS queue URL,
