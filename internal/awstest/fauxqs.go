@@ -13,12 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,10 +40,7 @@ const (
 type Server struct {
 	// Endpoint is http://127.0.0.1:PORT.
 	Endpoint string
-	cmd      *exec.Cmd
-	logs     *LogBuffer
-	done     chan struct{}
-	waitErr  error
+	proc     *process
 	// unavailable says why the emulator could not start (tests skip with it).
 	unavailable string
 }
@@ -93,90 +88,48 @@ func Start(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
-	// A free port can be taken between FreePort and the emulator's bind; retry.
-	for attempt := 0; attempt < 3; attempt++ {
-		port, err := FreePort()
-		if err != nil {
-			return nil, fmt.Errorf("awstest: find a free port: %w", err)
-		}
-		s, err := start(ctx, node, app, port)
-		if err == nil {
-			return s, nil
-		}
-		if ctx.Err() != nil { // out of time: another try would only spawn node again
-			return nil, err
-		}
-		lastErr = err
+	p, base, err := launch(ctx, "fauxqs", func(port int) *exec.Cmd {
+		cmd := exec.Command(node, "--no-warnings", "--input-type=module", "-e", fmt.Sprintf(launcher, "file://"+app, port, Region))
+		cmd.Env = os.Environ()
+		return cmd
+	}, "/health")
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
+	return &Server{Endpoint: base, proc: p}, nil
 }
 
-func start(ctx context.Context, node, app string, port int) (*Server, error) {
-	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), logs: NewLogBuffer(1 << 20), done: make(chan struct{})}
-	script := fmt.Sprintf(launcher, "file://"+app, port, Region)
-	cmd := exec.Command(node, "--no-warnings", "--input-type=module", "-e", script)
-	cmd.Env = os.Environ()
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	// Own process group, and killed if the test binary dies first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("awstest: start fauxqs: %w", err)
-	}
-	s.cmd = cmd
-	go func() { s.waitErr = cmd.Wait(); close(s.done) }()
-
-	deadline := time.Now().Add(30 * time.Second)
-	client := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("awstest: fauxqs exited during start-up (%v):\n%s", s.waitErr, s.logs.String())
-		case <-ctx.Done():
-			s.Stop()
-			return nil, ctx.Err()
-		default:
-		}
-		resp, err := client.Get(s.Endpoint + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.Stop()
-			return nil, fmt.Errorf("awstest: fauxqs not healthy on %s after 30s (last error %v):\n%s", s.Endpoint, err, s.logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+// StartForTest starts a fauxqs of the test's own, stopped when the test ends.
+// It skips under -short or when fauxqs cannot start (fails under
+// FACEFLEET_REQUIRE_DEPS=1).
+func StartForTest(t testing.TB) *Server {
+	t.Helper()
+	return forTest(t, "fauxqs", Start, (*Server).Stop)
 }
 
 // Stop terminates the emulator (SIGTERM, then SIGKILL after 3 s).
 func (s *Server) Stop() {
-	if s == nil || s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(3 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	if s != nil {
+		s.proc.stop()
 	}
 }
 
 // PID is the emulator's process id (0 when it is not running), for tests that
 // watch its memory.
 func (s *Server) PID() int {
-	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+	if s == nil {
 		return 0
 	}
-	return s.cmd.Process.Pid
+	return s.proc.pid()
 }
 
 // Logs returns the emulator's recent output.
-func (s *Server) Logs() string { return s.logs.String() }
+func (s *Server) Logs() string {
+	if s == nil {
+		return ""
+	}
+	return s.proc.logText()
+}
 
 // Options returns awsconfig options that address the emulator.
 func (s *Server) Options() awsconfig.Options {
@@ -273,7 +226,8 @@ func CreateBucket(ctx context.Context, client *s3.Client, name string) error {
 //	var faux *awstest.Server
 //	func TestMain(m *testing.M) { os.Exit(awstest.Main(m, &faux)) }
 //
-// When fauxqs cannot start, tests that call Need skip, or the package fails under
+// Under -short nothing is started and tests that call Need skip. When fauxqs
+// cannot start, they skip too, or the package fails under
 // FACEFLEET_REQUIRE_DEPS=1.
 func Main(m *testing.M, dst **Server) int {
 	stop, ok := setUpFauxqs(dst)
@@ -285,30 +239,27 @@ func Main(m *testing.M, dst **Server) int {
 }
 
 func setUpFauxqs(dst **Server) (stop func(), ok bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	s, err := Start(ctx)
-	cancel()
-	if err != nil {
-		if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-			fmt.Fprintf(os.Stderr, "FAIL: fauxqs is required (FACEFLEET_REQUIRE_DEPS=1) but did not start: %v\n", err)
-			return nil, false
+	s := &Server{}
+	s.unavailable, ok = forPackage("fauxqs", func(ctx context.Context) error {
+		started, err := Start(ctx)
+		if err == nil {
+			s = started
 		}
-		*dst = &Server{unavailable: err.Error()}
-		return func() {}, true
-	}
+		return err
+	})
 	*dst = s
-	return s.Stop, true
+	return s.Stop, ok
 }
 
-// Need returns s, or skips the test when the emulator is unavailable.
+// Need returns s, or skips the test when the emulator is not running (under
+// -short, or when it could not start).
 func Need(t testing.TB, s *Server) *Server {
 	t.Helper()
-	if s == nil {
-		t.Fatal("awstest: no server; call awstest.Main from TestMain")
+	var why string
+	if s != nil {
+		why = s.unavailable
 	}
-	if s.unavailable != "" {
-		t.Skipf("skipping: fauxqs unavailable: %s", s.unavailable)
-	}
+	need(t, "fauxqs", s != nil, why)
 	return s
 }
 

@@ -3,7 +3,6 @@ package awstest_test
 import (
 	"context"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,13 +16,7 @@ import (
 func TestStartStop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := awstest.Start(ctx)
-	if err != nil {
-		if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-			t.Fatal(err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
+	s := awstest.StartForTest(t)
 	if !strings.HasPrefix(s.Endpoint, "http://127.0.0.1:") {
 		t.Fatalf("endpoint %s is not loopback", s.Endpoint)
 	}

@@ -22,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,10 +55,7 @@ type Moto struct {
 	direct   string
 	front    *httptest.Server
 	Admin    Creds
-	cmd      *exec.Cmd
-	logs     *LogBuffer
-	done     chan struct{}
-	waitErr  error
+	proc     *process
 	tmpl     *Template
 	keysMu   sync.Mutex
 	keys     map[string]string // access key id -> secret, of users the rig created
@@ -80,70 +76,33 @@ func StartMoto(ctx context.Context) (*Moto, error) {
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		port, err := FreePort()
-		if err != nil {
-			return nil, fmt.Errorf("awstest: find a free port: %w", err)
-		}
-		m, err := startMoto(ctx, bin, port)
-		if err == nil {
-			m.tmpl = tmpl
-			if err := m.enforce(ctx); err != nil {
-				m.Stop()
-				return nil, err
-			}
-			return m, nil
-		}
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		lastErr = err
+	p, direct, err := launch(ctx, "moto_server", func(port int) *exec.Cmd {
+		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+		// Set-up calls run unauthenticated until reset-auth.
+		// AWS managed policies (AmazonSSMManagedInstanceCore on both roles) exist
+		// only when moto loads them.
+		cmd.Env = append(os.Environ(), "INITIAL_NO_AUTH_ACTION_COUNT=1000000000", "MOTO_ALLOW_NONEXISTENT_REGION=false", "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
+		return cmd
+	}, "/moto-api/data.json")
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
+	m := &Moto{direct: direct, proc: p, tmpl: tmpl, keys: map[string]string{}}
+	m.front = m.queryFix(direct)
+	m.Endpoint = m.front.URL
+	if err := m.enforce(ctx); err != nil {
+		m.Stop()
+		return nil, err
+	}
+	return m, nil
 }
 
-func startMoto(ctx context.Context, bin string, port int) (*Moto, error) {
-	m := &Moto{direct: "http://127.0.0.1:" + strconv.Itoa(port), logs: NewLogBuffer(1 << 20), done: make(chan struct{})}
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	// Set-up calls run unauthenticated until reset-auth.
-	// AWS managed policies (AmazonSSMManagedInstanceCore on both roles) exist
-	// only when moto loads them.
-	cmd.Env = append(os.Environ(), "INITIAL_NO_AUTH_ACTION_COUNT=1000000000", "MOTO_ALLOW_NONEXISTENT_REGION=false", "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
-	cmd.Stdout, cmd.Stderr = m.logs, m.logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("awstest: start moto_server: %w", err)
-	}
-	m.cmd = cmd
-	go func() { m.waitErr = cmd.Wait(); close(m.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	client := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-m.done:
-			return nil, fmt.Errorf("awstest: moto_server exited during start-up (%v):\n%s", m.waitErr, m.logs.String())
-		case <-ctx.Done():
-			m.Stop()
-			return nil, ctx.Err()
-		default:
-		}
-		resp, err := client.Get(m.direct + "/moto-api/data.json")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				m.keys = map[string]string{}
-				m.front = m.queryFix(m.direct)
-				m.Endpoint = m.front.URL
-				return m, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			m.Stop()
-			return nil, fmt.Errorf("awstest: moto_server not answering on %s after 30s (last error %v):\n%s", m.direct, err, m.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+// StartMotoForTest starts a moto of the test's own (IAM enforced), stopped
+// when the test ends. It skips under -short or when moto cannot start (fails
+// under FACEFLEET_REQUIRE_DEPS=1).
+func StartMotoForTest(t testing.TB) *Moto {
+	t.Helper()
+	return forTest(t, "moto_server", StartMoto, (*Moto).Stop)
 }
 
 // queryFix is a reverse proxy in front of moto for its SigV4 deviation: moto
@@ -460,27 +419,27 @@ func (m *Moto) EnvFor(c Creds) []string {
 
 // Stop terminates moto_server (SIGTERM to its process group, then SIGKILL).
 func (m *Moto) Stop() {
-	if m == nil || m.cmd == nil || m.cmd.Process == nil {
+	if m == nil {
 		return
 	}
 	if m.front != nil {
 		m.front.Close()
 	}
-	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-		<-m.done
-	}
+	m.proc.stop()
 }
 
 // Logs returns moto's recent output.
-func (m *Moto) Logs() string { return m.logs.String() }
+func (m *Moto) Logs() string {
+	if m == nil {
+		return ""
+	}
+	return m.proc.logText()
+}
 
 // MotoMain starts moto for a test package, runs its tests and stops it (as Main
-// does for fauxqs). When moto cannot start, tests that call NeedMoto skip, or
-// the package fails under FACEFLEET_REQUIRE_DEPS=1.
+// does for fauxqs). Under -short nothing is started and tests that call
+// NeedMoto skip. When moto cannot start, they skip too, or the package fails
+// under FACEFLEET_REQUIRE_DEPS=1.
 func MotoMain(m *testing.M, dst **Moto) int {
 	stop, ok := setUpMoto(dst)
 	if !ok {
@@ -506,29 +465,26 @@ func Both(m *testing.M, faux **Server, moto **Moto) int {
 }
 
 func setUpMoto(dst **Moto) (stop func(), ok bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	s, err := StartMoto(ctx)
-	cancel()
-	if err != nil {
-		if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-			fmt.Fprintf(os.Stderr, "FAIL: moto is required (FACEFLEET_REQUIRE_DEPS=1) but did not start: %v\n", err)
-			return nil, false
+	m := &Moto{}
+	m.unavailable, ok = forPackage("moto", func(ctx context.Context) error {
+		started, err := StartMoto(ctx)
+		if err == nil {
+			m = started
 		}
-		*dst = &Moto{unavailable: err.Error()}
-		return func() {}, true
-	}
-	*dst = s
-	return s.Stop, true
+		return err
+	})
+	*dst = m
+	return m.Stop, ok
 }
 
-// NeedMoto returns m, or skips the test when moto is unavailable.
+// NeedMoto returns m, or skips the test when moto is not running (under
+// -short, or when it could not start).
 func NeedMoto(t testing.TB, m *Moto) *Moto {
 	t.Helper()
-	if m == nil {
-		t.Fatal("awstest: no moto; call awstest.MotoMain from TestMain")
+	var why string
+	if m != nil {
+		why = m.unavailable
 	}
-	if m.unavailable != "" {
-		t.Skipf("skipping: moto unavailable: %s", m.unavailable)
-	}
+	need(t, "moto", m != nil, why)
 	return m
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -127,14 +126,7 @@ func strs(v any) []string {
 func TestMotoEnforcesTemplatePolicies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := awstest.StartMoto(ctx)
-	if err != nil {
-		if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-			t.Fatal(err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-	defer m.Stop()
+	m := awstest.StartMotoForTest(t)
 	if !strings.HasPrefix(m.Endpoint, "http://127.0.0.1:") {
 		t.Fatalf("endpoint %s is not loopback", m.Endpoint)
 	}

@@ -75,8 +75,10 @@ type Response struct {
 
 // Start builds the function, starts RIE with it and waits until it accepts
 // connections. RIE (and the bootstrap it runs) is killed when the test ends.
+// Under -short the test is skipped.
 func Start(t testing.TB, o Options) *Function {
 	t.Helper()
+	testenv.NoShort(t, "builds the function and runs the Lambda Runtime Interface Emulator")
 	if runtime.GOOS != "linux" {
 		t.Skip("skipping: the Lambda Runtime Interface Emulator runs only on Linux")
 	}

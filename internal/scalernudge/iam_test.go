@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -129,14 +128,7 @@ func TestLambdaResource(t *testing.T) {
 func TestWebRoleMayInvokeOnlyTheScaler(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := awstest.StartMoto(ctx)
-	if err != nil {
-		if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-			t.Fatal(err)
-		}
-		t.Skipf("skipping: moto (for the AWS managed policies' documents): %v", err)
-	}
-	defer m.Stop()
+	m := awstest.StartMotoForTest(t) // for the AWS managed policies' documents
 	tmpl, err := awstest.LoadTemplate("")
 	if err != nil {
 		t.Fatal(err)

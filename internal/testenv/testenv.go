@@ -2,10 +2,16 @@
 // fauxqs, face-api, the shared datasets). `make test` fetches them and exports their
 // paths with FACEFLEET_REQUIRE_DEPS=1, which turns a missing artefact into a failure
 // instead of a skip, so CI cannot pass by skipping.
+//
+// Under -short (`make check`) every dependency is treated as absent: Path, Models,
+// ORTLib, Tool and NoShort skip, and awstest starts no emulator, so the short run
+// needs no npm package, model, emulator or external tool and takes seconds. -short
+// wins over FACEFLEET_REQUIRE_DEPS=1 (make test never passes -short).
 package testenv
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -20,11 +26,46 @@ func Root() string {
 
 func required() bool { return os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" }
 
+// Required reports FACEFLEET_REQUIRE_DEPS=1: a missing dependency fails the test.
+func Required() bool { return required() }
+
+// NoShort skips the test under -short; what names the dependency or the cost
+// (e.g. "starts moto_server"), for the skip message.
+func NoShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("skipping with -short: %s (make test runs it)", what)
+	}
+}
+
+// Missing skips the test because a dependency is absent, or fails it under
+// FACEFLEET_REQUIRE_DEPS=1.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if required() {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf("skipping: "+format, args...)
+}
+
+// Tool finds an executable on PATH; like Path, it skips without it (and under
+// -short), or fails under FACEFLEET_REQUIRE_DEPS=1. hint says how to install it.
+func Tool(t testing.TB, name, hint string) string {
+	t.Helper()
+	NoShort(t, "needs "+name)
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, "%s not found: %s", name, hint)
+	}
+	return p
+}
+
 // Path returns the value of env var name, or def (relative to the repo root) when
 // unset, if it exists; otherwise the test is skipped, or failed under
 // FACEFLEET_REQUIRE_DEPS=1. hint says how to get it (e.g. "run make deps").
 func Path(t testing.TB, name, def, hint string) string {
 	t.Helper()
+	NoShort(t, "needs "+name)
 	p := os.Getenv(name)
 	if p == "" && def != "" {
 		p = filepath.Join(Root(), def)
@@ -34,10 +75,7 @@ func Path(t testing.TB, name, def, hint string) string {
 			return p
 		}
 	}
-	if required() {
-		t.Fatalf("%s not found (%q): %s", name, p, hint)
-	}
-	t.Skipf("skipping: %s not found (%q): %s", name, p, hint)
+	Missing(t, "%s not found (%q): %s", name, p, hint)
 	return ""
 }
 

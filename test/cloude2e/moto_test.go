@@ -52,12 +52,7 @@ func TestCloudE2EMoto(t *testing.T) {
 	m := awstest.NeedMoto(t, moto)
 	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
 	faces := testenv.Shared(t, "faces")
-	if _, err := exec.LookPath("aws"); err != nil {
-		if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-			t.Fatal("the aws CLI is needed by deploy/smoke.sh")
-		}
-		t.Skip("skipping: the aws CLI (deploy/smoke.sh needs it) is not installed")
-	}
+	testenv.Tool(t, "aws", "install the AWS CLI v2 (deploy/smoke.sh needs it)")
 	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -345,13 +340,12 @@ func TestCloudE2EMoto(t *testing.T) {
 // with exit status 2 before touching AWS.
 func TestSmokeScript(t *testing.T) {
 	script := filepath.Join(testenv.Root(), "deploy", "smoke.sh")
-	if sc, err := exec.LookPath("shellcheck"); err == nil {
+	t.Run("shellcheck", func(t *testing.T) {
+		sc := testenv.Tool(t, "shellcheck", "apt-get install shellcheck (scripts/deps.sh installs it when run as root)")
 		if out, err := exec.Command(sc, script).CombinedOutput(); err != nil {
 			t.Errorf("shellcheck deploy/smoke.sh: %v\n%s", err, out)
 		}
-	} else if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-		t.Error("shellcheck is not installed (apt-get install shellcheck)")
-	}
+	})
 	for _, tc := range []struct {
 		args []string
 		env  []string

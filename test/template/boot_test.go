@@ -25,20 +25,6 @@ import (
 	"github.com/facefleet/facefleet/internal/testenv"
 )
 
-// tool finds an executable; skips without it, fails under FACEFLEET_REQUIRE_DEPS=1.
-func tool(t *testing.T, name, hint string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-		t.Fatalf("%s not found: %s", name, hint)
-	}
-	t.Skipf("skipping: %s not found: %s", name, hint)
-	return ""
-}
-
 // eval resolves the few intrinsics the user-data Sub variables use, for an
 // x86_64 stack with a stack-created artefacts bucket.
 func eval(t *testing.T, tpl map[string]any, v any) string {
@@ -166,7 +152,7 @@ var bootTemplates = []string{"AppLaunchTemplate", "WebLaunchTemplate"}
 // TestBootScriptsShellcheck runs shellcheck on the rendered user data, on every
 // script it writes and on the deploy scripts.
 func TestBootScriptsShellcheck(t *testing.T) {
-	sc := tool(t, "shellcheck", "apt-get install shellcheck (scripts/deps.sh installs it when run as root)")
+	sc := testenv.Tool(t, "shellcheck", "apt-get install shellcheck (scripts/deps.sh installs it when run as root)")
 	tpl := readTemplate(t)
 	check := func(name, script string) {
 		cmd := exec.Command(sc, "--shell=bash", "--severity=style", "-")
@@ -238,7 +224,7 @@ func units(t *testing.T, ud string) []heredoc {
 // writes, in a root holding this machine's system units and the executables
 // the dry run showed the boot puts in place: no warning of any kind passes.
 func TestBootUnitsVerify(t *testing.T) {
-	sa := tool(t, "systemd-analyze", "apt-get install systemd")
+	sa := testenv.Tool(t, "systemd-analyze", "apt-get install systemd")
 	sysUnits := ""
 	for _, d := range []string{"/usr/lib/systemd/system", "/lib/systemd/system"} {
 		if _, err := os.Stat(filepath.Join(d, "multi-user.target")); err == nil {
@@ -247,10 +233,7 @@ func TestBootUnitsVerify(t *testing.T) {
 		}
 	}
 	if sysUnits == "" {
-		if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-			t.Fatal("no system unit directory with multi-user.target")
-		}
-		t.Skip("skipping: no system unit directory with multi-user.target")
+		testenv.Missing(t, "no system unit directory with multi-user.target")
 	}
 	tpl := readTemplate(t)
 	for _, lt := range bootTemplates {
@@ -416,7 +399,7 @@ func (b *boot) calls(t *testing.T) []string {
 
 func newBoot(t *testing.T) *boot {
 	t.Helper()
-	tool(t, "bash", "install bash")
+	testenv.Tool(t, "bash", "install bash")
 	dir := t.TempDir()
 	b := &boot{root: filepath.Join(dir, "root"), stubDir: filepath.Join(dir, "stubs"), log: filepath.Join(dir, "calls.log")}
 	for _, d := range []string{b.stubDir, b.path("/etc/systemd/system")} {

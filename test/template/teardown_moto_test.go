@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/facefleet/facefleet/internal/awstest"
+	"github.com/facefleet/facefleet/internal/testenv"
 )
 
 // teardownStack is a stand-in for the facefleet stack with the resources
@@ -53,8 +54,8 @@ func TestTeardownAgainstMoto(t *testing.T) {
 	if os.Getenv("FACEFLEET_TEARDOWN_MOTO") != "1" {
 		t.Skip("skipping: run with `make teardown-check` (FACEFLEET_TEARDOWN_MOTO=1); it takes minutes")
 	}
-	moto := tool(t, "moto_server", "pip install 'moto[server]' (moto 5.2.1 is on the project's machine image)")
-	awsCLI := tool(t, "aws", "install the AWS CLI v2")
+	moto := testenv.Tool(t, "moto_server", "pip install 'moto[server]' (moto 5.2.1 is on the project's machine image)")
+	awsCLI := testenv.Tool(t, "aws", "install the AWS CLI v2")
 	port, err := awstest.FreePort()
 	if err != nil {
 		t.Fatal(err)

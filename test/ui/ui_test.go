@@ -38,9 +38,7 @@ import (
 // skips the test when absent, or fails it under FACEFLEET_REQUIRE_DEPS=1.
 func chromium(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("browser tests: skipped with -short (make test-ui runs them)")
-	}
+	testenv.NoShort(t, "browser tests (make test-ui runs them)")
 	p := os.Getenv("FACEFLEET_CHROMIUM")
 	if p == "" {
 		for _, name := range []string{"chromium", "chromium-browser"} {
@@ -56,10 +54,7 @@ func chromium(t *testing.T) string {
 		}
 	}
 	const hint = "install Debian's chromium (scripts/deps.sh does as root: apt-get install chromium) or set FACEFLEET_CHROMIUM"
-	if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-		t.Fatalf("chromium not found: %s", hint)
-	}
-	t.Skipf("skipping: chromium not found: %s", hint)
+	testenv.Missing(t, "chromium not found: %s", hint)
 	return ""
 }
 

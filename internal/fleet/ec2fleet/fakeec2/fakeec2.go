@@ -92,6 +92,7 @@ type Server struct {
 	calls   map[string]int
 	replays int
 	closed  bool
+	quit    chan struct{} // closed by Close: delayed transitions are dropped at once
 	pending sync.WaitGroup
 }
 
@@ -100,17 +101,22 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, insts: map[string]*Instance{}, tokens: map[string]token{}, inject: map[string][]string{}, calls: map[string]int{},
+	s := &Server{opts: opts, quit: make(chan struct{}), insts: map[string]*Instance{}, tokens: map[string]token{}, inject: map[string][]string{}, calls: map[string]int{},
 		rnd: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
 }
 
-// Close stops the server and waits for hook goroutines to finish.
+// Close stops the server and waits for hook goroutines to finish; transitions
+// still waiting for their delay (PendingDelay, StoppingDelay) are dropped
+// without waiting it out.
 func (s *Server) Close() {
 	s.mu.Lock()
-	s.closed = true
+	if !s.closed {
+		s.closed = true
+		close(s.quit)
+	}
 	s.mu.Unlock()
 	s.srv.Close()
 	s.pending.Wait()
@@ -239,7 +245,13 @@ func (s *Server) after(d time.Duration, f func()) {
 	go func() {
 		defer s.pending.Done()
 		if d > 0 {
-			time.Sleep(d)
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-s.quit:
+				t.Stop()
+				return
+			}
 		}
 		s.mu.Lock()
 		if s.closed {
