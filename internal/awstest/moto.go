@@ -68,22 +68,11 @@ type Moto struct {
 // (POST /moto-api/reset-auth with body 0) and proves it is on: a user with no
 // policy must be refused sqs:SendMessage.
 func StartMoto(ctx context.Context) (*Moto, error) {
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		return nil, fmt.Errorf("awstest: moto_server not on PATH (pip install 'moto[server]==5.2.1'): %w", err)
-	}
 	tmpl, err := LoadTemplate("")
 	if err != nil {
 		return nil, err
 	}
-	p, direct, err := launch(ctx, "moto_server", func(port int) *exec.Cmd {
-		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-		// Set-up calls run unauthenticated until reset-auth.
-		// AWS managed policies (AmazonSSMManagedInstanceCore on both roles) exist
-		// only when moto loads them.
-		cmd.Env = append(os.Environ(), "INITIAL_NO_AUTH_ACTION_COUNT=1000000000", "MOTO_ALLOW_NONEXISTENT_REGION=false", "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
-		return cmd
-	}, "/moto-api/data.json")
+	p, direct, err := launchMoto(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +84,32 @@ func StartMoto(ctx context.Context) (*Moto, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// StartMotoOpen launches moto_server with access control off and no front
+// (Endpoint is moto itself), for clients that sign with any key, such as the
+// AWS CLI in `make teardown-check`. Stop it with Stop.
+func StartMotoOpen(ctx context.Context) (*Moto, error) {
+	p, direct, err := launchMoto(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Moto{Endpoint: direct, direct: direct, proc: p}, nil
+}
+
+func launchMoto(ctx context.Context) (*process, string, error) {
+	bin, err := exec.LookPath("moto_server")
+	if err != nil {
+		return nil, "", fmt.Errorf("awstest: moto_server not on PATH (pip install 'moto[server]==5.2.1'): %w", err)
+	}
+	return launch(ctx, "moto_server", func(port int) *exec.Cmd {
+		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+		// Calls run unauthenticated until reset-auth (StartMoto's enforce).
+		// AWS managed policies (AmazonSSMManagedInstanceCore on both roles) exist
+		// only when moto loads them.
+		cmd.Env = append(os.Environ(), "INITIAL_NO_AUTH_ACTION_COUNT=1000000000", "MOTO_ALLOW_NONEXISTENT_REGION=false", "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
+		return cmd
+	}, "/moto-api/data.json")
 }
 
 // StartMotoForTest starts a moto of the test's own (IAM enforced), stopped

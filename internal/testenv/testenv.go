@@ -79,6 +79,19 @@ func Path(t testing.TB, name, def, hint string) string {
 	return ""
 }
 
+// File is the repository file rel (slash-separated, from the root); the test
+// fails when it is missing. Name a script a test executes through File: go's
+// test cache reruns a test when a file it opened or stat'ed changes, but does
+// not notice a file it only executed (make check reuses cached results).
+func File(t testing.TB, rel string) string {
+	t.Helper()
+	p := filepath.Join(Root(), filepath.FromSlash(rel))
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("testenv: %s: %v", rel, err)
+	}
+	return p
+}
+
 // Models is the directory holding the converted .onnx files.
 func Models(t testing.TB) string {
 	return Path(t, "FACEFLEET_MODELS", "build/models", "run `make models`")

@@ -339,7 +339,7 @@ func TestCloudE2EMoto(t *testing.T) {
 // TestSmokeScript: deploy/smoke.sh is shellcheck clean and refuses bad usage
 // with exit status 2 before touching AWS.
 func TestSmokeScript(t *testing.T) {
-	script := filepath.Join(testenv.Root(), "deploy", "smoke.sh")
+	script := testenv.File(t, "deploy/smoke.sh")
 	t.Run("shellcheck", func(t *testing.T) {
 		sc := testenv.Tool(t, "shellcheck", "apt-get install shellcheck (scripts/deps.sh installs it when run as root)")
 		if out, err := exec.Command(sc, script).CombinedOutput(); err != nil {

@@ -2,13 +2,10 @@ package template_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,30 +51,15 @@ func TestTeardownAgainstMoto(t *testing.T) {
 	if os.Getenv("FACEFLEET_TEARDOWN_MOTO") != "1" {
 		t.Skip("skipping: run with `make teardown-check` (FACEFLEET_TEARDOWN_MOTO=1); it takes minutes")
 	}
-	moto := testenv.Tool(t, "moto_server", "pip install 'moto[server]' (moto 5.2.1 is on the project's machine image)")
 	awsCLI := testenv.Tool(t, "aws", "install the AWS CLI v2")
-	port, err := awstest.FreePort()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	m, err := awstest.StartMotoOpen(ctx)
+	cancel()
 	if err != nil {
-		t.Fatal(err)
+		testenv.Missing(t, "moto_server: %v", err)
 	}
-	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
-	srv := exec.Command(moto, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(-srv.Process.Pid, syscall.SIGKILL); _ = srv.Wait() })
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not listen on %d: %v", port, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	t.Cleanup(m.Stop)
+	endpoint := m.Endpoint
 	home := t.TempDir()
 	// Never the caller's AWS settings: only moto, with dummy keys.
 	var env []string
