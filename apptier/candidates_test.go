@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/protocol"
@@ -61,19 +60,15 @@ func TestWorkerAnswersCandidatesWhenAsked(t *testing.T) {
 	}
 }
 
-// landmarkEngine finds one face with 68 landmarks.
-type landmarkEngine struct{}
-
-func (landmarkEngine) Analyze(context.Context, []byte) (*engine.Result, error) {
-	lm := make([]engine.Point, 68)
-	lm[67] = engine.Point{X: 7, Y: 8}
-	return &engine.Result{Width: 100, Height: 90, Faces: []engine.Face{
-		{Box: engine.Box{X: 1, Y: 2, W: 30, H: 40}, Score: 0.7, Landmarks: lm, Descriptor: bigFace()},
-	}}, nil
-}
-
 func TestWorkerDetectAnswersLandmarksNamesNobodyStoresNothing(t *testing.T) {
-	r := newRig(t, func(o *apptier.Options) { o.Analyzer = landmarkEngine{} })
+	r := newRig(t, nil)
+	r.eng.On([]byte("face"), func(context.Context) (*engine.Result, error) { // one face, 68 landmarks
+		lm := make([]engine.Point, 68)
+		lm[67] = engine.Point{X: 7, Y: 8}
+		return &engine.Result{Width: 100, Height: 90, Faces: []engine.Face{
+			{Box: engine.Box{X: 1, Y: 2, W: 30, H: 40}, Score: 0.7, Landmarks: lm, Descriptor: bigFace()},
+		}}, nil
+	})
 	setGallery(t, r.out, "amy")
 	r.send(t, "d1", "detect-x-group.png", "face", protocol.Detect)
 	runUntilIdle(t, r.w)

@@ -18,6 +18,7 @@ import (
 	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/blob/memblob"
+	"github.com/facefleet/facefleet/internal/enginetest"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/memqueue"
@@ -26,13 +27,14 @@ import (
 type rig struct {
 	req, resp, dlq *memqueue.Queue
 	in, out        *memblob.Store
-	eng            *fakeEngine
+	eng            *enginetest.Engine
 	w              *apptier.Worker
 }
 
 func newRig(t *testing.T, mod func(*apptier.Options)) *rig {
 	t.Helper()
-	r := &rig{in: memblob.New(), out: memblob.New(), eng: &fakeEngine{block: make(chan struct{})}}
+	r := &rig{in: memblob.New(), out: memblob.New(), eng: enginetest.New()}
+	r.eng.SetFaceDescriptors(smallFace(), bigFace())
 	var err error
 	if r.dlq, err = memqueue.New(memqueue.Options{Name: "dlq"}); err != nil {
 		t.Fatal(err)
@@ -260,7 +262,7 @@ func TestWorkerDrainsOnCancel(t *testing.T) {
 	}
 	cancel()
 	time.Sleep(50 * time.Millisecond)
-	close(r.eng.block)
+	r.eng.Release()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -472,7 +474,7 @@ func TestWorkerBackoffIsNotUndoneByTheExtender(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("receive: %v %v", msgs, err)
 	}
-	go func() { <-rec.extending; close(r.eng.block) }() // finish while an extension is on its way
+	go func() { <-rec.extending; r.eng.Release() }() // finish while an extension is on its way
 	r.w.Handle(context.Background(), msgs[0])
 	rec.mu.Lock()
 	defer rec.mu.Unlock()

@@ -1,11 +1,9 @@
 package webtier_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"image"
 	"io"
 	"log/slog"
 	"net"
@@ -19,35 +17,12 @@ import (
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob/memblob"
+	"github.com/facefleet/facefleet/internal/enginetest"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/memqueue"
 	"github.com/facefleet/facefleet/webtier"
 )
-
-// widthEngine is an engine double: one face whose descriptor encodes the
-// image's width (widthFace), enrolled as p<width>; a 1-pixel-wide image fails
-// (transiently) every time, so its request ends in the dead-letter queue.
-type widthEngine struct{}
-
-func (widthEngine) Analyze(_ context.Context, img []byte) (*engine.Result, error) {
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(img))
-	if err != nil {
-		return nil, &engine.ImageError{Kind: "format", Detail: err.Error()}
-	}
-	if cfg.Width == 1 {
-		return nil, errors.New("engine crashed")
-	}
-	return &engine.Result{Width: cfg.Width, Height: cfg.Height, Faces: []engine.Face{{Box: engine.Box{W: 5, H: 5}, Score: 0.9, Descriptor: widthFace(cfg.Width)}}}, nil
-}
-
-// widthFace is 0.5 on one axis per width: two widths are 0.71 apart, beyond
-// the 0.6 threshold.
-func widthFace(w int) []float32 {
-	d := make([]float32, gallery.DescriptorLen)
-	d[w%gallery.DescriptorLen] = 0.5
-	return d
-}
 
 // Two web tiers share the request queue, its dead-letter queue and a pool of
 // real workers, each tier with its own response queue: every caller gets its
@@ -73,10 +48,15 @@ func TestTwoWebTiersShareTheRequestQueue(t *testing.T) {
 		}
 		return nil, fmt.Errorf("no queue %q", addr)
 	}
-	people := gallery.New()
+	// The engine double finds in a pngBytes(t, w, 8) image one face of person w,
+	// enrolled as p<w>; a 1-pixel-wide image fails (transiently) every time, so
+	// its request ends in the dead-letter queue.
+	eng, people := enginetest.New(), gallery.New()
 	for w := 10; w < 90; w++ {
-		people.Add(fmt.Sprintf("p%d", w), widthFace(w))
+		eng.Face(pngBytes(t, w, 8), w)
+		people.Add(fmt.Sprintf("p%d", w), enginetest.Descriptor(w))
 	}
+	eng.On(pngBytes(t, 1, 8), func(context.Context) (*engine.Result, error) { return nil, errors.New("engine crashed") })
 	st, err := gallery.OpenStore(ctx, out, "", gallery.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +86,7 @@ func TestTwoWebTiersShareTheRequestQueue(t *testing.T) {
 		// -response-queue-url would make it.
 		w, err := apptier.New(apptier.Options{
 			ID: fmt.Sprintf("w%d", i), Requests: req, Responses: queues["resp-a"], ReplyQueue: resolve,
-			Inputs: in, Outputs: out, Analyzer: widthEngine{},
+			Inputs: in, Outputs: out, Analyzer: eng,
 			WaitTime: 50 * time.Millisecond, VisibilityTimeout: 2 * time.Second, RetryBackoff: 10 * time.Millisecond, Logger: discard,
 		})
 		if err != nil {

@@ -8,26 +8,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/enginetest"
 	"github.com/facefleet/facefleet/internal/service"
 	"github.com/facefleet/facefleet/internal/settings"
 )
-
-type noEngine struct{}
-
-func (noEngine) Analyze(context.Context, []byte) (*engine.Result, error) {
-	return &engine.Result{}, nil
-}
 
 func TestNewAndSeedGallery(t *testing.T) {
 	if _, err := service.New(service.Config{DataDir: t.TempDir()}); err == nil {
 		t.Fatal("New without an engine succeeded")
 	}
-	if _, err := service.New(service.Config{Analyzer: noEngine{}}); err == nil {
+	if _, err := service.New(service.Config{Analyzer: enginetest.New()}); err == nil {
 		t.Fatal("New without a data folder succeeded")
 	}
-	svc, err := service.New(service.Config{DataDir: t.TempDir(), Analyzer: noEngine{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	svc, err := service.New(service.Config{DataDir: t.TempDir(), Analyzer: enginetest.New(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

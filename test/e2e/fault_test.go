@@ -17,6 +17,7 @@ import (
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/blob/fileblob"
+	"github.com/facefleet/facefleet/internal/enginetest"
 	"github.com/facefleet/facefleet/internal/protocol"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/queue/memqueue"
@@ -28,7 +29,7 @@ import (
 // by hand so a test controls every worker's life.
 type faultRig struct {
 	url            string
-	eng            *fakeEngine
+	eng            *enginetest.Engine
 	req, resp, dlq *memqueue.Queue
 	out            *fileblob.Store
 	crashes        atomic.Int64
@@ -39,7 +40,7 @@ const faultVisibility = 300 * time.Millisecond
 
 func newFaultRig(t *testing.T, workers int) *faultRig {
 	t.Helper()
-	r := &faultRig{eng: newFakeEngine()}
+	r := &faultRig{eng: enginetest.New()}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var err error
 	r.dlq, _ = memqueue.New(memqueue.Options{Name: "dlq"})
@@ -54,7 +55,7 @@ func newFaultRig(t *testing.T, workers int) *faultRig {
 	}
 	g := gallery.New()
 	for p := range 3 {
-		if err := g.Add(name(p), descriptorFor(p)); err != nil {
+		if err := g.Add(name(p), enginetest.Descriptor(p)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,11 +127,11 @@ func TestKilledWorkerIsRedeliveredAndAnsweredOnce(t *testing.T) {
 	r := newFaultRig(t, 2)
 	img := randomPNG(t, 1)
 	var n atomic.Int64
-	r.eng.hook(img, func() (*engine.Result, error) {
+	r.eng.On(img, func(context.Context) (*engine.Result, error) {
 		if n.Add(1) == 1 {
 			runtime.Goexit() // the instance dies mid-request: no answer, no delete, no more visibility extension
 		}
-		return &engine.Result{Width: 32, Height: 32, Faces: []engine.Face{{Box: engine.Box{W: 9, H: 9}, Score: 1, Descriptor: descriptorFor(1)}}}, nil
+		return &engine.Result{Width: 32, Height: 32, Faces: []engine.Face{{Box: engine.Box{W: 9, H: 9}, Score: 1, Descriptor: enginetest.Descriptor(1)}}}, nil
 	})
 	start := time.Now()
 	code, body := post(t, "POST", r.url+"/", "inputFile", "killed.png", img)
@@ -140,7 +141,7 @@ func TestKilledWorkerIsRedeliveredAndAnsweredOnce(t *testing.T) {
 	if d := time.Since(start); d < faultVisibility {
 		t.Fatalf("answered in %s, before the visibility timeout: the killed delivery was not the first", d)
 	}
-	if c := r.eng.callsFor(img); c != 2 {
+	if c := r.eng.CallsFor(img); c != 2 {
 		t.Fatalf("engine saw the image %d times, want 2 (killed + redelivered)", c)
 	}
 	if r.crashes.Load() != 1 {
@@ -155,8 +156,8 @@ func TestKilledWorkerIsRedeliveredAndAnsweredOnce(t *testing.T) {
 func TestPoisonRequestDeadLettersPromptly(t *testing.T) {
 	r := newFaultRig(t, 2)
 	poison, good := randomPNG(t, 2), randomPNG(t, 3)
-	r.eng.hook(poison, func() (*engine.Result, error) { runtime.Goexit(); return nil, nil })
-	r.eng.register(good, 2)
+	r.eng.On(poison, func(context.Context) (*engine.Result, error) { runtime.Goexit(); return nil, nil })
+	r.eng.Face(good, 2)
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -176,7 +177,7 @@ func TestPoisonRequestDeadLettersPromptly(t *testing.T) {
 	if elapsed > 5*time.Second {
 		t.Fatalf("the caller waited %s; a dead-lettered request must fail promptly, not at the 20 s timeout", elapsed)
 	}
-	if c := r.eng.callsFor(poison); c != 3 {
+	if c := r.eng.CallsFor(poison); c != 3 {
 		t.Fatalf("engine saw the poison %d times, want 3 (max receives)", c)
 	}
 	if recs, err := r.out.List(context.Background(), "failed/poison/"); err != nil || len(recs) != 1 {
@@ -204,7 +205,7 @@ func TestUndecodableImagesGet4xxAtOnce(t *testing.T) {
 	if time.Since(start) > faultVisibility {
 		t.Fatalf("a permanent image error was retried (took %s)", time.Since(start))
 	}
-	if c := r.eng.callsFor(truncated); c != 1 {
+	if c := r.eng.CallsFor(truncated); c != 1 {
 		t.Fatalf("engine saw the bad image %d times, want 1", c)
 	}
 	r.assertQueuesEmpty(t)

@@ -16,6 +16,7 @@ import (
 	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/internal/apikeys"
+	"github.com/facefleet/facefleet/internal/enginetest"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/service"
@@ -160,19 +161,19 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 func trimExt(f string) string { return f[:len(f)-len(filepath.Ext(f))] }
 
 func TestEndToEndWithEngineDouble(t *testing.T) {
-	eng := newFakeEngine()
+	eng := enginetest.New()
 	var people []person
 	for p := range 5 {
 		pp := person{Name: name(p)}
 		for k := range 5 {
 			img := randomPNG(t, uint64(100+p*10+k))
-			eng.register(img, p)
+			eng.Face(img, p)
 			pp.Files = append(pp.Files, fmt.Sprintf("%s%d.png", pp.Name, k+1))
 			pp.Photos = append(pp.Photos, img)
 		}
 		people = append(people, pp)
 	}
-	eng.delay = 20 * time.Millisecond
+	eng.SetDelay(20 * time.Millisecond)
 	runService(t, eng, people, 4)
 }
 
