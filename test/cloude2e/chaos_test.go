@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,42 +34,22 @@ func TestChaos(t *testing.T) {
 	}
 	n := countFromEnv(t, "FACEFLEET_CHAOS_N", 20, 1, "")
 	s := awstest.Need(t, faux)
-	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
+	testenv.Models(t) // skip (or fail) before building when the engine's files are absent
+	testenv.ORTLib(t)
 	people := e2ekit.LoadFaces(t, 1)
 	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(30+n/2)*time.Second+5*time.Minute)
 	defer cancel()
 
-	clients, err := s.Clients(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqsc := clients.SQS()
 	// A short visibility brings a killed worker's image back soon; 5 receives
 	// let it survive a few kills before the dead-letter queue takes it.
-	reqQ, err := awstest.CreateQueue(ctx, sqsc, awstest.QueueSpec{Name: awstest.Unique(t, "requests"), VisibilityTimeout: 5 * time.Second, MaxReceives: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	respQ, err := awstest.CreateQueue(ctx, sqsc, awstest.QueueSpec{Name: awstest.Unique(t, "responses")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inBucket, outBucket := awstest.Unique(t, "inputs"), awstest.Unique(t, "outputs")
-	for _, b := range []string{inBucket, outBucket} {
-		if err := awstest.CreateBucket(ctx, clients.S3(), b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	env := append(os.Environ(), s.Env()...)
-	env = append(env, "FACEFLEET_S3_PATH_STYLE=1", "FACEFLEET_MODELS="+models, "FACEFLEET_ORT_LIB="+ortLib,
-		"FACEFLEET_REQUEST_QUEUE_URL="+reqQ.URL, "FACEFLEET_RESPONSE_QUEUE_URL="+respQ.URL, "FACEFLEET_REQUEST_DLQ_URL="+reqQ.DLQURL,
-		"FACEFLEET_INPUT_BUCKET="+inBucket, "FACEFLEET_OUTPUT_BUCKET="+outBucket, "FACEFLEET_LOG_LEVEL=warn")
+	d := newDeployment(ctx, t, s, 5*time.Second, 5, 0)
+	sqsc, reqQ, respQ, env := d.clients.SQS(), d.reqQ, d.respQ, d.env
 
 	var (
 		mu    sync.Mutex
 		apps  []*proc
-		all   []*proc
+		all   procGroup
 		boots int
 	)
 	startApp := func() {
@@ -78,60 +57,23 @@ func TestChaos(t *testing.T) {
 		boots++
 		name := fmt.Sprintf("apptier-%d", boots)
 		mu.Unlock()
-		p, err := startProc(t, name, bin, env, "apptier", "-instance-id", name, "-self-stop", "none", "-idle-timeout", "0s", "-worker-wait", "1s")
+		p, err := all.start(t, name, bin, env, "apptier", "-instance-id", name, "-self-stop", "none", "-idle-timeout", "0s", "-worker-wait", "1s")
 		if err != nil {
 			t.Errorf("start %s: %v", name, err)
 			return
 		}
 		mu.Lock()
-		apps, all = append(apps, p), append(all, p)
+		apps = append(apps, p)
 		mu.Unlock()
 	}
-	port, err := awstest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := freePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	// One connection per upload: a restart then refuses (or, in the instant the
 	// old listener closes, resets) a connection before any request on it is
 	// read, and the client sends again; no idle keep-alive connection is cut.
 	client := &http.Client{Timeout: 3 * time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
-	startWeb := func(name string) *proc {
-		p, err := startProc(t, name, bin, env, "webtier", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-poll-wait", "1s")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		all = append(all, p)
-		mu.Unlock()
-		e2ekit.WaitFor(t, name+"'s /healthz", 30*time.Second, func() bool {
-			select {
-			case <-p.done:
-				t.Fatalf("%s exited: %v\n%s", name, p.err, p.tail(20))
-			default:
-			}
-			res, err := client.Get(url + "/healthz")
-			if err != nil {
-				return false
-			}
-			res.Body.Close()
-			return res.StatusCode == http.StatusOK
-		})
-		return p
-	}
-	defer func() {
-		mu.Lock()
-		ps := append([]*proc(nil), all...)
-		mu.Unlock()
-		for _, p := range ps {
-			p.stop(5 * time.Second)
-		}
-		if t.Failed() {
-			for _, p := range ps {
-				t.Logf("--- %s (exit %v):\n%s", p.name, p.err, p.tail(15))
-			}
-		}
-	}()
+	startWeb := func(name string) *proc { return startWebTier(t, &all, name, bin, env, port, 30*time.Second) }
+	defer all.stopAll(t, 5*time.Second)
 	startApp()
 	startApp()
 	web := startWeb("webtier-1")
@@ -218,7 +160,7 @@ func TestChaos(t *testing.T) {
 	chaos.Wait()
 	wall := time.Since(start)
 
-	outs, err := s3blob.New(clients.S3(), outBucket)
+	outs, err := s3blob.New(d.clients.S3(), d.outBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,76 +57,6 @@ const (
 	templateID   = "lt-0e2e0000000000000"
 )
 
-// binary builds cmd/facefleet (or uses FACEFLEET_BIN, as `make e2e` passes).
-func binary(t *testing.T) string {
-	if b := os.Getenv("FACEFLEET_BIN"); b != "" {
-		if _, err := os.Stat(b); err != nil {
-			t.Fatalf("FACEFLEET_BIN %s: %v", b, err)
-		}
-		return b
-	}
-	out := filepath.Join(t.TempDir(), "facefleet")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/facefleet")
-	cmd.Dir = testenv.Root()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/facefleet: %v\n%s", err, b)
-	}
-	return out
-}
-
-// proc is a child process with its output in a file (dumped when the test fails).
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
-}
-
-func startProc(t *testing.T, name, bin string, env []string, args ...string) (*proc, error) {
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
-	return p, nil
-}
-
-// stop sends SIGTERM and waits, then kills.
-func (p *proc) stop(wait time.Duration) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(wait):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *proc) tail(n int) string {
-	b, _ := os.ReadFile(p.log)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // pct is the nearest-rank percentile of ds, p in 0..1.
 func pct(ds []time.Duration, p float64) time.Duration { return stats.PercentileOf(ds, 100*p) }
 
@@ -136,59 +65,35 @@ func TestCloudE2E(t *testing.T) {
 		t.Skip("the cloud e2e runs real processes and the real engine; skipped with -short")
 	}
 	s := awstest.Need(t, faux)
-	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
+	testenv.Models(t) // skip (or fail) before building when the engine's files are absent
+	testenv.ORTLib(t)
 	people := e2ekit.LoadFaces(t, enrollEach+1)
 	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
 	// Queues, dead-letter queues and buckets, through the SDK.
-	clients, err := s.Clients(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqsc := clients.SQS()
-	reqQ, err := awstest.CreateQueue(ctx, sqsc, awstest.QueueSpec{Name: awstest.Unique(t, "requests"), VisibilityTimeout: 30 * time.Second, MaxReceives: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	respQ, err := awstest.CreateQueue(ctx, sqsc, awstest.QueueSpec{Name: awstest.Unique(t, "responses"), MaxReceives: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inBucket, outBucket := awstest.Unique(t, "inputs"), awstest.Unique(t, "outputs")
-	for _, b := range []string{inBucket, outBucket} {
-		if err := awstest.CreateBucket(ctx, clients.S3(), b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := newDeployment(ctx, t, s, 30*time.Second, 3, 3)
+	sqsc, reqQ, respQ := d.clients.SQS(), d.reqQ, d.respQ
 
 	cw := cloudwatchtest.New(t) // the scaler publishes its samples
 	cwURL := cw.URL
-	env := append(os.Environ(), s.Env()...)
-	env = append(env,
-		"AWS_ENDPOINT_URL_CLOUDWATCH="+cwURL,
-		"FACEFLEET_S3_PATH_STYLE=1",
-		"FACEFLEET_MODELS="+models, "FACEFLEET_ORT_LIB="+ortLib,
-		"FACEFLEET_REQUEST_QUEUE_URL="+reqQ.URL, "FACEFLEET_RESPONSE_QUEUE_URL="+respQ.URL,
-		"FACEFLEET_REQUEST_DLQ_URL="+reqQ.DLQURL,
-		"FACEFLEET_INPUT_BUCKET="+inBucket, "FACEFLEET_OUTPUT_BUCKET="+outBucket,
-	)
+	env := append(d.env, "AWS_ENDPOINT_URL_CLOUDWATCH="+cwURL)
 
 	// The fake EC2: an instance that becomes running starts an apptier process;
 	// one that begins stopping has its process stopped (or, when it stopped itself,
 	// waited for).
 	var (
-		procMu  sync.Mutex
-		procs   = map[string]*proc{}
-		allProc []*proc
-		boots   atomic.Int64
-		ec2URL  string
+		procMu sync.Mutex
+		procs  = map[string]*proc{}
+		all    procGroup
+		boots  atomic.Int64
+		ec2URL string
 	)
 	fake := fakeec2.New(fakeec2.Options{
 		PendingDelay: 100 * time.Millisecond, StoppingDelay: 100 * time.Millisecond, Capacity: maxInstances + 2,
 		OnRunning: func(id string) {
-			p, err := startProc(t, fmt.Sprintf("apptier-%s-%d", id, boots.Add(1)), bin,
+			p, err := all.start(t, fmt.Sprintf("apptier-%s-%d", id, boots.Add(1)), bin,
 				append(env, "AWS_ENDPOINT_URL_EC2="+ec2URL),
 				"apptier", "-instance-id", id, "-self-stop", "ec2", "-idle-timeout", idleTimeout.String(), "-min-lifetime", "0s",
 				"-worker-wait", "1s", "-log-level", "warn")
@@ -198,7 +103,6 @@ func TestCloudE2E(t *testing.T) {
 			}
 			procMu.Lock()
 			procs[id] = p
-			allProc = append(allProc, p)
 			procMu.Unlock()
 		},
 		OnStopping: func(id string) {
@@ -216,17 +120,7 @@ func TestCloudE2E(t *testing.T) {
 		// Close the fake first: it waits for its hooks, so no OnRunning can start
 		// an apptier after the list below is taken.
 		fake.Close()
-		procMu.Lock()
-		ps := append([]*proc(nil), allProc...)
-		procMu.Unlock()
-		for _, p := range ps {
-			p.stop(5 * time.Second)
-		}
-		if t.Failed() {
-			for _, p := range ps {
-				t.Logf("--- %s (exit %v):\n%s", p.name, p.err, p.tail(15))
-			}
-		}
+		all.stopAll(t, 5*time.Second)
 	}()
 	live := func() int { return fake.Count("pending") + fake.Count("running") + fake.Count("stopping") }
 
@@ -267,37 +161,12 @@ func TestCloudE2E(t *testing.T) {
 	admin := &http.Client{Timeout: 2 * time.Minute, Transport: &apikeys.Transport{Key: strings.TrimSpace(string(keyOut))}}
 
 	// The web tier, on a free loopback port.
-	port, err := awstest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	web, err := startProc(t, "webtier", bin, env, "webtier", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-poll-wait", "1s", "-log-level", "warn",
+	port := freePort(t)
+	startWebTier(t, &all, "webtier", bin, env, port, 30*time.Second, "-log-level", "warn",
 		// The nudge, as deployed: the web tier invokes the scaler asynchronously.
 		"-scaler-function", "function", "-lambda-endpoint", front.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		web.stop(10 * time.Second)
-		if t.Failed() {
-			t.Logf("--- webtier (exit %v):\n%s", web.err, web.tail(20))
-		}
-	}()
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	client := &http.Client{Timeout: 2 * time.Minute}
-	e2ekit.WaitFor(t, "the web tier's /healthz", 30*time.Second, func() bool {
-		select {
-		case <-web.done:
-			t.Fatalf("webtier exited: %v\n%s", web.err, web.tail(20))
-		default:
-		}
-		res, err := client.Get(url + "/healthz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	})
 
 	scalerCtx, stopScaler := context.WithCancel(ctx)
 	scalerDone := make(chan struct{})

@@ -114,7 +114,7 @@ func TestCloudE2EMoto(t *testing.T) {
 	var (
 		procMu    sync.Mutex
 		procs     = map[string]*proc{}
-		all       []*proc
+		all       procGroup
 		boots     atomic.Int64
 		poweroffs atomic.Int64
 		crashes   atomic.Int64
@@ -144,7 +144,7 @@ func TestCloudE2EMoto(t *testing.T) {
 						}
 						switch {
 						case state == ec2types.InstanceStateNameRunning && p == nil:
-							np, err := startProc(t, fmt.Sprintf("apptier-%s-%d", id, boots.Add(1)), bin, env("app"),
+							np, err := all.start(t, fmt.Sprintf("apptier-%s-%d", id, boots.Add(1)), bin, env("app"),
 								"apptier", "-instance-id", id, "-self-stop", "none", "-idle-timeout", "3s", "-min-lifetime", "0s",
 								"-worker-wait", "1s", "-log-level", "warn")
 							if err != nil {
@@ -153,7 +153,6 @@ func TestCloudE2EMoto(t *testing.T) {
 							}
 							procMu.Lock()
 							procs[id] = np
-							all = append(all, np)
 							procMu.Unlock()
 						case state == ec2types.InstanceStateNameRunning && exited:
 							// The worker exited: the unit powers the instance off.
@@ -182,49 +181,14 @@ func TestCloudE2EMoto(t *testing.T) {
 	defer func() {
 		stopHV()
 		<-hvDone
-		procMu.Lock()
-		ps := append([]*proc(nil), all...)
-		procMu.Unlock()
-		for _, p := range ps {
-			p.stop(5 * time.Second)
-		}
-		if t.Failed() {
-			for _, p := range ps {
-				t.Logf("--- %s (exit %v):\n%s", p.name, p.err, p.tail(15))
-			}
-		}
+		all.stopAll(t, 5*time.Second)
 	}()
 
 	// The web tier.
-	port, err := awstest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	web, err := startProc(t, "webtier", bin, env("web"), "webtier", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-poll-wait", "1s", "-log-level", "warn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		web.stop(10 * time.Second)
-		if t.Failed() {
-			t.Logf("--- webtier (exit %v):\n%s", web.err, web.tail(20))
-		}
-	}()
+	port := freePort(t)
+	startWebTier(t, &all, "webtier", bin, env("web"), port, 60*time.Second, "-log-level", "warn")
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	hc := &http.Client{Timeout: 5 * time.Second}
-	e2ekit.WaitFor(t, "the web tier's /healthz", 60*time.Second, func() bool {
-		select {
-		case <-web.done:
-			t.Fatalf("webtier exited: %v\n%s", web.err, web.tail(20))
-		default:
-		}
-		res, err := hc.Get(url + "/healthz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	})
 
 	// The scaler, under the RIE, as the scaler user.
 	sc := creds["scaler"]

@@ -43,79 +43,31 @@ func TestSoak(t *testing.T) {
 	}
 	n := countFromEnv(t, "FACEFLEET_SOAK_N", 300, 10, " (the run is sampled at each tenth)")
 	s := awstest.Need(t, faux)
-	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
+	testenv.Models(t) // skip (or fail) before building when the engine's files are absent
+	testenv.ORTLib(t)
 	people := e2ekit.LoadFaces(t, enrollEach+1)
 	bin := binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n/2)*time.Second+5*time.Minute)
 	defer cancel()
 
-	clients, err := s.Clients(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqsc := clients.SQS()
-	reqQ, err := awstest.CreateQueue(ctx, sqsc, awstest.QueueSpec{Name: awstest.Unique(t, "requests"), VisibilityTimeout: 30 * time.Second, MaxReceives: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	respQ, err := awstest.CreateQueue(ctx, sqsc, awstest.QueueSpec{Name: awstest.Unique(t, "responses"), MaxReceives: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inBucket, outBucket := awstest.Unique(t, "inputs"), awstest.Unique(t, "outputs")
-	for _, b := range []string{inBucket, outBucket} {
-		if err := awstest.CreateBucket(ctx, clients.S3(), b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	env := append(os.Environ(), s.Env()...)
-	env = append(env, "FACEFLEET_S3_PATH_STYLE=1", "FACEFLEET_MODELS="+models, "FACEFLEET_ORT_LIB="+ortLib,
-		"FACEFLEET_REQUEST_QUEUE_URL="+reqQ.URL, "FACEFLEET_RESPONSE_QUEUE_URL="+respQ.URL, "FACEFLEET_REQUEST_DLQ_URL="+reqQ.DLQURL,
-		"FACEFLEET_INPUT_BUCKET="+inBucket, "FACEFLEET_OUTPUT_BUCKET="+outBucket, "FACEFLEET_LOG_LEVEL=warn")
+	d := newDeployment(ctx, t, s, 30*time.Second, 3, 3)
+	sqsc, reqQ, respQ, env := d.clients.SQS(), d.reqQ, d.respQ, d.env
 
-	var procs []*proc
-	defer func() {
-		for _, p := range procs {
-			p.stop(10 * time.Second)
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("--- %s (exit %v):\n%s", p.name, p.err, p.tail(15))
-			}
-		}
-	}()
+	var all procGroup
+	defer all.stopAll(t, 10*time.Second)
+	var apps []*proc
 	for _, name := range []string{"apptier-1", "apptier-2"} {
-		p, err := startProc(t, name, bin, env, "apptier", "-instance-id", name, "-self-stop", "none", "-idle-timeout", "0s", "-worker-wait", "1s")
+		p, err := all.start(t, name, bin, env, "apptier", "-instance-id", name, "-self-stop", "none", "-idle-timeout", "0s", "-worker-wait", "1s")
 		if err != nil {
 			t.Fatalf("start %s: %v", name, err)
 		}
-		procs = append(procs, p)
+		apps = append(apps, p)
 	}
-	port, err := awstest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := freePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	web, err := startProc(t, "webtier", bin, env, "webtier", "-host", "127.0.0.1", "-port", strconv.Itoa(port), "-poll-wait", "1s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	procs = append(procs, web)
+	web := startWebTier(t, &all, "webtier", bin, env, port, 30*time.Second)
 	const concurrency = 8
 	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
-	e2ekit.WaitFor(t, "the web tier's /healthz", 30*time.Second, func() bool {
-		select {
-		case <-web.done:
-			t.Fatalf("webtier exited: %v\n%s", web.err, web.tail(20))
-		default:
-		}
-		res, err := client.Get(url + "/healthz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	})
 
 	// Enroll the first photos of each person, with an admin key the CLI made.
 	keyCmd := exec.Command(bin, "keys", "create", "-role", "admin", "-name", "soak")
@@ -136,7 +88,7 @@ func TestSoak(t *testing.T) {
 
 	// The watched processes: every tier process, and fauxqs.
 	names := []string{"web", "app1", "app2", "fauxqs"}
-	pids := []int{web.cmd.Process.Pid, procs[0].cmd.Process.Pid, procs[1].cmd.Process.Pid, s.PID()}
+	pids := []int{web.cmd.Process.Pid, apps[0].cmd.Process.Pid, apps[1].cmd.Process.Pid, s.PID()}
 	// rss[k][j] is process j's VmRSS in KiB at the end of tenth k+1.
 	rss := make([][]int64, 10)
 	var sampleMu sync.Mutex
@@ -197,7 +149,7 @@ func TestSoak(t *testing.T) {
 			return err == nil && c.Visible+c.InFlight+c.Delayed == 0
 		})
 	}
-	for _, p := range procs {
+	for _, p := range append(apps, web) {
 		select {
 		case <-p.done:
 			t.Errorf("%s exited during the soak: %v", p.name, p.err)
@@ -209,8 +161,8 @@ func TestSoak(t *testing.T) {
 	// input image (and a result) in the buckets by design, so its RSS grows with
 	// what is stored: it is reported beside the bytes stored, not held flat.
 	var stored int64
-	for _, b := range []string{inBucket, outBucket} {
-		st, err := s3blob.New(clients.S3(), b)
+	for _, b := range []string{d.inBucket, d.outBucket} {
+		st, err := s3blob.New(d.clients.S3(), b)
 		if err != nil {
 			t.Fatal(err)
 		}
