@@ -83,44 +83,22 @@ func TestCloudE2E(t *testing.T) {
 	// The fake EC2: an instance that becomes running starts an apptier process;
 	// one that begins stopping has its process stopped (or, when it stopped itself,
 	// waited for).
-	var (
-		procMu sync.Mutex
-		procs  = map[string]*proc{}
-		all    procGroup
-		boots  atomic.Int64
-		ec2URL string
-	)
+	procs := &workers{bin: bin}
+	var ec2URL string
 	fake := fakeec2.New(fakeec2.Options{
 		PendingDelay: 100 * time.Millisecond, StoppingDelay: 100 * time.Millisecond, Capacity: maxInstances + 2,
 		OnRunning: func(id string) {
-			p, err := all.start(t, fmt.Sprintf("apptier-%s-%d", id, boots.Add(1)), bin,
-				append(env, "AWS_ENDPOINT_URL_EC2="+ec2URL),
-				"apptier", "-instance-id", id, "-self-stop", "ec2", "-idle-timeout", idleTimeout.String(), "-min-lifetime", "0s",
-				"-worker-wait", "1s", "-log-level", "warn")
-			if err != nil {
-				t.Errorf("start apptier for %s: %v", id, err)
-				return
-			}
-			procMu.Lock()
-			procs[id] = p
-			procMu.Unlock()
+			procs.boot(t, id, append(env, "AWS_ENDPOINT_URL_EC2="+ec2URL), "-self-stop", "ec2", "-idle-timeout", idleTimeout.String(),
+				"-min-lifetime", "0s", "-worker-wait", "1s", "-log-level", "warn")
 		},
-		OnStopping: func(id string) {
-			procMu.Lock()
-			p := procs[id]
-			delete(procs, id)
-			procMu.Unlock()
-			if p != nil {
-				p.stop(20 * time.Second)
-			}
-		},
+		OnStopping: func(id string) { procs.halt(id, 20*time.Second) },
 	})
 	ec2URL = fake.URL
 	defer func() {
 		// Close the fake first: it waits for its hooks, so no OnRunning can start
 		// an apptier after the list below is taken.
 		fake.Close()
-		all.stopAll(t, 5*time.Second)
+		procs.stopAll(t, 5*time.Second)
 	}()
 	live := func() int { return fake.Count("pending") + fake.Count("running") + fake.Count("stopping") }
 
@@ -162,7 +140,7 @@ func TestCloudE2E(t *testing.T) {
 
 	// The web tier, on a free loopback port.
 	port := freePort(t)
-	startWebTier(t, &all, "webtier", bin, env, port, 30*time.Second, "-log-level", "warn",
+	startWebTier(t, &procs.procGroup, "webtier", bin, env, port, 30*time.Second, "-log-level", "warn",
 		// The nudge, as deployed: the web tier invokes the scaler asynchronously.
 		"-scaler-function", "function", "-lambda-endpoint", front.URL)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
@@ -322,7 +300,7 @@ func TestCloudE2E(t *testing.T) {
 	}
 	fmt.Printf("e2e: %d/%d correct, peak instances %d, p50 %d ms, p95 %d ms, fleet back to 0 in %.1f s, queues empty, %d instance boots, %d nudges\n",
 		correct, uploads, peak.Load(), pct(latencies, 0.5).Milliseconds(), pct(latencies, 0.95).Milliseconds(),
-		backToZero.Seconds(), boots.Load(), lf.events.Load())
+		backToZero.Seconds(), procs.boots.Load(), lf.events.Load())
 }
 
 // runScaler invokes the scaler Lambda until ctx ends, as EventBridge's schedule

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,11 +110,8 @@ func TestCloudE2EMoto(t *testing.T) {
 	}
 
 	// The hypervisor.
+	procs := &workers{bin: bin}
 	var (
-		procMu    sync.Mutex
-		procs     = map[string]*proc{}
-		all       procGroup
-		boots     atomic.Int64
 		poweroffs atomic.Int64
 		crashes   atomic.Int64
 	)
@@ -131,9 +127,7 @@ func TestCloudE2EMoto(t *testing.T) {
 				for _, r := range out.Reservations {
 					for _, in := range r.Instances {
 						id, state := aws.ToString(in.InstanceId), in.State.Name
-						procMu.Lock()
-						p := procs[id]
-						procMu.Unlock()
+						p := procs.of(id)
 						exited := false
 						if p != nil {
 							select {
@@ -144,16 +138,8 @@ func TestCloudE2EMoto(t *testing.T) {
 						}
 						switch {
 						case state == ec2types.InstanceStateNameRunning && p == nil:
-							np, err := all.start(t, fmt.Sprintf("apptier-%s-%d", id, boots.Add(1)), bin, env("app"),
-								"apptier", "-instance-id", id, "-self-stop", "none", "-idle-timeout", "3s", "-min-lifetime", "0s",
+							procs.boot(t, id, env("app"), "-self-stop", "none", "-idle-timeout", "3s", "-min-lifetime", "0s",
 								"-worker-wait", "1s", "-log-level", "warn")
-							if err != nil {
-								t.Errorf("start apptier for %s: %v", id, err)
-								continue
-							}
-							procMu.Lock()
-							procs[id] = np
-							procMu.Unlock()
 						case state == ec2types.InstanceStateNameRunning && exited:
 							// The worker exited: the unit powers the instance off.
 							if p.err != nil {
@@ -164,10 +150,7 @@ func TestCloudE2EMoto(t *testing.T) {
 								t.Logf("poweroff %s: %v", id, err)
 							}
 						case state != ec2types.InstanceStateNameRunning && p != nil:
-							p.stop(20 * time.Second)
-							procMu.Lock()
-							delete(procs, id)
-							procMu.Unlock()
+							procs.halt(id, 20*time.Second)
 						}
 					}
 				}
@@ -181,12 +164,12 @@ func TestCloudE2EMoto(t *testing.T) {
 	defer func() {
 		stopHV()
 		<-hvDone
-		all.stopAll(t, 5*time.Second)
+		procs.stopAll(t, 5*time.Second)
 	}()
 
 	// The web tier.
 	port := freePort(t)
-	startWebTier(t, &all, "webtier", bin, env("web"), port, 60*time.Second, "-log-level", "warn")
+	startWebTier(t, &procs.procGroup, "webtier", bin, env("web"), port, 60*time.Second, "-log-level", "warn")
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	hc := &http.Client{Timeout: 5 * time.Second}
 
@@ -292,12 +275,12 @@ func TestCloudE2EMoto(t *testing.T) {
 	if all, err := decisionlog.Read(ctx, outputs); err != nil {
 		t.Fatalf("decision log: %v", err)
 	} else if started := slices.ContainsFunc(all, func(d scaling.Decision) bool { return d.Start > 0 }); !started {
-		t.Errorf("the decision log (%d decisions) has no start although %d instances booted", len(all), boots.Load())
+		t.Errorf("the decision log (%d decisions) has no start although %d instances booted", len(all), procs.boots.Load())
 	}
 	if err := m.ProveEnforced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("e2e: moto %d decisions on /v1/status; %s; %d instance boots, %d worker poweroffs, iam=enforced\n", len(decided), strings.TrimPrefix(summary, "smoke: "), boots.Load(), poweroffs.Load())
+	fmt.Printf("e2e: moto %d decisions on /v1/status; %s; %d instance boots, %d worker poweroffs, iam=enforced\n", len(decided), strings.TrimPrefix(summary, "smoke: "), procs.boots.Load(), poweroffs.Load())
 }
 
 // TestSmokeScript: deploy/smoke.sh is shellcheck clean and refuses bad usage

@@ -6,6 +6,7 @@ package cloude2e_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -200,4 +202,51 @@ func newDeployment(ctx context.Context, t *testing.T, s *awstest.Server, visibil
 		"FACEFLEET_REQUEST_QUEUE_URL="+d.reqQ.URL, "FACEFLEET_RESPONSE_QUEUE_URL="+d.respQ.URL, "FACEFLEET_REQUEST_DLQ_URL="+d.reqQ.DLQURL,
 		"FACEFLEET_INPUT_BUCKET="+d.inBucket, "FACEFLEET_OUTPUT_BUCKET="+d.outBucket, "FACEFLEET_LOG_LEVEL=warn")
 	return d
+}
+
+// workers are the apptier processes standing for EC2 instances, by instance id:
+// each test's "hypervisor" boots one when an instance runs and stops it when the
+// instance stops. Each is also in the embedded procGroup, with whatever else
+// the test starts there (the web tier), for stopAll.
+type workers struct {
+	procGroup
+	bin   string
+	byMu  sync.Mutex
+	byID  map[string]*proc
+	boots atomic.Int64
+}
+
+// boot starts `facefleet apptier -instance-id id` with args for instance id. A
+// failure is reported with t.Errorf (hooks run off the test's goroutine).
+func (w *workers) boot(t *testing.T, id string, env []string, args ...string) {
+	name := fmt.Sprintf("apptier-%s-%d", id, w.boots.Add(1))
+	p, err := w.start(t, name, w.bin, env, append([]string{"apptier", "-instance-id", id}, args...)...)
+	if err != nil {
+		t.Errorf("start apptier for %s: %v", id, err)
+		return
+	}
+	w.byMu.Lock()
+	defer w.byMu.Unlock()
+	if w.byID == nil {
+		w.byID = map[string]*proc{}
+	}
+	w.byID[id] = p
+}
+
+// of is instance id's process (nil when none runs for it).
+func (w *workers) of(id string) *proc {
+	w.byMu.Lock()
+	defer w.byMu.Unlock()
+	return w.byID[id]
+}
+
+// halt stops instance id's process, if any (wait after SIGTERM), and forgets it.
+func (w *workers) halt(id string, wait time.Duration) {
+	w.byMu.Lock()
+	p := w.byID[id]
+	delete(w.byID, id)
+	w.byMu.Unlock()
+	if p != nil {
+		p.stop(wait)
+	}
 }
