@@ -125,6 +125,7 @@ func runUntilIdle(t *testing.T, w *apptier.Worker) {
 }
 
 func TestWorkerAnswersStoresAndDeletes(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	r := newRig(t, nil)
 	ctx := context.Background()
 	setGallery(t, r.out, "amy")
@@ -157,6 +158,7 @@ func TestWorkerAnswersStoresAndDeletes(t *testing.T) {
 }
 
 func TestWorkerPermanentErrorsAreAnsweredAndDeleted(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	r := newRig(t, nil)
 	ctx := context.Background()
 	r.send(t, "bad", "bad.jpg", "bad", protocol.Classify)
@@ -193,6 +195,7 @@ func TestWorkerPermanentErrorsAreAnsweredAndDeleted(t *testing.T) {
 }
 
 func TestWorkerDescribeReturnsLargestDescriptor(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	r := newRig(t, nil)
 	r.send(t, "d", "amy1.png", "face", protocol.Describe)
 	runUntilIdle(t, r.w)
@@ -206,6 +209,7 @@ func TestWorkerDescribeReturnsLargestDescriptor(t *testing.T) {
 }
 
 func TestWorkerTransientFailuresEndInDeadLetterQueue(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	for _, content := range []string{"flaky", "panic"} {
 		t.Run(content, func(t *testing.T) {
 			r := newRig(t, nil)
@@ -225,6 +229,7 @@ func TestWorkerTransientFailuresEndInDeadLetterQueue(t *testing.T) {
 }
 
 func TestWorkerExtendsVisibilityOfSlowImages(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	r := newRig(t, func(o *apptier.Options) { o.VisibilityTimeout = 200 * time.Millisecond })
 	r.send(t, "s", "slow.jpg", "slow:700", protocol.Classify)
 	done := make(chan struct{})
@@ -251,6 +256,7 @@ func TestWorkerExtendsVisibilityOfSlowImages(t *testing.T) {
 }
 
 func TestWorkerDrainsOnCancel(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	r := newRig(t, func(o *apptier.Options) { o.IdleTimeout = 0 })
 	r.send(t, "x", "x.jpg", "block", protocol.Classify)
 	r.send(t, "y", "y.jpg", "face", protocol.Classify)
@@ -308,6 +314,7 @@ func TestWorkerReloadsGalleryWhenARequestNamesANewerOne(t *testing.T) {
 // An idle worker stops after IdleTimeout, but never before MinLifetime since it
 // started: the first billed minute is already paid for.
 func TestWorkerIdleStopWaitsForMinLifetime(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	for _, tc := range []struct {
 		name          string
 		idle, minLife time.Duration
@@ -348,6 +355,7 @@ func (g *gatedBlob) PutIfAbsent(ctx context.Context, key string, data []byte, ct
 }
 
 func TestWorkerOverlapsStoreWithNextImageButAnswersOnlyAfterStore(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	for _, tails := range []int{1, 3} {
 		t.Run(fmt.Sprintf("MaxTails=%d", tails), func(t *testing.T) { testOverlap(t, tails) })
 	}
@@ -408,6 +416,7 @@ func testOverlap(t *testing.T, tails int) {
 }
 
 func TestWorkerKilledMidImageStopsExtendingVisibility(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	r := newRig(t, func(o *apptier.Options) { o.VisibilityTimeout = 300 * time.Millisecond })
 	r.send(t, "a", "a.jpg", "exit", protocol.Recognize)
 	died := make(chan struct{})
@@ -461,6 +470,7 @@ func (failingBlob) PutIfAbsent(context.Context, string, []byte, string) (string,
 }
 
 func TestWorkerBackoffIsNotUndoneByTheExtender(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	const vis = 40 * time.Millisecond
 	var rec *visRecorder
 	var r *rig
@@ -495,6 +505,7 @@ func (keyRefusingBlob) PutIfAbsent(_ context.Context, key string, _ []byte, _ st
 }
 
 func TestWorkerStoreKeyErrorIsPermanent(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	r := newRig(t, func(o *apptier.Options) { o.Outputs = keyRefusingBlob{memblob.New()} })
 	r.send(t, "a", "x.jpg", "face", protocol.Classify)
 	runUntilIdle(t, r.w)
@@ -514,6 +525,7 @@ func TestWorkerStoreKeyErrorIsPermanent(t *testing.T) {
 }
 
 func TestWorkerAnswersOnTheRequestsReplyToQueue(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
 	other, err := memqueue.New(memqueue.Options{Name: "other", MaxMessageSize: protocol.MaxResponseBytes})
 	if err != nil {
 		t.Fatal(err)
