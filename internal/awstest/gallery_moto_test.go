@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -23,14 +22,7 @@ import (
 func TestGalleryJournalOnMotoAsTheTiers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	m, err := awstest.StartMoto(ctx)
-	if err != nil {
-		if os.Getenv("FACEFLEET_REQUIRE_DEPS") == "1" {
-			t.Fatal(err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-	defer m.Stop()
+	m := awstest.StartMotoForTest(t)
 	st := m.NewStack("gal")
 	admin, err := m.ClientsFor(ctx, m.Admin)
 	if err != nil {
