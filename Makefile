@@ -14,7 +14,7 @@ export FACEFLEET_NODE_MODULES ?= $(ROOT)/tools/node/node_modules
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
 .PHONY: all help check run build deps models test test-ui vet bench-engine bench-service bench-gallery bench-webtier chaos soak e2e clean fuzz \
-	lint-template lambda lambda-amd64 rie sam-build dist build-arm64 teardown-check
+	lint-template lambda lambda-amd64 rie sam-build dist build-arm64 teardown-check build-OverflowFunction test-overflow
 
 all: build
 
@@ -67,7 +67,7 @@ test: build vet lint-template
 ## a failing input is written to the package's testdata/fuzz/ and replayed by every later `go test`
 FUZZTIME ?= 1m
 FUZZ_TARGETS := ./engine:FuzzDecode ./gallery:FuzzUnmarshal ./internal/protocol:FuzzDecodeRequest ./internal/protocol:FuzzDecodeResponse \
-	./internal/scalerfn:FuzzParseEvent ./webtier:FuzzUpload
+	./internal/scalerfn:FuzzParseEvent ./internal/overflowfn:FuzzParseEvent ./webtier:FuzzUpload
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
@@ -95,11 +95,16 @@ bench-engine: models
 ## and a launch template in moto; `facefleet webtier`, one `facefleet apptier` process per
 ## running instance and the scaler Lambda under the Runtime Interface Emulator, each as an
 ## IAM user holding template.yaml's own policies for its tier; deploy/smoke.sh drives it.
-## The last line is the `e2e:` summary, ending in iam=enforced.
+## Its `e2e:` summary ends in iam=enforced.
+## Then the overflow hand-over from a cold fleet (test/overflow, TestOverflowHandsOverToEC2): steady uploads for 45 s,
+## the scaler Lambda and overflow Lambdas under the emulator, an apptier process for the instance the scaler starts;
+## first answers from the overflow, then EC2's; its `overflow-handover:` line follows.
 e2e: build
 	@set -o pipefail; FACEFLEET_REQUIRE_DEPS=1 FACEFLEET_BIN=$(BUILD)/facefleet FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} \
 		go test -count=1 -timeout 10m -v -run 'TestCloudE2EMoto$$' ./test/cloude2e/ 2>&1 | tee $(BUILD)/e2e.log && \
-	grep '^e2e: ' $(BUILD)/e2e.log | tail -1
+	FACEFLEET_REQUIRE_DEPS=1 FACEFLEET_OVERFLOW_HANDOVER=1 FACEFLEET_BIN=$(BUILD)/facefleet FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} \
+		go test -count=1 -timeout 10m -v -run 'TestOverflowHandsOverToEC2$$' ./test/overflow/ 2>&1 | tee -a $(BUILD)/e2e.log && \
+	grep -E '^(e2e|overflow-handover): ' $(BUILD)/e2e.log | tail -2
 
 clean:
 	rm -rf $(BUILD)
@@ -144,6 +149,31 @@ lambda:
 ## lambda-amd64: the same bootstrap for this x86_64 machine (what the RIE tests run)
 lambda-amd64:
 	$(MAKE) lambda LAMBDA_ARCH=amd64
+
+## build-OverflowFunction: the overflow Lambda's package as `sam build` makes it (template.yaml: BuildMethod makefile,
+## CodeUri .): bootstrap (cgo, linux/amd64, glibc <= 2.34 for provided.al2023), lib/libonnxruntime.so.1 and models/
+## in ARTIFACTS_DIR (default build/overflow); prints the unzipped size against Lambda's 250 MB. Build on x86_64.
+ARTIFACTS_DIR ?= $(BUILD)/overflow
+LAMBDA_UNZIPPED_MAX := 262144000
+build-OverflowFunction: models
+	mkdir -p $(ARTIFACTS_DIR)/lib $(ARTIFACTS_DIR)/models
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=1 go build -tags lambda.norpc -ldflags=-s -o $(ARTIFACTS_DIR)/bootstrap ./functions/overflow
+	$(call al2023-glibc,$(ARTIFACTS_DIR)/bootstrap)
+	cp $(FACEFLEET_NODE_MODULES)/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1 $(ARTIFACTS_DIR)/lib/
+	cp $(FACEFLEET_MODELS)/*.onnx $(ARTIFACTS_DIR)/models/
+	@size=$$(du -sbL $(ARTIFACTS_DIR) | cut -f1); \
+	  echo "overflow package: $$size bytes unzipped ($$((size / 1048576)) MiB; Lambda's limit $(LAMBDA_UNZIPPED_MAX) bytes, 250 MiB)"; \
+	  [ "$$size" -lt $(LAMBDA_UNZIPPED_MAX) ] || { echo "build-OverflowFunction: the package exceeds Lambda's unzipped limit" >&2; exit 1; }
+
+## test-overflow: the overflow Lambda, packaged by build-OverflowFunction, under the Runtime Interface Emulator with the
+## real engine against moto (IAM enforced, template.yaml's policies and variables): two environments answer 10 uploads;
+## then the chain from a cold fleet, nudge -> scaler Lambda -> Event invokes -> overflow answers, and the hand-over
+## to EC2 (as in make e2e); prints the `overflow-rie:`, `overflow-chain:` and `overflow-handover:` summaries
+## (make test runs the first two too)
+test-overflow: models
+	@set -o pipefail; FACEFLEET_REQUIRE_DEPS=1 FACEFLEET_OVERFLOW_HANDOVER=1 FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} \
+		go test -count=1 -timeout 20m -v ./test/overflow/ 2>&1 | tee $(BUILD)/overflow.log && \
+	grep -E '^overflow-(rie|chain|handover): ' $(BUILD)/overflow.log
 
 ## rie: the pinned AWS Lambda Runtime Interface Emulator in build/bin (tests also build it on demand)
 rie:

@@ -97,6 +97,9 @@ type Worker struct {
 	log *slog.Logger
 
 	shared *gallery.Store // nil until the first request opens it
+
+	drainOnce sync.Once
+	drain     chan struct{} // closed by Drain
 }
 
 // New checks the options and returns a worker.
@@ -133,11 +136,29 @@ func New(o Options) (*Worker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Worker{o: o, log: o.Logger.With("worker", o.ID)}, nil
+	return &Worker{o: o, log: o.Logger.With("worker", o.ID), drain: make(chan struct{})}, nil
 }
 
-// Run processes requests until ctx is cancelled (it then finishes the current image
-// and returns nil: a drain) or until IdleTimeout passes without work (returns nil:
+// Drain asks Run to finish what it holds and return before its next receive,
+// without cancelling a receive in progress: a long poll cancelled mid-way can
+// leave a message SQS already handed out invisible until its visibility
+// timeout, which a cancelled context risks and Drain does not. Run then returns
+// within one WaitTime plus the images in hand. Safe to call more than once and
+// from any goroutine. The overflow Lambda (internal/overflowfn) drains its
+// worker when EC2 capacity runs or the invocation's deadline nears.
+func (w *Worker) Drain() { w.drainOnce.Do(func() { close(w.drain) }) }
+
+func (w *Worker) draining() bool {
+	select {
+	case <-w.drain:
+		return true
+	default:
+		return false
+	}
+}
+
+// Run processes requests until ctx is cancelled or Drain is called (it then
+// finishes the images in hand and returns nil: a drain) or until IdleTimeout passes without work (returns nil:
 // the instance stops itself). It returns an error only when it cannot go on.
 //
 // Run overlaps the tails of images (storing the result, answering, deleting the
@@ -154,7 +175,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	waitTail := tails.Wait
 	defer waitTail()
 	for {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || w.draining() {
 			waitTail()
 			w.log.Info("worker drained")
 			return nil
@@ -176,7 +197,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			failures++
 			w.log.Warn("receive failed", "err", err, "consecutive", failures)
-			sleep(ctx, min(time.Duration(failures)*200*time.Millisecond, 5*time.Second))
+			sleepOrDrain(ctx, w.drain, min(time.Duration(failures)*200*time.Millisecond, 5*time.Second))
 			continue
 		}
 		failures = 0
@@ -495,6 +516,17 @@ func (w *Worker) delete(ctx context.Context, m queue.Message, attrs []any) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// sleepOrDrain waits d, or until ctx is done or drain is closed.
+func sleepOrDrain(ctx context.Context, drain <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-drain:
+	case <-t.C:
+	}
+}
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)

@@ -555,3 +555,33 @@ func TestWorkerAnswersOnTheRequestsReplyToQueue(t *testing.T) {
 		t.Fatalf("reply-to queue holds %v, want b's answer", msgs)
 	}
 }
+
+// Drain, unlike a cancel, lets the receive in progress finish: a request that
+// arrives during the long poll in which Drain was called is answered and
+// deleted, never left invisible in a receive nobody reads; then Run returns,
+// leaving the requests it did not receive on the queue.
+func TestWorkerDrainFinishesTheReceiveInProgress(t *testing.T) {
+	r := newRig(t, func(o *apptier.Options) { o.IdleTimeout = 0; o.WaitTime = time.Second })
+	done := make(chan error, 1)
+	go func() { done <- r.w.Run(context.Background()) }()
+	time.Sleep(100 * time.Millisecond) // in the long poll
+	r.w.Drain()
+	r.w.Drain() // twice is fine
+	r.send(t, "x", "x.jpg", "face", protocol.Classify)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after Drain")
+	}
+	r.send(t, "y", "y.jpg", "face", protocol.Classify)
+	got := r.responses(t)
+	if len(got) != 1 || got["x"].Name != "Unknown" {
+		t.Fatalf("after drain got %+v; want the request received during the poll answered", got)
+	}
+	if n := counts(t, r.req); n.Visible != 1 || n.InFlight != 0 {
+		t.Fatalf("request queue %+v; want only the later request, visible", n)
+	}
+}

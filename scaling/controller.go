@@ -43,7 +43,7 @@ type ControllerOptions struct {
 	// first billed minute is paid anyway); <= 0 means DefaultRetireAfter.
 	RetireAfter time.Duration
 	// Overflow, when set, starts overflow invocations the policy asks for
-	// (Decision.Overflow); nil (today everywhere but the simulator) means none.
+	// (Decision.Overflow); nil means none (local mode; the scaler Lambda without FACEFLEET_OVERFLOW_FUNCTION).
 	Overflow OverflowInvoker
 }
 

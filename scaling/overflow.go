@@ -14,10 +14,10 @@ import (
 // running, the queue stays empty, or its deadline nears, then returns; a request
 // in its hands when it must stop goes back by the queue's visibility timeout.
 //
-// Only the simulator implements it today: no real overflow function exists yet
-// (functions/overflow is issue 15's next step), so local mode and the scaler
-// Lambda run without one, Observation.OverflowMax stays 0 and the policy never
-// asks for overflow there.
+// Implementations: the simulator's sandboxes (sim) and the scaler Lambda's
+// scalerfn.OverflowInvoker, which invokes functions/overflow when
+// FACEFLEET_OVERFLOW_FUNCTION is set. Local mode runs without one:
+// Observation.OverflowMax stays 0 and the policy never asks for overflow there.
 type OverflowInvoker interface {
 	Active(ctx context.Context) (active, limit int, err error)
 	Invoke(ctx context.Context, n int) error

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,9 +57,10 @@ func TestOverflowHandChecked(t *testing.T) {
 }
 
 // Issue 15's goal on burst-100 from zero, cap 15, 20 s boot: first answer <= 3 s,
-// drain <= 10 s, billed cost (Lambda + EC2) <= 1.2x the EC2-only run's.
+// drain <= 10 s, billed cost (Lambda + EC2) <= 1.2x the EC2-only run's, on the
+// tuning seeds and the held-out ones.
 func TestOverflowIssue15Burst100(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3, 4, 5} {
+	for _, seed := range append(slices.Clone(tuningSeeds), heldOutSeeds...) {
 		cfg := issueConfig(seed)
 		wl := mustWorkload(t, "burst-100", seed)
 		with, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
@@ -76,31 +78,49 @@ func TestOverflowIssue15Burst100(t *testing.T) {
 	}
 }
 
-// Every other workload: with the overflow, p95 and cost stay within what the
-// bridge costs (measured on seed 1: p95 at most 2 ms worse where EC2 already
-// answers 95% in ~0.13 s, cost at most 2.2% more on poisson-10, where the EC2
-// boot is unbilled and the bridge's Lambda seconds are extra; docs/scaling.md
-// has seeds 2-4, where poisson-2's p95 can reach 0.47 s), and everything is
-// answered, with no busy stops and no flaps.
+// Seeds the overflow's knobs (Alone, Sustain, Quiet, DrainTarget, IdleWait)
+// were tuned on, and seeds held out from that tuning: the claims below are
+// asserted on the held-out ones.
+var (
+	tuningSeeds  = []uint64{1, 2, 3, 4, 5}
+	heldOutSeeds = []uint64{6, 7, 8, 9, 10}
+)
+
+// The bridge's price elsewhere, as measured on the tuning seeds 1-5 (the worst
+// case of each, rounded up; docs/scaling.md): p95 rises by at most 0.35 s
+// (poisson-2 on seed 4: requests that arrive while no invocation runs wait for
+// the next scaler step or the web tier's nudge, at most one per 5 s) and cost
+// by at most 3% (poisson-10: 2.2-2.6%, where steady traffic from zero needs
+// EC2 anyway, its boot is unbilled and the bridge's Lambda seconds are extra).
+const (
+	maxP95Rise  = 0.35 // seconds
+	maxCostRise = 0.03 // fraction
+)
+
+// Every other workload, on the held-out seeds: with the overflow, p95 and cost
+// stay within the tuning seeds' bounds above, everything is answered, with no
+// busy stops and no flaps.
 func TestOverflowOtherWorkloads(t *testing.T) {
 	for _, name := range WorkloadNames() {
 		if name == "burst-100" {
 			continue
 		}
-		cfg := issueConfig(1)
-		wl := mustWorkload(t, name, 1)
-		with, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		without, err := Run(context.Background(), ec2Only(cfg), wl, scaling.NameBacklogDrain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if with.Answered != with.Requests || with.BusyStops != 0 || with.Flaps != 0 ||
-			with.P95S > without.P95S+0.025 || with.CostUSD > 1.03*without.CostUSD {
-			t.Errorf("%s: answered %d/%d, busy stops %d, flaps %d, p95 %.3f s (EC2 only %.3f), cost $%.5f (EC2 only $%.5f)",
-				name, with.Answered, with.Requests, with.BusyStops, with.Flaps, with.P95S, without.P95S, with.CostUSD, without.CostUSD)
+		for _, seed := range heldOutSeeds {
+			cfg := issueConfig(seed)
+			wl := mustWorkload(t, name, seed)
+			with, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			without, err := Run(context.Background(), ec2Only(cfg), wl, scaling.NameBacklogDrain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if with.Answered != with.Requests || with.BusyStops != 0 || with.Flaps != 0 ||
+				with.P95S > without.P95S+maxP95Rise || with.CostUSD > (1+maxCostRise)*without.CostUSD {
+				t.Errorf("%s seed %d: answered %d/%d, busy stops %d, flaps %d, p95 %.3f s (EC2 only %.3f), cost $%.5f (EC2 only $%.5f)",
+					name, seed, with.Answered, with.Requests, with.BusyStops, with.Flaps, with.P95S, without.P95S, with.CostUSD, without.CostUSD)
+			}
 		}
 	}
 }

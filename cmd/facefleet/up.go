@@ -115,13 +115,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // newEngine loads the engine with the settings' models, library, threads and
-// image limits.
+// image limits (service.NewEngine, shared with the overflow Lambda).
 func newEngine(v *settings.Values, log *slog.Logger) (*engine.Engine, error) {
-	eng, err := engine.New(engine.Options{ModelDir: v.String(settings.Models), LibraryPath: v.String(settings.ORTLib),
-		IntraOpThreads: v.Int(settings.ORTThreads), MaxBytes: int64(v.Int(settings.MaxBody)), MaxPixels: int64(v.Int(settings.MaxPixels)),
-		MaxScans: v.Int(settings.MaxJPEGScans), Logger: log.With("component", "engine")})
-	if err != nil {
-		return nil, fmt.Errorf("%w (set -models/-ort-lib or FACEFLEET_MODELS/FACEFLEET_ORT_LIB; `make models` builds them)", err)
-	}
-	return eng, nil
+	return service.NewEngine(v, log)
 }

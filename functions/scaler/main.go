@@ -65,8 +65,20 @@ func wire(ctx context.Context, log *slog.Logger) (*scalerfn.Handler, error) {
 			return nil, fmt.Errorf("scaler: %w", err)
 		}
 	}
+	var ov scaling.OverflowInvoker // nil: no overflow function, EC2 only
+	if cfg.OverflowFunction != "" {
+		// The running invocations' markers are in the output bucket.
+		var markers scalerfn.MarkerLister
+		if declog != nil {
+			markers = declog
+		}
+		if ov, err = scalerfn.NewOverflowInvoker(scalerfn.OverflowOptions{Function: cfg.OverflowFunction, Invoker: clients.Lambda(),
+			Max: cfg.OverflowMax, ActiveFor: cfg.OverflowActiveFor, Markers: markers}); err != nil {
+			return nil, fmt.Errorf("scaler: %w", err)
+		}
+	}
 	ctrl := scaling.NewController(scaling.ControllerOptions{
-		Queue: q, Fleet: f, Policy: scaling.DefaultPolicy(), Max: cfg.MaxInstances, Logger: log,
+		Queue: q, Fleet: f, Policy: scaling.DefaultPolicy(), Max: cfg.MaxInstances, Logger: log, Overflow: ov,
 	})
 	return scalerfn.New(scalerfn.Options{
 		Controller: ctrl, Metrics: m, Logger: log, Interval: cfg.Interval, Margin: cfg.Margin,

@@ -19,9 +19,10 @@ import (
 // Tiers name the principals of template.yaml that the rig gives users to, and the
 // resource whose policies each one gets.
 var Tiers = map[string]string{
-	"web":    "WebRole",
-	"app":    "AppRole",
-	"scaler": "ScalerFunction",
+	"web":      "WebRole",
+	"app":      "AppRole",
+	"scaler":   "ScalerFunction",
+	"overflow": "OverflowFunction",
 }
 
 // Template is template.yaml parsed with its short-form intrinsics (!Ref, !Sub,
@@ -477,7 +478,7 @@ type Policy struct {
 }
 
 // TierPolicies resolves the identity policies template.yaml gives tier ("web",
-// "app", "scaler": see Tiers) for stack s: an IAM role's Policies and
+// "app", "scaler", "overflow": see Tiers) for stack s: an IAM role's Policies and
 // ManagedPolicyArns, or a SAM function's Policies (inline documents and managed
 // policy ARNs; SAM policy templates are refused, the rig cannot expand them).
 func (t *Template) TierPolicies(tier string, s *Stack) ([]Policy, []string, error) {
@@ -560,4 +561,37 @@ func (t *Template) TierPolicies(tier string, s *Stack) ([]Policy, []string, erro
 		return nil, nil, fmt.Errorf("awstest: %s has no policies", logical)
 	}
 	return pols, managed, nil
+}
+
+// FunctionEnv resolves the environment variables template.yaml gives the SAM
+// function logical for stack s (Environment.Variables, intrinsics resolved;
+// AWS::NoValue drops a variable), so a test runs the function with exactly
+// the deployed variables.
+func (t *Template) FunctionEnv(logical string, s *Stack) (map[string]string, error) {
+	res, ok := t.Resources[logical]
+	if !ok || res.Type != "AWS::Serverless::Function" {
+		return nil, fmt.Errorf("awstest: template has no SAM function %s", logical)
+	}
+	if s.Partition == "" {
+		s.Partition = "aws"
+	}
+	r := &resolver{t: t, s: s, conds: map[string]bool{}}
+	vars, _ := res.Properties["Environment"].(map[string]any)
+	ev, err := r.eval(vars["Variables"])
+	if err != nil {
+		return nil, fmt.Errorf("awstest: %s environment: %w", logical, err)
+	}
+	m, _ := ev.(map[string]any)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		switch x := v.(type) {
+		case string:
+			out[k] = x
+		case int, float64, bool:
+			out[k] = fmt.Sprint(x)
+		default:
+			return nil, fmt.Errorf("awstest: %s environment %s is %T, not a scalar", logical, k, v)
+		}
+	}
+	return out, nil
 }

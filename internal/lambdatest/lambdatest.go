@@ -52,6 +52,17 @@ type Options struct {
 	// StartTimeout bounds building and starting (default 10 min: a cold build of
 	// the AWS SDK for linux with cgo off, on two busy cores, takes minutes).
 	StartTimeout time.Duration
+	// Bootstrap, when set, is a bootstrap already built (the overflow
+	// function's, built by its Makefile target as SAM builds it); Package is
+	// then not built.
+	Bootstrap string
+	// TaskRoot, when set, is the unpacked package: the function runs there with
+	// LAMBDA_TASK_ROOT pointing at it, as Lambda runs /var/task.
+	TaskRoot string
+	// MemoryMB is AWS_LAMBDA_FUNCTION_MEMORY_SIZE (default 128).
+	MemoryMB int
+	// Name is AWS_LAMBDA_FUNCTION_NAME (default facefleet-scaler-test).
+	Name string
 }
 
 // Function is a running emulated function.
@@ -98,9 +109,17 @@ func Start(t testing.TB, o Options) *Function {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	bootstrap, err := builtBootstrap(ctx, o.Package)
-	if err != nil {
-		t.Fatal(err)
+	bootstrap := o.Bootstrap
+	if bootstrap == "" {
+		if bootstrap, err = builtBootstrap(ctx, o.Package); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.MemoryMB == 0 {
+		o.MemoryMB = 128
+	}
+	if o.Name == "" {
+		o.Name = "facefleet-scaler-test"
 	}
 	apiPort, err := awstest.FreePort()
 	if err != nil {
@@ -121,8 +140,8 @@ func Start(t testing.TB, o Options) *Function {
 		"AWS_ACCESS_KEY_ID=test",
 		"AWS_SECRET_ACCESS_KEY=test",
 		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_LAMBDA_FUNCTION_NAME=facefleet-scaler-test",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128",
+		"AWS_LAMBDA_FUNCTION_NAME=" + o.Name,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.Itoa(o.MemoryMB),
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=" + strconv.Itoa(secs),
 	}
 	for k, v := range o.Env {
@@ -133,6 +152,10 @@ func Start(t testing.TB, o Options) *Function {
 		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(rieAddr),
 		bootstrap)
 	cmd.Dir = dir
+	if o.TaskRoot != "" {
+		cmd.Dir = o.TaskRoot
+		env = append(env, "LAMBDA_TASK_ROOT="+o.TaskRoot)
+	}
 	cmd.Env = env
 	// Own process group, so cleanup kills the bootstrap RIE started as well; and
 	// RIE is killed if the test binary dies before its cleanup runs.

@@ -21,6 +21,8 @@ const (
 	EnvInterval         = "FACEFLEET_STEP_INTERVAL"
 	EnvMargin           = "FACEFLEET_DEADLINE_MARGIN"
 	EnvOutputBucket     = "FACEFLEET_OUTPUT_BUCKET"
+	EnvOverflowFunction = "FACEFLEET_OVERFLOW_FUNCTION"
+	EnvOverflowMax      = "FACEFLEET_OVERFLOW_MAX"
 )
 
 // DefaultMaxInstances is the fleet cap when FACEFLEET_MAX_INSTANCES is 0 or unset.
@@ -37,6 +39,13 @@ type Config struct {
 	Margin           time.Duration
 	// OutputBucket holds the decision log (decisionlog.Key); empty: none.
 	OutputBucket string
+	// OverflowFunction is the overflow Lambda the policy may invoke while EC2
+	// capacity boots (empty: none); OverflowMax its reserved concurrency and
+	// OverflowActiveFor how long an invocation counts as running
+	// (OverflowOptions).
+	OverflowFunction  string
+	OverflowMax       int
+	OverflowActiveFor time.Duration
 	// AWS is the SDK configuration (region, endpoints) from the same environment.
 	AWS awsconfig.Options
 }
@@ -58,7 +67,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Interval:         v.Duration(settings.StepInterval),
 		Margin:           v.Duration(settings.DeadlineMargin),
 		OutputBucket:     v.String(settings.OutputBucket),
-		AWS:              awsconfig.FromSettings(v),
+		OverflowFunction: v.String(settings.OverflowFunction),
+		OverflowMax:      v.Int(settings.OverflowMax),
+		// The scaler reads the declared default when unset.
+		OverflowActiveFor: v.Duration(settings.OverflowActiveFor),
+		AWS:               awsconfig.FromSettings(v),
 	}
 	if c.MaxInstances == 0 {
 		c.MaxInstances = DefaultMaxInstances

@@ -65,9 +65,8 @@ const NudgeEvent = `{"action":"nudge"}`
 
 // Idle reports whether a looping invocation may return after decision d: the
 // step succeeded, nothing is queued, in flight, pending or running, and it
-// started nothing, and no overflow invocation runs or was asked for (overflow
-// exists only in the simulator today; it must keep the loop watching, since the
-// overflow defers EC2 starts). A request that arrives later is seen by the web
+// started nothing, and no overflow invocation runs or was asked for (the
+// overflow must keep the loop watching, since it defers EC2 starts). A request that arrives later is seen by the web
 // tier's nudge, the next schedule or the alarm. The simulator ends its
 // invocations by the same rule.
 func Idle(d scaling.Decision) bool {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -38,62 +37,7 @@ const (
 	scalerARN  = "arn:aws:lambda:" + iamRegion + ":" + iamAccount + ":function:" + scalerName
 )
 
-// invokePath is the Invoke API's path (Lambda REST API 2015-03-31).
-var invokePath = regexp.MustCompile(`^/2015-03-31/functions/([^/]+)/invocations$`)
-
-// lambdaResource is the resource IAM authorises an Invoke request against, as
-// Lambda derives it from the request: the FunctionName path element (a name,
-// name:qualifier, a partial ARN account:function:name[:qualifier] or a full
-// ARN) made a full ARN in the caller's region and account, qualified when the
-// request names a version or alias (in FunctionName or the Qualifier query).
-func lambdaResource(escapedPath, rawQuery, region, account string) (string, error) {
-	m := invokePath.FindStringSubmatch(escapedPath)
-	if m == nil {
-		return "", fmt.Errorf("path %q is not an Invoke", escapedPath)
-	}
-	fn, err := url.PathUnescape(m[1])
-	if err != nil {
-		return "", err
-	}
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return "", err
-	}
-	var name, qual string
-	p := strings.Split(fn, ":")
-	switch {
-	case len(p) >= 7 && len(p) <= 8 && p[0] == "arn" && p[2] == "lambda" && p[5] == "function":
-		region, account, name = p[3], p[4], p[6]
-		if len(p) == 8 {
-			qual = p[7]
-		}
-	case len(p) >= 3 && len(p) <= 4 && p[1] == "function":
-		account, name = p[0], p[2]
-		if len(p) == 4 {
-			qual = p[3]
-		}
-	case len(p) <= 2:
-		name = p[0]
-		if len(p) == 2 {
-			qual = p[1]
-		}
-	default:
-		return "", fmt.Errorf("FunctionName %q is not a name or function ARN", fn)
-	}
-	if qq := q.Get("Qualifier"); qq != "" {
-		if qual != "" && qual != qq {
-			return "", fmt.Errorf("FunctionName %q and Qualifier %q disagree (Lambda refuses this)", fn, qq)
-		}
-		qual = qq
-	}
-	arn := "arn:aws:lambda:" + region + ":" + account + ":function:" + name
-	if qual != "" {
-		arn += ":" + qual
-	}
-	return arn, nil
-}
-
-func TestLambdaResource(t *testing.T) {
+func TestLambdaInvokeResource(t *testing.T) {
 	for _, c := range []struct{ path, query, want string }{
 		{"/2015-03-31/functions/f/invocations", "", "arn:aws:lambda:r:1:function:f"},
 		{"/2015-03-31/functions/f%3Alive/invocations", "", "arn:aws:lambda:r:1:function:f:live"},
@@ -101,17 +45,17 @@ func TestLambdaResource(t *testing.T) {
 		{"/2015-03-31/functions/2%3Afunction%3Af/invocations", "", "arn:aws:lambda:r:2:function:f"},
 		{"/2015-03-31/functions/arn%3Aaws%3Alambda%3Ax%3A3%3Afunction%3Af%3Alive/invocations", "", "arn:aws:lambda:x:3:function:f:live"},
 	} {
-		got, err := lambdaResource(c.path, c.query, "r", "1")
+		got, err := awstest.LambdaInvokeResource(c.path, c.query, "r", "1")
 		if err != nil || got != c.want {
-			t.Errorf("lambdaResource(%s?%s) = %q, %v; want %q", c.path, c.query, got, err, c.want)
+			t.Errorf("awstest.LambdaInvokeResource(%s?%s) = %q, %v; want %q", c.path, c.query, got, err, c.want)
 		}
 	}
 	for _, bad := range []string{"/2015-03-31/functions/f/invoke-async", "/2015-03-31/functions/a%3Ab%3Ac%3Ad%3Ae/invocations"} {
-		if got, err := lambdaResource(bad, "", "r", "1"); err == nil {
-			t.Errorf("lambdaResource(%s) = %q, want an error", bad, got)
+		if got, err := awstest.LambdaInvokeResource(bad, "", "r", "1"); err == nil {
+			t.Errorf("awstest.LambdaInvokeResource(%s) = %q, want an error", bad, got)
 		}
 	}
-	if _, err := lambdaResource("/2015-03-31/functions/f%3A1/invocations", "Qualifier=2", "r", "1"); err == nil {
+	if _, err := awstest.LambdaInvokeResource("/2015-03-31/functions/f%3A1/invocations", "Qualifier=2", "r", "1"); err == nil {
 		t.Error("disagreeing qualifiers accepted")
 	}
 }
@@ -194,7 +138,7 @@ func TestWebRoleMayInvokeOnlyTheScaler(t *testing.T) {
 		if r.Header.Get("X-Amz-Invocation-Type") != string(types.InvocationTypeEvent) {
 			t.Fatalf("invocation type %q, want Event", r.Header.Get("X-Amz-Invocation-Type"))
 		}
-		res, err := lambdaResource(r.URL.EscapedPath(), r.URL.RawQuery, iamRegion, iamAccount)
+		res, err := awstest.LambdaInvokeResource(r.URL.EscapedPath(), r.URL.RawQuery, iamRegion, iamAccount)
 		if err != nil {
 			t.Fatal(err)
 		}

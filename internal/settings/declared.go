@@ -63,6 +63,12 @@ const (
 	CloudWatchEndpoint = "cloudwatch-endpoint"
 	LambdaEndpoint     = "lambda-endpoint"
 	ScalerFunction     = "scaler-function"
+	OverflowFunction   = "overflow-function"
+	OverflowMax        = "overflow-max"
+	OverflowActiveFor  = "overflow-active-for"
+	OverflowMargin     = "overflow-margin"
+	OverflowFleetCheck = "overflow-fleet-check"
+	OverflowEC2Warmup  = "overflow-ec2-warmup"
 	S3PathStyle        = "s3-path-style"
 	AWSMaxAttempts     = "aws-max-attempts"
 	LogLevel           = "log-level"
@@ -93,13 +99,13 @@ const (
 func All() []Setting {
 	var (
 		servers = []Command{Up, Webtier}
-		engines = []Command{Up, Apptier, Bench, Enroll, Recognize}
-		workers = []Command{Up, Apptier}
-		images  = []Command{Up, Webtier, Apptier, Enroll, Recognize}
-		aws     = []Command{Webtier, Apptier, Scaler}
-		tiers   = []Command{Webtier, Apptier}
+		engines = []Command{Up, Apptier, Overflow, Bench, Enroll, Recognize}
+		workers = []Command{Up, Apptier, Overflow}
+		images  = []Command{Up, Webtier, Apptier, Overflow, Enroll, Recognize}
+		aws     = []Command{Webtier, Apptier, Scaler, Overflow}
+		tiers   = []Command{Webtier, Apptier, Overflow}
 		// The AWS SDK settings; `facefleet keys` reads them to reach the output bucket.
-		awsSDK = []Command{Webtier, Apptier, Scaler, Keys}
+		awsSDK = []Command{Webtier, Apptier, Scaler, Overflow, Keys}
 	)
 	return []Setting{
 		// Listening.
@@ -118,13 +124,13 @@ func All() []Setting {
 
 		// Engine.
 		{Name: Models, Env: "FACEFLEET_MODELS", Kind: String, Default: "build/models", For: engines,
-			Help: "folder of the converted .onnx models"},
+			Help: "folder of the converted .onnx models (overflow Lambda, when unset: $LAMBDA_TASK_ROOT/models, in its zip)"},
 		{Name: ORTLib, Env: "FACEFLEET_ORT_LIB", Kind: String, Default: "build/lib/libonnxruntime.so.1", For: engines,
-			Help: "ONNX Runtime shared library"},
+			Help: "ONNX Runtime shared library (overflow Lambda, when unset: $LAMBDA_TASK_ROOT/lib/libonnxruntime.so.1)"},
 		{Name: ORTThreads, Env: "FACEFLEET_ORT_THREADS", Kind: Int, Default: "1", Min: "1", Max: "64", For: engines,
 			Aliases: []string{"threads"},
 			Help:    "ONNX Runtime intra-op threads per model run (workers share one engine and run in parallel; keep 1 on small machines)"},
-		{Name: Threshold, Env: "FACEFLEET_THRESHOLD", Kind: Float, Default: "0.6", Min: "0.01", Max: "2", For: []Command{Up, Webtier, Apptier, Recognize},
+		{Name: Threshold, Env: "FACEFLEET_THRESHOLD", Kind: Float, Default: "0.6", Min: "0.01", Max: "2", For: []Command{Up, Webtier, Apptier, Overflow, Recognize},
 			Help: "largest descriptor distance that still names a person (web tier: what POST /v1/verify calls a match)"},
 
 		// Request limits.
@@ -133,7 +139,7 @@ func All() []Setting {
 			Help:    "largest request body and image in bytes (413 beyond)"},
 		{Name: MaxPixels, Env: "FACEFLEET_MAX_PIXELS", Kind: Int, Default: strconv.Itoa(DefaultMaxPixels), Min: "1", Max: "1000000000", For: images,
 			Help: "largest width x height, read from the header before decoding (413 beyond)"},
-		{Name: MaxJPEGScans, Env: "FACEFLEET_MAX_JPEG_SCANS", Kind: Int, Default: "100", Min: "1", Max: "10000", For: []Command{Up, Apptier, Enroll, Recognize},
+		{Name: MaxJPEGScans, Env: "FACEFLEET_MAX_JPEG_SCANS", Kind: Int, Default: "100", Min: "1", Max: "10000", For: []Command{Up, Apptier, Overflow, Enroll, Recognize},
 			Help: "most scans (SOS markers) in a JPEG, counted before any decoder runs (422 beyond): each scan is a pass over the whole image, and Go's image/jpeg fallback has no limit of its own; encoders write 1-3 (baseline) or about 10 (progressive)"},
 		{Name: MaxPending, Env: "FACEFLEET_MAX_PENDING", Kind: Int, Default: strconv.Itoa(DefaultMaxPending), Min: "1", Max: "1000000", For: servers,
 			Help: "uploads waiting for an answer at once (503 + Retry-After beyond)"},
@@ -162,7 +168,7 @@ func All() []Setting {
 			Help: "worker loops in this process, sharing one engine (one per vCPU on AWS)"},
 		{Name: MaxTails, Env: "FACEFLEET_MAX_TAILS", Kind: Int, Default: "4", Min: "1", Max: "64", For: workers,
 			Help: "results a worker stores, answers and deletes while it analyses the next images (1: it waits for each)"},
-		{Name: WorkerWait, Env: "FACEFLEET_WORKER_WAIT", Kind: Duration, Default: "5s", Min: "1s", Max: "20s", For: []Command{Apptier},
+		{Name: WorkerWait, Env: "FACEFLEET_WORKER_WAIT", Kind: Duration, Default: "5s", Min: "1s", Max: "20s", For: []Command{Apptier, Overflow},
 			Aliases: []string{"wait"},
 			Help:    "request queue long-poll wait"},
 		{Name: SelfStop, Env: "FACEFLEET_SELF_STOP", Kind: String, Default: "ec2", For: []Command{Apptier}, Check: checkSelfStop,
@@ -200,18 +206,32 @@ func All() []Setting {
 			Help: "the request queue's dead-letter queue URL (optional: the web tier then answers dead-lettered requests at once)"},
 		{Name: InputBucket, Env: "FACEFLEET_INPUT_BUCKET", Kind: String, For: tiers, Required: tiers,
 			Help: "S3 bucket for uploaded images"},
-		{Name: OutputBucket, Env: "FACEFLEET_OUTPUT_BUCKET", Kind: String, For: []Command{Webtier, Apptier, Keys, Scaler}, Required: tiers,
+		{Name: OutputBucket, Env: "FACEFLEET_OUTPUT_BUCKET", Kind: String, For: []Command{Webtier, Apptier, Overflow, Keys, Scaler}, Required: tiers,
 			Help: "S3 bucket for results, the gallery and the API keys (keys: when set, instead of -data; scaler: where it keeps its recent decisions, scaler/decisions.json, for /v1/status; unset: only logged)"},
 		{Name: GalleryPrefix, Env: "FACEFLEET_GALLERY_PREFIX", Kind: String, Default: DefaultGalleryPrefix, For: tiers,
 			Help: "prefix of the shared gallery in the output bucket (journal/ and snapshot/ under it; a gallery.json an older facefleet left there is imported once)"},
-		{Name: AppTagKey, Env: "FACEFLEET_APP_TAG_KEY", Kind: String, For: []Command{Webtier, Scaler}, Required: []Command{Scaler},
+		{Name: AppTagKey, Env: "FACEFLEET_APP_TAG_KEY", Kind: String, For: []Command{Webtier, Scaler, Overflow}, Required: []Command{Scaler, Overflow},
 			Together: AppTagValue, Aliases: []string{"fleet-tag-key"},
-			Help: "tag key marking app-tier instances (web tier: optional, reports the fleet on /v1/status)"},
-		{Name: AppTagValue, Env: "FACEFLEET_APP_TAG_VALUE", Kind: String, For: []Command{Webtier, Scaler}, Required: []Command{Scaler},
+			Help: "tag key marking app-tier instances (web tier: optional, reports the fleet on /v1/status; overflow: it stops once one of them runs)"},
+		{Name: AppTagValue, Env: "FACEFLEET_APP_TAG_VALUE", Kind: String, For: []Command{Webtier, Scaler, Overflow}, Required: []Command{Scaler, Overflow},
 			Together: AppTagKey, Aliases: []string{"fleet-tag-value"},
 			Help: "tag value marking app-tier instances"},
 		{Name: ScalerFunction, Env: "FACEFLEET_SCALER_FUNCTION", Kind: String, For: []Command{Webtier},
 			Help: "name or ARN of the scaler Lambda: when a request finds no app-tier instance pending or running (checked at most every 5 s), the web tier invokes it asynchronously (empty: no nudge; the scaler waits for its schedule or alarm)"},
+
+		// Overflow (issue 15): Lambda workers that answer while EC2 capacity boots.
+		{Name: OverflowFunction, Env: "FACEFLEET_OVERFLOW_FUNCTION", Kind: String, For: []Command{Scaler},
+			Help: "name or ARN of the overflow Lambda (functions/overflow): while a backlog waits and no app-tier instance runs, the scaler invokes it asynchronously as many times as the policy decides (empty: no overflow, EC2 only)"},
+		{Name: OverflowMax, Env: "FACEFLEET_OVERFLOW_MAX", Kind: Int, Default: "10", Min: "1", Max: "1000", For: []Command{Scaler},
+			Help: "most overflow invocations at once: the function's reserved concurrency (template OverflowReservedConcurrency)"},
+		{Name: OverflowActiveFor, Env: "FACEFLEET_OVERFLOW_ACTIVE_FOR", Kind: Duration, Default: "10s", Min: "1s", Max: "15m", For: []Command{Scaler},
+			Help: "the scaler counts an overflow invocation it made as running for this long, until its marker (overflow/running/ in the output bucket) shows: an asynchronous delivery and a cold start"},
+		{Name: OverflowMargin, Env: "FACEFLEET_OVERFLOW_MARGIN", Kind: Duration, Default: "10s", Min: "1s", Max: "5m", For: []Command{Overflow},
+			Help: "an overflow invocation stops receiving this long before its deadline; must exceed -worker-wait plus one image's analysis, so the images in hand are answered before Lambda ends it (one that is not goes back to the queue by its visibility timeout)"},
+		{Name: OverflowFleetCheck, Env: "FACEFLEET_OVERFLOW_FLEET_CHECK", Kind: Duration, Default: "3s", Min: "100ms", Max: "1m", For: []Command{Overflow},
+			Help: "how often an overflow invocation lists the app tier (ec2:DescribeInstances by tag); once an instance has run for -overflow-ec2-warmup it stops receiving and returns"},
+		{Name: OverflowEC2Warmup, Env: "FACEFLEET_OVERFLOW_EC2_WARMUP", Kind: Duration, Default: "2s", Min: "0s", Max: "5m", For: []Command{Overflow},
+			Help: "an app-tier instance takes over from the overflow once it has been running this long: its worker still loads the models after EC2 reports it running (2s: the simulator's model-load assumption; raise it if your instances take longer, see the worker's journal)"},
 
 		// AWS SDK.
 		{Name: AWSRegion, Env: "AWS_REGION", Kind: String, For: awsSDK,
@@ -226,8 +246,8 @@ func All() []Setting {
 			Help: "EC2 endpoint URL"},
 		{Name: CloudWatchEndpoint, Env: "AWS_ENDPOINT_URL_CLOUDWATCH", Kind: String, For: awsSDK, Check: absoluteURL,
 			Help: "CloudWatch endpoint URL"},
-		{Name: LambdaEndpoint, Env: "AWS_ENDPOINT_URL_LAMBDA", Kind: String, For: []Command{Webtier}, Check: absoluteURL,
-			Help: "Lambda endpoint URL (the scaler nudge)"},
+		{Name: LambdaEndpoint, Env: "AWS_ENDPOINT_URL_LAMBDA", Kind: String, For: []Command{Webtier, Scaler}, Check: absoluteURL,
+			Help: "Lambda endpoint URL (the web tier's scaler nudge; the scaler's overflow invokes)"},
 		{Name: S3PathStyle, Env: "FACEFLEET_S3_PATH_STYLE", Kind: Bool, Default: "false", For: awsSDK,
 			Help: "address S3 buckets path-style (emulators on 127.0.0.1 need it)"},
 		{Name: AWSMaxAttempts, Env: "FACEFLEET_AWS_MAX_ATTEMPTS", Kind: Int, Default: "0", Min: "0", Max: "20", For: awsSDK,
@@ -250,7 +270,7 @@ func All() []Setting {
 			Help: "how long a checked key is trusted before the store is read again: a revoked key stops working within this (0: read every time)"},
 
 		{Name: LogLevel, Env: "FACEFLEET_LOG_LEVEL", Kind: String, Default: "info", OneOf: []string{"debug", "info", "warn", "error"},
-			For: []Command{Up, Webtier, Apptier}, Help: "log level (debug also logs every no-op scaling decision)"},
+			For: []Command{Up, Webtier, Apptier, Overflow}, Help: "log level (debug also logs every no-op scaling decision)"},
 	}
 }
 

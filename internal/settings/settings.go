@@ -40,7 +40,9 @@ const (
 	Webtier Command = "webtier"
 	Apptier Command = "apptier"
 	Scaler  Command = "scaler" // the scaler Lambda: environment only
-	Bench   Command = "benchservice"
+	// Overflow is the overflow Lambda (functions/overflow): environment only.
+	Overflow Command = "overflow"
+	Bench    Command = "benchservice"
 	// enroll and recognize read the engine's settings.
 	Enroll    Command = "enroll"
 	Recognize Command = "recognize"
@@ -50,7 +52,7 @@ const (
 
 // Commands lists every command, in the order the README's table shows them.
 func Commands() []Command {
-	return []Command{Up, Webtier, Apptier, Scaler, Bench, Enroll, Recognize, Keys}
+	return []Command{Up, Webtier, Apptier, Scaler, Overflow, Bench, Enroll, Recognize, Keys}
 }
 
 // Kind is a setting's value type.

@@ -301,6 +301,7 @@ func TestSmokeScript(t *testing.T) {
 		{nil, nil, "usage: deploy/smoke.sh STACK"},
 		{[]string{"s", t.TempDir()}, nil, "SMOKE_KEY"},
 		{[]string{"s", t.TempDir()}, []string{"SMOKE_KEY=k", "SMOKE_N=ten"}, "SMOKE_N"},
+		{[]string{"s", t.TempDir()}, []string{"SMOKE_KEY=k", "SMOKE_NEED_EC2=yes"}, "SMOKE_NEED_EC2"},
 		{[]string{"s", filepath.Join(t.TempDir(), "absent")}, []string{"SMOKE_KEY=k"}, "faces folder"},
 	} {
 		cmd := exec.Command(script, tc.args...)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/facefleet/facefleet/internal/decisionlog"
+	"github.com/facefleet/facefleet/internal/scalerfn"
 )
 
 // grant is one API permission a tier needs: action on a resource whose
@@ -80,6 +81,26 @@ var needs = map[string][]grant{
 		{"cloudwatch:PutMetricData", "*"},
 		{"s3:GetObject", "${OutputBucket.Arn}/" + decisionlog.Key}, // decisionlog read-modify-write
 		{"s3:PutObject", "${OutputBucket.Arn}/" + decisionlog.Key},
+		{"lambda:InvokeFunction", "OverflowFunction"}, // overflow workers (scalerfn.OverflowInvoker)
+		{"s3:ListBucket", "OutputBucket"},             // the running invocations' markers
+	},
+	// The overflow Lambda (functions/overflow through internal/overflowfn):
+	// the app tier's worker path (service.OpenAWS, apptier) plus the fleet
+	// listing that tells it EC2 runs; no artefacts (they are in its zip).
+	"OverflowFunction": {
+		{"s3:GetObject", "${InputBucket.Arn}/*"},                                          // the image
+		{"s3:ListBucket", "InputBucket"},                                                  // start-up probe; vanished input reads 404
+		{"s3:ListBucket", "OutputBucket"},                                                 // start-up probe; missing gallery reads 404
+		{"s3:PutObject", "${OutputBucket.Arn}/*"},                                         // results
+		{"s3:GetObject", "${OutputBucket.Arn}/gallery/*"},                                 // gallery (Head and Get)
+		{"sqs:ReceiveMessage", "RequestQueue"},                                            //
+		{"sqs:DeleteMessage", "RequestQueue"},                                             //
+		{"sqs:ChangeMessageVisibility", "RequestQueue"},                                   // extend while busy
+		{"sqs:GetQueueAttributes", "RequestQueue"},                                        // start-up probe, visibility and redrive
+		{"sqs:SendMessage", "ResponseQueue"},                                              //
+		{"sqs:GetQueueAttributes", "ResponseQueue"},                                       // start-up probe
+		{"ec2:DescribeInstances", "*"},                                                    // stop once an app-tier instance runs
+		{"s3:DeleteObject", "${OutputBucket.Arn}/" + scalerfn.OverflowMarkerPrefix + "*"}, // its marker (put under WriteOutputs)
 	},
 }
 
@@ -102,7 +123,7 @@ func TestRolesGrantExactlyWhatTheTiersCall(t *testing.T) {
 	tpl := readTemplate(t)
 	for role, want := range needs {
 		var st []map[string]any
-		if role == "ScalerFunction" {
+		if strings.HasSuffix(role, "Function") {
 			st = statements(at(resource(t, tpl, role, "AWS::Serverless::Function"), "Policies"))
 		} else {
 			st = statements(at(resource(t, tpl, role, "AWS::IAM::Role"), "Policies"))
