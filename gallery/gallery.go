@@ -610,16 +610,27 @@ func (g *Gallery) Clone() *Gallery {
 
 // Largest is the face the service names and enrolls: the one with the largest
 // box among those with a descriptor; nil when none has one. The CLI and the
-// worker answer for this face and enroll it (one definition for both).
+// worker answer for this face and enroll it (one definition for both; the web
+// tier applies the same rule to the API's faces through LargestIndex).
 func Largest(faces []engine.Face) *engine.Face {
-	var best *engine.Face
-	for i := range faces {
-		f := &faces[i]
-		if len(f.Descriptor) == 0 {
-			continue
-		}
-		if best == nil || f.Box.W*f.Box.H > best.Box.W*best.Box.H {
-			best = f
+	i := LargestIndex(len(faces), func(i int) (float64, float64, bool) {
+		return faces[i].Box.W, faces[i].Box.H, len(faces[i].Descriptor) > 0
+	})
+	if i < 0 {
+		return nil
+	}
+	return &faces[i]
+}
+
+// LargestIndex is the rule behind Largest for any list of faces: the index of
+// the face with the largest box area (w x h) among those face(i) calls
+// eligible, the first of equal areas; -1 when none is.
+func LargestIndex(n int, face func(i int) (w, h float64, eligible bool)) int {
+	best, bestArea := -1, 0.0
+	for i := range n {
+		w, h, ok := face(i)
+		if ok && (best < 0 || w*h > bestArea) {
+			best, bestArea = i, w*h
 		}
 	}
 	return best

@@ -574,14 +574,14 @@ func cutUTF8(s string, n int) string {
 	return s[:n]
 }
 
+// largest is the API face the course answer and enrollment are about: the
+// gallery's rule (gallery.LargestIndex), applied to faces without descriptors.
 func largest(fs []protocol.Face) *protocol.Face {
-	var best *protocol.Face
-	for i := range fs {
-		if best == nil || fs[i].Box.W*fs[i].Box.H > best.Box.W*best.Box.H {
-			best = &fs[i]
-		}
+	i := gallery.LargestIndex(len(fs), func(i int) (float64, float64, bool) { return fs[i].Box.W, fs[i].Box.H, true })
+	if i < 0 {
+		return nil
 	}
-	return best
+	return &fs[i]
 }
 
 func (s *Server) deleteSubject(c *fiber.Ctx) error {
