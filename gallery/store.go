@@ -86,6 +86,9 @@ type StoreOptions struct {
 	// compaction deletes it (default 15 minutes; far longer than any edit's
 	// list-to-write window).
 	KeepFor time.Duration
+	// MaxFaces bounds the faces an edit may leave in the gallery (default and
+	// ceiling: the package's MaxFaces, what a snapshot may hold).
+	MaxFaces int
 	// LegacyKey is a gallery object written before the journal existed
 	// ("gallery/gallery.json"); an empty store imports it once as its first
 	// entry. Empty: none.
@@ -99,10 +102,12 @@ const DefaultStorePrefix = "gallery/"
 // DefaultCompactAfter is StoreOptions.CompactAfter's default.
 const DefaultCompactAfter = 200
 
-// ErrNoSubject and ErrNoFace say what an edit refers to does not exist.
+// ErrNoSubject and ErrNoFace say what an edit refers to does not exist;
+// ErrFull that the edit would take the gallery past StoreOptions.MaxFaces.
 var (
 	ErrNoSubject = errors.New("gallery: no such subject")
 	ErrNoFace    = errors.New("gallery: no such face")
+	ErrFull      = errors.New("gallery: full")
 )
 
 // EditOp names an edit.
@@ -148,6 +153,9 @@ func OpenStore(ctx context.Context, blobs blob.Store, prefix string, opt StoreOp
 	}
 	if opt.CompactAfter <= 0 {
 		opt.CompactAfter = DefaultCompactAfter
+	}
+	if opt.MaxFaces <= 0 || opt.MaxFaces > MaxFaces {
+		opt.MaxFaces = MaxFaces
 	}
 	if opt.FullEvery <= 0 {
 		opt.FullEvery = time.Minute
@@ -422,6 +430,19 @@ func (s *Store) check(e Edit) (Outcome, error) {
 	case OpAdd, OpPut, OpReplace:
 		if e.Faces == nil {
 			return Outcome{}, fmt.Errorf("gallery: %s without faces", e.Op)
+		}
+		total := e.Faces.FaceTotal() // replace: the new gallery
+		switch e.Op {
+		case OpAdd:
+			total += g.FaceTotal()
+		case OpPut: // at most: its subjects replace their namesakes
+			total += g.FaceTotal()
+			for _, name := range e.Faces.Names() {
+				total -= g.FaceCount(name)
+			}
+		}
+		if total > s.opt.MaxFaces {
+			return Outcome{}, fmt.Errorf("%w: the edit would leave %d faces; the limit is %d", ErrFull, total, s.opt.MaxFaces)
 		}
 		if e.Op == OpAdd && e.Faces.Len() == 1 {
 			name := e.Faces.Names()[0]

@@ -313,3 +313,27 @@ func TestStoreFollowsByKey(t *testing.T) {
 		t.Fatalf("fresh: seq %d, %v", r.Seq(), err)
 	}
 }
+
+// An edit that would take the gallery past MaxFaces is refused and not
+// journalled (a snapshot must stay loadable).
+func TestStoreRefusesToOverfill(t *testing.T) {
+	ctx := context.Background()
+	m := memblob.New()
+	s := open(t, m, gallery.StoreOptions{MaxFaces: 3})
+	rng := rand.New(rand.NewPCG(8, 8))
+	for i := range 3 {
+		if _, err := s.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, fmt.Sprint("p", i), desc(rng))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Apply(ctx, gallery.Edit{Op: gallery.OpAdd, Faces: one(t, "p9", desc(rng))}); !errors.Is(err, gallery.ErrFull) {
+		t.Fatalf("a fourth face: %v, want ErrFull", err)
+	}
+	// Replacing a subject by one of the same size fits.
+	if _, err := s.Apply(ctx, gallery.Edit{Op: gallery.OpPut, Faces: one(t, "p0", desc(rng))}); err != nil {
+		t.Fatalf("put within the limit: %v", err)
+	}
+	if s.Seq() != 4 || s.Gallery().FaceTotal() != 3 {
+		t.Fatalf("seq %d, %d faces", s.Seq(), s.Gallery().FaceTotal())
+	}
+}

@@ -59,6 +59,8 @@ func (s *Server) applyEdit(ctx context.Context, e gallery.Edit) (gallery.Outcome
 		return out, errf(fiber.StatusNotFound, "no_face", "subject %q has no face %q", e.Subject, e.FaceID)
 	case errors.Is(err, gallery.ErrNoSubject):
 		return out, errf(fiber.StatusNotFound, "no_subject", "no subject %q is enrolled", e.Subject)
+	case errors.Is(err, gallery.ErrFull):
+		return out, errf(fiber.StatusInsufficientStorage, "gallery_full", "%v; delete faces or subjects first", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return out, err
 	}

@@ -53,10 +53,10 @@ func apiOps() []apiOp {
 		{method: "POST", path: "/v1/verify", id: "verify", summary: "Whether the largest faces of two images are the same person (422 when either has no face)",
 			access: "recognize", lockedBy: func(a AuthOptions) bool { return a.RecognizeNeedsKey },
 			body: "multipart:image_a,image_b", okStatus: 200, ok: "json:VerifyResult", errors: imageErrs},
-		{method: "PUT", path: "/v1/subjects/:name/faces", id: "enrollPut", summary: "Enroll the largest face of the image under name",
-			access: "admin", body: "multipart:image", okStatus: 201, ok: "json:EnrollResult", errors: imageErrs},
+		{method: "PUT", path: "/v1/subjects/:name/faces", id: "enrollPut", summary: "Enroll the largest face of the image under name (507 when the gallery is full)",
+			access: "admin", body: "multipart:image", okStatus: 201, ok: "json:EnrollResult", errors: append([]int{507}, imageErrs...)},
 		{method: "POST", path: "/v1/subjects/:name/faces", id: "enrollPost", summary: "Enroll the largest face of the image under name (as PUT)",
-			access: "admin", body: "multipart:image", okStatus: 201, ok: "json:EnrollResult", errors: imageErrs},
+			access: "admin", body: "multipart:image", okStatus: 201, ok: "json:EnrollResult", errors: append([]int{507}, imageErrs...)},
 		{method: "GET", path: "/v1/subjects", id: "listSubjects", summary: "Enrolled subjects by name, paged with limit and after",
 			access: "admin", okStatus: 200, ok: "json:SubjectsPage", errors: []int{400, 503},
 			query: []apiParam{{"limit", "integer", "at most this many subjects (1.." + strconv.Itoa(MaxSubjectsPage) + "; all when absent)"},
@@ -73,9 +73,9 @@ func apiOps() []apiOp {
 			access: "admin", okStatus: 200, ok: "json:GalleryFile", errors: []int{400, 503},
 			query: []apiParam{{"format", "string", "json (default) or binary (version 2: CRC-checked, about a quarter of the size)"}}},
 		{method: "PUT", path: "/v1/gallery", id: "replaceGallery", summary: "Replace the gallery with the file given, JSON or binary (400 and no change for a bad or foreign-version file)",
-			access: "admin", body: "json:GalleryFile", okStatus: 200, ok: "json:ImportResult", errors: []int{400, 413, 503}},
+			access: "admin", body: "json:GalleryFile", okStatus: 200, ok: "json:ImportResult", errors: []int{400, 413, 503, 507}},
 		{method: "POST", path: "/v1/gallery", id: "mergeGallery", summary: "Merge the file given: its subjects replace those of the same name",
-			access: "admin", body: "json:GalleryFile", okStatus: 200, ok: "json:ImportResult", errors: []int{400, 413, 503}},
+			access: "admin", body: "json:GalleryFile", okStatus: 200, ok: "json:ImportResult", errors: []int{400, 413, 503, 507}},
 		{method: "GET", path: "/v1/openapi.json", id: "openapi", summary: "This document", okStatus: 200, ok: "json:"},
 		{method: "GET", path: "/ui/:file", id: "pageFile", summary: "The page's script and style sheet", okStatus: 200, ok: "asset", errors: []int{404}},
 		{method: "GET", path: "/v1/subjects/:name/faces/:id/thumbnail", id: "faceThumbnail",
@@ -114,6 +114,7 @@ var errorText = map[int]string{
 	502: "the request failed on every worker attempt (dead-lettered)",
 	503: "busy (Retry-After), shutting down, or a store or queue is unavailable",
 	504: "no answer within the request timeout",
+	507: "the gallery is full (gallery.MaxFaces faces); delete faces or subjects first",
 }
 
 // OpenAPI builds the OpenAPI 3.1 document of this server's routes.
