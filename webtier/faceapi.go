@@ -129,8 +129,13 @@ func (s *Server) renameSubject(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	body, done, err := s.smallBody(c)
+	if err != nil {
+		return err
+	}
+	defer done()
 	var req RenameRequest
-	if err := json.Unmarshal(c.Body(), &req); err != nil {
+	if err := json.Unmarshal(body, &req); err != nil {
 		return errf(fiber.StatusBadRequest, "bad_json", `send {"name": "<new name>"} as JSON: %v`, err)
 	}
 	if err := validSubject(req.Name); err != nil {
@@ -179,7 +184,11 @@ func (s *Server) exportGallery(c *fiber.Ctx) error {
 // file the gallery package rejects (not a gallery, another version, bad names
 // or descriptors) is a 400 and changes nothing. Face ids are kept.
 func (s *Server) importGallery(c *fiber.Ctx) error {
-	body := c.Body()
+	body, done, err := s.smallBody(c)
+	if err != nil {
+		return err
+	}
+	defer done()
 	if len(body) == 0 {
 		return errf(fiber.StatusBadRequest, "bad_gallery", "send a gallery file (as written by `facefleet enroll` or GET /v1/gallery) as the request body")
 	}

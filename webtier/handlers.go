@@ -633,3 +633,42 @@ func (s *Server) collectStatus(ctx context.Context) Status {
 func (s *Server) status(c *fiber.Ctx) error {
 	return c.JSON(s.collectStatus(c.UserContext()))
 }
+
+// smallBody reads a request body that is not an image upload (a gallery file,
+// a JSON document) into memory: at most MaxBodyBytes (413 beyond; bodies are
+// streamed, so Fiber's BodyLimit does not stop a long one) and charged to the
+// upload byte budget while the handler runs (503 when it is spent). done
+// returns the bytes to the budget.
+func (s *Server) smallBody(c *fiber.Ctx) (data []byte, done func(), err error) {
+	max := int64(s.o.Limits.MaxBodyBytes)
+	tooLarge := errf(fiber.StatusRequestEntityTooLarge, "too_large", "request body is over the %d-byte limit", max)
+	cl := int64(c.Request().Header.ContentLength()) // -1: chunked
+	if cl > max {
+		return nil, nil, tooLarge
+	}
+	charge := cl
+	if cl < 0 {
+		charge = max
+	}
+	if !s.uploadBytes.take(charge) {
+		s.m.rejected.Add(1)
+		he := errf(fiber.StatusServiceUnavailable, "busy", "%d bytes of uploads are being received already (limit %d); retry later", s.uploadBytes.inUse(), s.o.Limits.MaxInflightBytes)
+		he.retryAfter = s.o.Limits.RetryAfter
+		return nil, nil, he
+	}
+	done = func() { s.uploadBytes.give(charge) }
+	var r io.Reader = c.Context().RequestBodyStream()
+	if r == nil {
+		r = bytes.NewReader(c.Body())
+	}
+	data, err = io.ReadAll(io.LimitReader(r, max+1))
+	switch {
+	case err != nil:
+		done()
+		return nil, nil, errf(fiber.StatusBadRequest, "bad_body", "reading the request body: %v", err)
+	case int64(len(data)) > max:
+		done()
+		return nil, nil, tooLarge
+	}
+	return data, done, nil
+}

@@ -68,7 +68,7 @@ func apiOps() []apiOp {
 		{method: "DELETE", path: "/v1/subjects/:name/faces/:id", id: "deleteFace", summary: "Delete one face by id (the subject goes with its last face)",
 			access: "admin", okStatus: 204, errors: []int{400, 404, 503}},
 		{method: "PATCH", path: "/v1/subjects/:name", id: "renameSubject", summary: "Rename a subject; merges into the new name when it exists",
-			access: "admin", body: "json:RenameRequest", okStatus: 200, ok: "json:RenameResult", errors: []int{400, 404, 503}},
+			access: "admin", body: "json:RenameRequest", okStatus: 200, ok: "json:RenameResult", errors: []int{400, 404, 413, 503}},
 		{method: "GET", path: "/v1/gallery", id: "exportGallery", summary: "The whole gallery in its versioned file format (JSON; ?format=binary: the binary format)",
 			access: "admin", okStatus: 200, ok: "json:GalleryFile", errors: []int{400, 503},
 			query: []apiParam{{"format", "string", "json (default) or binary (version 2: CRC-checked, about a quarter of the size)"}}},
