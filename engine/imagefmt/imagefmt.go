@@ -9,10 +9,12 @@ package imagefmt
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"image"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"strings"
 
 	"golang.org/x/image/bmp"
@@ -25,16 +27,19 @@ type Format struct {
 	Label string   // for messages: "JPEG"
 	MIME  string   // "image/jpeg"
 	Exts  []string // usual file extensions, lower case, with the dot
+
+	decode       func(io.Reader) (image.Image, error)
+	decodeConfig func(io.Reader) (image.Config, error)
 }
 
 // All returns the accepted formats (a fresh slice each call).
 func All() []Format {
 	return []Format{
-		{"jpeg", "JPEG", "image/jpeg", []string{".jpg", ".jpeg", ".jfif"}},
-		{"png", "PNG", "image/png", []string{".png"}},
-		{"gif", "GIF", "image/gif", []string{".gif"}},
-		{"webp", "WebP", "image/webp", []string{".webp"}},
-		{"bmp", "BMP", "image/bmp", []string{".bmp", ".dib"}},
+		{"jpeg", "JPEG", "image/jpeg", []string{".jpg", ".jpeg", ".jfif"}, jpeg.Decode, jpeg.DecodeConfig},
+		{"png", "PNG", "image/png", []string{".png"}, png.Decode, png.DecodeConfig},
+		{"gif", "GIF", "image/gif", []string{".gif"}, gif.Decode, gif.DecodeConfig},
+		{"webp", "WebP", "image/webp", []string{".webp"}, webp.Decode, webp.DecodeConfig},
+		{"bmp", "BMP", "image/bmp", []string{".bmp", ".dib"}, bmp.Decode, bmp.DecodeConfig},
 	}
 }
 
@@ -73,38 +78,21 @@ func Sniff(data []byte) (Format, bool) {
 }
 
 // DecodeConfig reads the width and height from f's header without decoding
-// pixels.
+// pixels. f comes from Sniff or All.
 func DecodeConfig(f Format, data []byte) (image.Config, error) {
-	r := bytes.NewReader(data)
-	switch f.ID {
-	case "jpeg":
-		return jpeg.DecodeConfig(r)
-	case "png":
-		return png.DecodeConfig(r)
-	case "gif":
-		return gif.DecodeConfig(r)
-	case "bmp":
-		return bmp.DecodeConfig(r)
-	default:
-		return webp.DecodeConfig(r)
+	if f.decodeConfig == nil {
+		return image.Config{}, fmt.Errorf("imagefmt: %q is not a format from this package's list", f.ID)
 	}
+	return f.decodeConfig(bytes.NewReader(data))
 }
 
-// Decode decodes the first (only) frame of data in format f.
+// Decode decodes the first (only) frame of data in format f. f comes from
+// Sniff or All.
 func Decode(f Format, data []byte) (image.Image, error) {
-	r := bytes.NewReader(data)
-	switch f.ID {
-	case "jpeg":
-		return jpeg.Decode(r)
-	case "png":
-		return png.Decode(r)
-	case "gif":
-		return gif.Decode(r)
-	case "bmp":
-		return bmp.Decode(r)
-	default:
-		return webp.Decode(r)
+	if f.decode == nil {
+		return nil, fmt.Errorf("imagefmt: %q is not a format from this package's list", f.ID)
 	}
+	return f.decode(bytes.NewReader(data))
 }
 
 // JPEGScans counts the start-of-scan (SOS) markers of a JPEG by walking its
