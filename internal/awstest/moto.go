@@ -503,3 +503,34 @@ func NeedMoto(t testing.TB, m *Moto) *Moto {
 	need(t, "moto", m != nil, why)
 	return m
 }
+
+// DataPlane is a stack's queues as CreateDataPlane made them.
+type DataPlane struct{ Requests, Responses Queue }
+
+// CreateDataPlane creates st's queues and buckets as template.yaml declares
+// them, through admin: the request queue (30 s visibility) and the response
+// queue, each redriving to a dead-letter queue after 3 receives, and the input
+// and output buckets. The buckets get no bucket policies: moto applies them,
+// and the template's deny of plain HTTP (aws:SecureTransport) would refuse
+// every call on loopback. The queues' URLs and ARNs are recorded in st, so the
+// template's policies resolve to them.
+func CreateDataPlane(ctx context.Context, admin *awsconfig.Clients, st *Stack) (DataPlane, error) {
+	var d DataPlane
+	var err error
+	if d.Requests, err = CreateQueue(ctx, admin.SQS(), QueueSpec{Name: st.QueueName("RequestQueue"), VisibilityTimeout: 30 * time.Second, MaxReceives: 3}); err != nil {
+		return d, err
+	}
+	if d.Responses, err = CreateQueue(ctx, admin.SQS(), QueueSpec{Name: st.QueueName("ResponseQueue"), MaxReceives: 3}); err != nil {
+		return d, err
+	}
+	for logical, q := range map[string]Queue{"Request": d.Requests, "Response": d.Responses} {
+		st.Refs[logical+"Queue"], st.Attrs[logical+"Queue.Arn"] = q.URL, q.ARN
+		st.Refs[logical+"DLQ"], st.Attrs[logical+"DLQ.Arn"] = q.DLQURL, q.DLQARN
+	}
+	for _, b := range []string{st.BucketName("InputBucket"), st.BucketName("OutputBucket")} {
+		if err := CreateBucket(ctx, admin.S3(), b); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}

@@ -61,23 +61,11 @@ func TestCloudE2EMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reqQ, err := awstest.CreateQueue(ctx, admin.SQS(), awstest.QueueSpec{Name: st.QueueName("RequestQueue"), VisibilityTimeout: 30 * time.Second, MaxReceives: 3})
+	plane, err := awstest.CreateDataPlane(ctx, admin, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	respQ, err := awstest.CreateQueue(ctx, admin.SQS(), awstest.QueueSpec{Name: st.QueueName("ResponseQueue"), MaxReceives: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Refs["RequestDLQ"], st.Attrs["RequestDLQ.Arn"] = reqQ.DLQURL, reqQ.DLQARN
-	st.Refs["ResponseDLQ"], st.Attrs["ResponseDLQ.Arn"] = respQ.DLQURL, respQ.DLQARN
-	// No bucket policies: moto applies them, and the template's deny of plain
-	// HTTP (aws:SecureTransport) would refuse every call on loopback.
-	for _, b := range []string{st.BucketName("InputBucket"), st.BucketName("OutputBucket")} {
-		if err := awstest.CreateBucket(ctx, admin.S3(), b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reqQ, respQ := plane.Requests, plane.Responses
 	imgs, err := admin.EC2().DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
 	if err != nil || len(imgs.Images) == 0 {
 		t.Fatalf("moto has no AMI: %v", err)

@@ -123,23 +123,11 @@ func newRig(t *testing.T, ctx context.Context) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reqQ, err := awstest.CreateQueue(ctx, admin.SQS(), awstest.QueueSpec{Name: st.QueueName("RequestQueue"), VisibilityTimeout: 30 * time.Second, MaxReceives: 3})
+	plane, err := awstest.CreateDataPlane(ctx, admin, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	respQ, err := awstest.CreateQueue(ctx, admin.SQS(), awstest.QueueSpec{Name: st.QueueName("ResponseQueue"), MaxReceives: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Refs["RequestQueue"], st.Refs["ResponseQueue"] = reqQ.URL, respQ.URL
-	st.Attrs["RequestQueue.Arn"], st.Attrs["ResponseQueue.Arn"] = reqQ.ARN, respQ.ARN
-	st.Refs["RequestDLQ"], st.Attrs["RequestDLQ.Arn"] = reqQ.DLQURL, reqQ.DLQARN
-	st.Refs["ResponseDLQ"], st.Attrs["ResponseDLQ.Arn"] = respQ.DLQURL, respQ.DLQARN
-	for _, b := range []string{st.BucketName("InputBucket"), st.BucketName("OutputBucket")} {
-		if err := awstest.CreateBucket(ctx, admin.S3(), b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reqQ, respQ := plane.Requests, plane.Responses
 	creds, err := m.TierUser(ctx, "overflow", st)
 	if err != nil {
 		t.Fatal(err)
