@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"testing"
 )
 
 // Authorize evaluates identity policies the way IAM does for one request by a
@@ -136,4 +137,15 @@ func Wildcard(p, s string) bool {
 		pi++
 	}
 	return pi == len(p)
+}
+
+// MayInvoke is Authorize for lambda:InvokeFunction on resource, failing t on
+// a policy it cannot evaluate.
+func MayInvoke(t testing.TB, pols []Policy, resource string) bool {
+	t.Helper()
+	ok, err := Authorize(pols, "lambda:InvokeFunction", resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }

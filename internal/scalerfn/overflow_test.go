@@ -239,14 +239,6 @@ func TestScalerMayInvokeOnlyTheOverflow(t *testing.T) {
 		}
 		return res
 	}
-	may := func(pols []awstest.Policy, res string) bool {
-		t.Helper()
-		ok, err := awstest.Authorize(pols, "lambda:InvokeFunction", res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
 	scaler := policies("scaler")
 	name := ovARN[strings.LastIndex(ovARN, ":")+1:]
 	for _, c := range []struct {
@@ -261,12 +253,12 @@ func TestScalerMayInvokeOnlyTheOverflow(t *testing.T) {
 		{"the overflow in another region", strings.Replace(ovARN, ovRegion, "eu-west-1", 1), false},
 	} {
 		res := resourceOf(c.function)
-		if got := may(scaler, res); got != c.want {
+		if got := awstest.MayInvoke(t, scaler, res); got != c.want {
 			t.Errorf("scaler invoking %s (resource %s): allowed %v, want %v", c.what, res, got, c.want)
 		}
 	}
 	for _, tier := range []string{"web", "app", "overflow"} {
-		if may(policies(tier), resourceOf(ovARN)) {
+		if awstest.MayInvoke(t, policies(tier), resourceOf(ovARN)) {
 			t.Errorf("the %s tier may invoke the overflow; only the scaler should", tier)
 		}
 	}

@@ -144,14 +144,6 @@ func TestWebRoleMayInvokeOnlyTheScaler(t *testing.T) {
 		}
 		return res
 	}
-	may := func(pols []awstest.Policy, resource string) bool {
-		t.Helper()
-		ok, err := awstest.Authorize(pols, "lambda:InvokeFunction", resource)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
 
 	web := policies("web")
 	for _, c := range []struct {
@@ -168,7 +160,7 @@ func TestWebRoleMayInvokeOnlyTheScaler(t *testing.T) {
 		{"the scaler in another region", strings.Replace(scalerARN, iamRegion, "eu-west-1", 1), false},
 	} {
 		res := resourceOf(c.function)
-		if got := may(web, res); got != c.want {
+		if got := awstest.MayInvoke(t, web, res); got != c.want {
 			t.Errorf("web tier invoking %s (resource %s): allowed %v, want %v", c.what, res, got, c.want)
 		}
 	}
@@ -187,11 +179,11 @@ func TestWebRoleMayInvokeOnlyTheScaler(t *testing.T) {
 	if dropped != 1 {
 		t.Fatalf("the web policies have %d statements with Sid NudgeScaler, want 1", dropped)
 	}
-	if may(stripped, resourceOf(scalerARN)) {
+	if awstest.MayInvoke(t, stripped, resourceOf(scalerARN)) {
 		t.Error("the web tier may invoke the scaler without its NudgeScaler statement: some other grant is wider")
 	}
 	for _, tier := range []string{"app", "scaler"} {
-		if may(policies(tier), resourceOf(scalerARN)) {
+		if awstest.MayInvoke(t, policies(tier), resourceOf(scalerARN)) {
 			t.Errorf("the %s tier may invoke the scaler; only the web tier should", tier)
 		}
 	}
