@@ -175,21 +175,10 @@ func (s *Server) readImages(c *fiber.Ctx, fields ...string) ([]*upload, error) {
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return nil, missing
 	}
-	max := int64(s.o.Limits.MaxBodyBytes)
-	tooLarge := errf(fiber.StatusRequestEntityTooLarge, "too_large", "request body is over the %d-byte limit", max)
-	cl := int64(c.Request().Header.ContentLength()) // -1: chunked
-	if cl > max {
-		return nil, tooLarge
-	}
-	charge := cl
-	if cl < 0 {
-		charge = max
-	}
-	if !s.uploadBytes.take(charge) {
-		s.m.rejected.Add(1)
-		he := errf(fiber.StatusServiceUnavailable, "busy", "%d bytes of uploads are being received already (limit %d); retry later", s.uploadBytes.inUse(), s.o.Limits.MaxInflightBytes)
-		he.retryAfter = s.o.Limits.RetryAfter
-		return nil, he
+	max, tooLarge := s.bodyLimit()
+	charge, err := s.chargeBody(c)
+	if err != nil {
+		return nil, err
 	}
 	ups := make([]*upload, len(fields))
 	for i := range ups {
@@ -255,8 +244,8 @@ func (s *Server) readImages(c *fiber.Ctx, fields ...string) ([]*upload, error) {
 		_, dp, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
 		raws[fi] = dp["filename"]
 		var buf bytes.Buffer
-		if cl > 0 {
-			buf.Grow(int(cl)) // the part is smaller than the body: one allocation
+		if cl := c.Request().Header.ContentLength(); cl > 0 {
+			buf.Grow(cl) // the part is smaller than the body: one allocation
 		}
 		if _, err := buf.ReadFrom(p); err != nil {
 			if lr.N <= 0 {
@@ -634,17 +623,20 @@ func (s *Server) status(c *fiber.Ctx) error {
 	return c.JSON(s.collectStatus(c.UserContext()))
 }
 
-// smallBody reads a request body that is not an image upload (a gallery file,
-// a JSON document) into memory: at most MaxBodyBytes (413 beyond; bodies are
-// streamed, so Fiber's BodyLimit does not stop a long one) and charged to the
-// upload byte budget while the handler runs (503 when it is spent). done
-// returns the bytes to the budget.
-func (s *Server) smallBody(c *fiber.Ctx) (data []byte, done func(), err error) {
+// bodyLimit is MaxBodyBytes and the error for a body over it.
+func (s *Server) bodyLimit() (int64, error) {
 	max := int64(s.o.Limits.MaxBodyBytes)
-	tooLarge := errf(fiber.StatusRequestEntityTooLarge, "too_large", "request body is over the %d-byte limit", max)
+	return max, errf(fiber.StatusRequestEntityTooLarge, "too_large", "request body is over the %d-byte limit", max)
+}
+
+// chargeBody refuses a body whose Content-Length is over MaxBodyBytes (413)
+// and takes its bytes (MaxBodyBytes when chunked) from the upload byte budget
+// (503 when it is spent); the caller gives them back.
+func (s *Server) chargeBody(c *fiber.Ctx) (int64, error) {
+	max, tooLarge := s.bodyLimit()
 	cl := int64(c.Request().Header.ContentLength()) // -1: chunked
 	if cl > max {
-		return nil, nil, tooLarge
+		return 0, tooLarge
 	}
 	charge := cl
 	if cl < 0 {
@@ -654,7 +646,21 @@ func (s *Server) smallBody(c *fiber.Ctx) (data []byte, done func(), err error) {
 		s.m.rejected.Add(1)
 		he := errf(fiber.StatusServiceUnavailable, "busy", "%d bytes of uploads are being received already (limit %d); retry later", s.uploadBytes.inUse(), s.o.Limits.MaxInflightBytes)
 		he.retryAfter = s.o.Limits.RetryAfter
-		return nil, nil, he
+		return 0, he
+	}
+	return charge, nil
+}
+
+// smallBody reads a request body that is not an image upload (a gallery file,
+// a JSON document) into memory: at most MaxBodyBytes (413 beyond; bodies are
+// streamed, so Fiber's BodyLimit does not stop a long one) and charged to the
+// upload byte budget while the handler runs (503 when it is spent). done
+// returns the bytes to the budget.
+func (s *Server) smallBody(c *fiber.Ctx) (data []byte, done func(), err error) {
+	max, tooLarge := s.bodyLimit()
+	charge, err := s.chargeBody(c)
+	if err != nil {
+		return nil, nil, err
 	}
 	done = func() { s.uploadBytes.give(charge) }
 	var r io.Reader = c.Context().RequestBodyStream()
