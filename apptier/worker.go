@@ -96,7 +96,7 @@ type Worker struct {
 	o   Options
 	log *slog.Logger
 
-	shared *gallery.Store // nil until the first request opens it
+	shared *gallery.Store // Options.Gallery, or nil until the first request opens one
 
 	drainOnce sync.Once
 	drain     chan struct{} // closed by Drain
@@ -136,7 +136,7 @@ func New(o Options) (*Worker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Worker{o: o, log: o.Logger.With("worker", o.ID), drain: make(chan struct{})}, nil
+	return &Worker{o: o, log: o.Logger.With("worker", o.ID), drain: make(chan struct{}), shared: o.Gallery}, nil
 }
 
 // Drain asks Run to finish what it holds and return before its next receive,
@@ -455,15 +455,11 @@ func (w *Worker) analyze(ctx context.Context, data []byte) (res *engine.Result, 
 // is beyond ours. A failed refresh keeps answering with what we have.
 func (w *Worker) gallery(ctx context.Context, hint string) (*gallery.Gallery, error) {
 	if w.shared == nil {
-		if w.o.Gallery != nil {
-			w.shared = w.o.Gallery
-		} else {
-			st, err := gallery.OpenStore(ctx, w.o.Outputs, w.o.GalleryPrefix, gallery.StoreOptions{Logger: w.log})
-			if err != nil {
-				return nil, fmt.Errorf("load the gallery: %w", err)
-			}
-			w.shared = st
+		st, err := gallery.OpenStore(ctx, w.o.Outputs, w.o.GalleryPrefix, gallery.StoreOptions{Logger: w.log})
+		if err != nil {
+			return nil, fmt.Errorf("load the gallery: %w", err)
 		}
+		w.shared = st
 	}
 	atLeast, _ := strconv.ParseUint(hint, 10, 64) // an old tier's ETag hint reads as 0
 	if err := w.shared.RefreshIfStale(ctx, w.o.GalleryCheckEvery, atLeast); err != nil {

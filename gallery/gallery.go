@@ -288,25 +288,12 @@ func (g *Gallery) removeSubjectRows(s int32) {
 
 // Add enrols descriptors for name (appending to any it has).
 func (g *Gallery) Add(name string, descriptors ...[]float32) error {
-	if err := ValidName(name); err != nil {
-		return fmt.Errorf("gallery: subject %q: %w", name, err)
-	}
-	if len(descriptors) == 0 {
-		return fmt.Errorf("gallery: no descriptors given for %q", name)
-	}
-	for i, d := range descriptors {
-		if err := checkDescriptor(d); err != nil {
-			return fmt.Errorf("gallery: descriptor %d of %q: %w", i, name, err)
-		}
-	}
 	now := time.Now().UTC().Truncate(time.Second)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	s := g.subjectIndex(name)
-	for _, d := range descriptors {
-		g.appendFace(s, face{desc: d, info: FaceInfo{ID: NewFaceID(), Created: now}})
+	faces := make([]face, len(descriptors))
+	for i, d := range descriptors {
+		faces[i] = face{desc: d, info: FaceInfo{ID: NewFaceID(), Created: now}}
 	}
-	return nil
+	return g.addFaces(name, faces)
 }
 
 // AddFace enrols one descriptor for name with the box it came from (nil: none)
@@ -324,6 +311,9 @@ func (g *Gallery) AddFace(name string, d []float32, box *Box) (string, error) {
 func (g *Gallery) addFaces(name string, faces []face) error {
 	if err := ValidName(name); err != nil {
 		return fmt.Errorf("gallery: subject %q: %w", name, err)
+	}
+	if len(faces) == 0 {
+		return fmt.Errorf("gallery: no descriptors given for %q", name)
 	}
 	for i, f := range faces {
 		if err := checkDescriptor(f.desc); err != nil {

@@ -18,10 +18,6 @@ func (s *Server) galleryStore(ctx context.Context) (*gallery.Store, error) {
 	if s.shared != nil {
 		return s.shared, nil
 	}
-	if s.o.Gallery != nil {
-		s.shared = s.o.Gallery
-		return s.shared, nil
-	}
 	st, err := gallery.OpenStore(ctx, s.o.Outputs, s.o.GalleryPrefix, gallery.StoreOptions{
 		LegacyKey: s.o.GalleryPrefix + "gallery.json", Logger: s.log,
 	})
@@ -81,7 +77,8 @@ func (s *Server) galleryPosition(ctx context.Context) string {
 	return strconv.FormatUint(st.Seq(), 10)
 }
 
-// Close releases the gallery (waits for a snapshot being written).
+// closeGallery releases a gallery this tier opened (waits for a snapshot
+// being written); one passed in Options is its owner's to close.
 func (s *Server) closeGallery() {
 	s.galleryMu.Lock()
 	st := s.shared

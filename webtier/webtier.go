@@ -262,6 +262,7 @@ func New(o Options) (*Server, error) {
 		o: o, log: o.Logger.With("component", "webtier"), m: newMetrics(),
 		pending: make(map[string]chan protocol.Response),
 		recent:  make(map[string]recentID),
+		shared:  o.Gallery,
 	}
 	s.uploadBytes.max = o.Limits.MaxInflightBytes
 	s.auth = newAuth(&s.o)
