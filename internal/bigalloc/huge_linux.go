@@ -1,6 +1,9 @@
 package bigalloc
 
-import "syscall"
+import (
+	"syscall"
+	"unsafe"
+)
 
 // madvHugepage is MADV_HUGEPAGE (include/uapi/asm-generic/mman-common.h).
 const madvHugepage = 14
@@ -9,11 +12,12 @@ const madvHugepage = 14
 // refusal (THP off, old kernel) leaves ordinary pages, which only costs time.
 func adviseHuge(b []byte) {
 	const page = 2 << 20
-	start := (uintptrOf(b) + page - 1) &^ (page - 1)
-	end := (uintptrOf(b) + uintptr(len(b))) &^ (page - 1)
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	start := (base + page - 1) &^ (page - 1)
+	end := (base + uintptr(len(b))) &^ (page - 1)
 	if end <= start {
 		return
 	}
-	off := int(start - uintptrOf(b))
+	off := int(start - base)
 	_ = syscall.Madvise(b[off:off+int(end-start)], madvHugepage)
 }
