@@ -524,15 +524,6 @@ func sleepOrDrain(ctx context.Context, drain <-chan struct{}, d time.Duration) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // Faces is a labelled result's faces as the API and the queue messages carry
 // them (never nil).
 func Faces(res *engine.Result) []protocol.Face {

@@ -51,6 +51,7 @@ import (
 
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/gallery"
+	"github.com/facefleet/facefleet/internal/pause"
 )
 
 // Engine is the double; the zero value is not usable, call New. It is safe
@@ -162,7 +163,7 @@ func (e *Engine) Analyze(ctx context.Context, img []byte) (*engine.Result, error
 	delay, release, small, large := e.delay, e.release, e.small, e.large
 	e.mu.Unlock()
 	if delay > 0 {
-		if err := sleep(ctx, delay); err != nil {
+		if err := pause.For(ctx, delay); err != nil {
 			return nil, err
 		}
 	}
@@ -210,15 +211,4 @@ func twoFaces(small, large []float32) *engine.Result {
 	s, l := NewFace(engine.Box{X: 1, Y: 1, W: 10, H: 10}, 0), NewFace(engine.Box{X: 20, Y: 20, W: 50, H: 50}, 1)
 	s.Descriptor, l.Descriptor = small, large
 	return &engine.Result{Width: 100, Height: 100, Faces: []engine.Face{s, l}}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

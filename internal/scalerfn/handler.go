@@ -19,6 +19,7 @@ import (
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/decisionlog"
 	"github.com/facefleet/facefleet/internal/metrics"
+	"github.com/facefleet/facefleet/internal/pause"
 	"github.com/facefleet/facefleet/scaling"
 )
 
@@ -333,13 +334,4 @@ type wallClock struct{}
 
 func (wallClock) Now() time.Time { return time.Now() }
 
-func (wallClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (wallClock) Sleep(ctx context.Context, d time.Duration) error { return pause.For(ctx, d) }

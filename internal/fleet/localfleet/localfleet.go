@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/facefleet/facefleet/internal/fleet"
+	"github.com/facefleet/facefleet/internal/pause"
 )
 
 // ErrClosed is returned by every call after Close.
@@ -243,19 +244,7 @@ func (f *Fleet) bootLocked(in *instance) {
 }
 
 // wait sleeps d unless the fleet closes first; it reports whether it slept fully.
-func (f *Fleet) wait(d time.Duration) bool {
-	if d <= 0 {
-		return f.base.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-f.base.Done():
-		return false
-	}
-}
+func (f *Fleet) wait(d time.Duration) bool { return pause.For(f.base, d) == nil }
 
 // lifecycle drives one boot: pending -> running -> Run -> stopping -> stopped.
 func (f *Fleet) lifecycle(in *instance) {
