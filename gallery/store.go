@@ -141,6 +141,9 @@ type Outcome struct {
 	Seq    uint64 // the journal position of the edit
 	Merged bool   // rename: To existed and took Subject's faces
 	Faces  int    // faces of the subject the edit left (rename: To's)
+	// Removed lists the ids of the faces a remove_subject or remove_face took
+	// out, as of the state the edit was checked against.
+	Removed []string
 }
 
 // OpenStore loads the shared gallery kept under prefix in blobs.
@@ -453,12 +456,17 @@ func (s *Store) check(e Edit) (Outcome, error) {
 		if !g.HasFace(e.Subject, e.FaceID) {
 			return Outcome{}, fmt.Errorf("%w: %q has no face %q", ErrNoFace, e.Subject, e.FaceID)
 		}
-		return Outcome{Faces: g.FaceCount(e.Subject) - 1}, nil
+		return Outcome{Faces: g.FaceCount(e.Subject) - 1, Removed: []string{e.FaceID}}, nil
 	case OpRemoveSubject:
-		if g.FaceCount(e.Subject) == 0 {
+		faces, _ := g.Faces(e.Subject)
+		if len(faces) == 0 {
 			return Outcome{}, fmt.Errorf("%w: %q", ErrNoSubject, e.Subject)
 		}
-		return Outcome{}, nil
+		out := Outcome{}
+		for _, f := range faces {
+			out.Removed = append(out.Removed, f.ID)
+		}
+		return out, nil
 	case OpRename:
 		if err := ValidName(e.To); err != nil {
 			return Outcome{}, fmt.Errorf("gallery: subject %q: %w", e.To, err)

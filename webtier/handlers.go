@@ -578,19 +578,11 @@ func (s *Server) deleteSubject(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	g, err := s.currentGallery(c.UserContext())
+	out, err := s.applyEdit(c.UserContext(), gallery.Edit{Op: gallery.OpRemoveSubject, Subject: name})
 	if err != nil {
 		return err
 	}
-	faces, _ := g.Faces(name)
-	if _, err := s.applyEdit(c.UserContext(), gallery.Edit{Op: gallery.OpRemoveSubject, Subject: name}); err != nil {
-		return err
-	}
-	ids := make([]string, 0, len(faces))
-	for _, f := range faces {
-		ids = append(ids, f.ID)
-	}
-	s.dropThumbnails(c.UserContext(), ids)
+	s.dropThumbnails(c.UserContext(), out.Removed)
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
