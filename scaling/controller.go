@@ -233,7 +233,12 @@ func (c *Controller) start(ctx context.Context, insts []fleet.Instance, d *Decis
 	if rest := want - d.Started; rest > 0 {
 		launched, err := c.f.Launch(ctx, rest)
 		d.Launched = min(len(launched), rest)
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// No answer in time says nothing about what EC2 did: the launch may
+			// have happened. The next step counts it among the pending ones.
+			errs = append(errs, fmt.Errorf("launching %d instances: no answer before the step's deadline, so they may still start (the next step counts them): %w", rest, err))
+		case err != nil:
 			errs = append(errs, fmt.Errorf("launching %d instances: %w", rest, err))
 		}
 	}

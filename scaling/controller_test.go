@@ -284,3 +284,26 @@ func TestControllerRetiresOldestPaidUpRunningOnly(t *testing.T) {
 		t.Fatalf("without Retirer: d=%+v", d)
 	}
 }
+
+// hangingLaunch is a fleet whose launches get no answer before the caller's
+// deadline (EC2 may still have run them).
+type hangingLaunch struct{ *fakeFleet }
+
+func (hangingLaunch) Launch(ctx context.Context, _ int) ([]fleet.Instance, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("ec2: RunInstances: %w", ctx.Err())
+}
+
+// A launch cut off by the step's deadline is recorded as unknown, not as a
+// refusal: the instance may boot, and the decision log must not read as if
+// nothing was tried.
+func TestControllerLaunchWithoutAnswerSaysItMayStillStart(t *testing.T) {
+	c := NewController(ControllerOptions{Queue: &fakeQueue{c: queue.Counts{Visible: 5}}, Fleet: hangingLaunch{&fakeFleet{capLeft: -1}},
+		Policy: &fixedPolicy{d: Decision{Start: 2}}, Max: 5})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	d, err := c.Step(ctx, t0)
+	if !errors.Is(err, context.DeadlineExceeded) || d.Start != 0 || !strings.Contains(d.Error, "launching 2 instances: no answer before the step's deadline, so they may still start") {
+		t.Fatalf("decision %+v, err %v", d, err)
+	}
+}

@@ -71,6 +71,12 @@ type Decision struct {
 	Error    string `json:"error,omitempty"`
 }
 
+// Acted reports whether d did (or tried) something or failed; a decision that
+// did not is a no-op, worth keeping in a history only as the newest.
+func (d Decision) Acted() bool {
+	return d.Start+d.Stop+d.Retire+d.Overflow > 0 || d.Error != ""
+}
+
 // Policy turns an observation into a decision. Implementations may keep state
 // (cooldowns) but must take time only from the observation.
 type Policy interface {

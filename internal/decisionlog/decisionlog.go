@@ -57,7 +57,10 @@ func Read(ctx context.Context, s blob.Store) ([]scaling.Decision, error) {
 }
 
 // Append adds ds (oldest first) to the stored decisions and writes back the
-// newest Max that fit in MaxBytes. When the stored object cannot be read (a
+// newest Max that fit in MaxBytes. A stored no-op (a decision that did not
+// act, kept as "what the scaler thinks now") is replaced by what follows it,
+// so a quiet hour of scheduled invocations costs one entry, and a start is not
+// pushed out of the log by the idle minutes after it. When the stored object cannot be read (a
 // corrupt object, or a missing one that S3 reports as 403 because the scaler
 // may not list the bucket), it starts a fresh log and returns the read error
 // joined to any write error only if the write also fails: the log is a view
@@ -67,6 +70,9 @@ func Append(ctx context.Context, s blob.Store, ds ...scaling.Decision) (readErr,
 		return nil, nil
 	}
 	old, readErr := Read(ctx, s)
+	if n := len(old); n > 0 && !old[n-1].Acted() {
+		old = old[:n-1]
+	}
 	all := append(old, ds...)
 	for i := range all {
 		all[i].Reason = clip(all[i].Reason)

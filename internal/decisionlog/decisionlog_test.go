@@ -73,3 +73,27 @@ func TestAppendClipsAndBounds(t *testing.T) {
 		}
 	}
 }
+
+// Idle invocations each append their no-op; only the newest is kept, so the
+// start before them survives any number of quiet minutes.
+func TestAppendKeepsOneNoOpAfterTheLastAction(t *testing.T) {
+	ctx := context.Background()
+	s := memblob.New()
+	now := time.Now()
+	at := func(i int) scaling.Observation { return scaling.Observation{Now: now.Add(time.Duration(i) * time.Minute)} }
+	if _, err := Append(ctx, s, scaling.Decision{Observation: at(0), Start: 2, Reason: "burst"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3*Max; i++ {
+		if _, err := Append(ctx, s, scaling.Decision{Observation: at(i), Reason: "idle"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Append(ctx, s, scaling.Decision{Observation: at(3*Max + 1), Error: "sqs: throttled"}, scaling.Decision{Observation: at(3*Max + 2), Reason: "idle"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(ctx, s)
+	if err != nil || len(got) != 3 || got[0].Start != 2 || got[1].Error == "" || got[2].Reason != "idle" || !got[2].Observation.Now.Equal(at(3*Max+2).Now) {
+		t.Fatalf("log = %+v, %v; want the start, the failure and the newest no-op", got, err)
+	}
+}

@@ -61,15 +61,16 @@ func TestDecisionLogKeepsActingStepsAndTheLast(t *testing.T) {
 		t.Errorf("last = %+v, want the final no-op step", got[2])
 	}
 
-	// A second invocation appends; its no-op replaces nothing already stored.
+	// A second invocation appends; its start replaces the stored no-op (a
+	// no-op is kept only as the newest decision).
 	ctrl2 := &fakeController{visible: []int{2}}
 	h2 := newLoggingHandler(t, ctrl2, clk, store)
 	if _, err := h2.Invoke(context.Background(), []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = decisionlog.Read(context.Background(), store)
-	if len(got) != 4 || got[3].Start != 2 {
-		t.Fatalf("after the second invocation: %d decisions, last %+v; want 4 ending with start 2", len(got), got[len(got)-1])
+	if len(got) != 3 || got[1].Error == "" || got[2].Start != 2 {
+		t.Fatalf("after the second invocation: %d decisions, last %+v; want 3: the start of 7, the failure, the start of 2", len(got), got[len(got)-1])
 	}
 }
 
@@ -121,5 +122,53 @@ func TestDecisionLogWriteErrorIsReportedNotFatal(t *testing.T) {
 	res, err := h.Invoke(context.Background(), []byte(`{}`))
 	if err != nil || res.Started != 2 || !strings.Contains(res.DecisionsErr, "AccessDenied") {
 		t.Fatalf("got %+v, %v; want the step done and the write error reported", res, err)
+	}
+}
+
+// flakyPut refuses writes while down is set (a PutObject that timed out at the
+// end of an invocation), then writes to the memblob underneath.
+type flakyPut struct {
+	*memblob.Store
+	down bool
+}
+
+func (f *flakyPut) Put(ctx context.Context, key string, data []byte, ct string) (string, error) {
+	if f.down {
+		return "", context.DeadlineExceeded
+	}
+	return f.Store.Put(ctx, key, data, ct)
+}
+
+// A start whose log write failed is written by the next invocation, before that
+// invocation's own decisions; while writes keep failing, at most
+// decisionlog.Max decisions wait.
+func TestDecisionLogWriteFailureIsCarriedToTheNextInvocation(t *testing.T) {
+	clk := &fakeClock{now: time.Now()}
+	store := &flakyPut{Store: memblob.New(), down: true}
+	ctrl := &fakeController{visible: []int{2}} // then 0: no-ops
+	h := newLoggingHandler(t, ctrl, clk, store)
+	res, err := h.Invoke(context.Background(), []byte(`{}`))
+	if err != nil || res.Started != 2 || !strings.Contains(res.DecisionsErr, "1 decisions kept") {
+		t.Fatalf("first invocation: %+v, %v; want the start done and its write failure reported", res, err)
+	}
+	if got, _ := decisionlog.Read(context.Background(), store); len(got) != 0 {
+		t.Fatalf("nothing should be written yet: %+v", got)
+	}
+	store.down = false
+	clk.now = clk.now.Add(time.Minute)
+	if res, err := h.Invoke(context.Background(), []byte(`{}`)); err != nil || res.DecisionsErr != "" {
+		t.Fatalf("second invocation: %+v, %v", res, err)
+	}
+	got, err := decisionlog.Read(context.Background(), store)
+	if err != nil || len(got) != 2 || got[0].Start != 2 || got[1].Start != 0 || !got[0].Observation.Now.Before(got[1].Observation.Now) {
+		t.Fatalf("log after the retry = %+v, %v; want the start, then the no-op", got, err)
+	}
+
+	store.down = true
+	for range decisionlog.Max + 10 {
+		_, _ = h.Invoke(context.Background(), []byte(`{}`))
+	}
+	if n := len(h.unwritten); n != decisionlog.Max {
+		t.Fatalf("%d decisions waiting after %d failed writes; want the newest %d", n, decisionlog.Max+10, decisionlog.Max)
 	}
 }

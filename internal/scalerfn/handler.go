@@ -93,6 +93,11 @@ type Handler struct {
 	flush    time.Duration
 	dims     map[string]string
 	declog   blob.Store
+	// unwritten holds decisions whose decision-log write failed (a slow or
+	// refused S3 call at the end of an invocation); the next invocation of
+	// this execution environment writes them first, so a start is not missing
+	// from the log because one write timed out. At most decisionlog.Max.
+	unwritten []scaling.Decision
 }
 
 // New validates opts.
@@ -279,29 +284,32 @@ func appendRecord(rec []scaling.Decision, d scaling.Decision, serr error, now ti
 	if d.Observation.Now.IsZero() {
 		d.Observation.Now = now
 	}
-	if n := len(rec); n > 0 && !acted(rec[n-1]) {
+	if n := len(rec); n > 0 && !rec[n-1].Acted() {
 		rec = rec[:n-1] // the previous "last" was a no-op: drop it
 	}
 	return append(rec, d)
 }
 
-// acted reports whether d did (or tried) something or failed.
-func acted(d scaling.Decision) bool {
-	return d.Start+d.Stop+d.Retire+d.Overflow > 0 || d.Error != ""
-}
-
-// writeDecisions appends rec to the decision log within the flush timeout.
+// writeDecisions appends rec, after any decisions an earlier invocation could
+// not write, to the decision log within the flush timeout. On failure they are
+// kept for the next invocation (the newest decisionlog.Max of them).
 func (h *Handler) writeDecisions(ctx context.Context, rec []scaling.Decision) error {
-	if h.declog == nil || len(rec) == 0 {
+	if h.declog == nil || len(rec)+len(h.unwritten) == 0 {
 		return nil
 	}
+	all := append(h.unwritten, rec...)
+	h.unwritten = nil
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.flush)
 	defer cancel()
-	readErr, err := decisionlog.Append(fctx, h.declog, rec...)
+	readErr, err := decisionlog.Append(fctx, h.declog, all...)
 	if readErr != nil {
 		h.log.WarnContext(ctx, "scaler: decision log unreadable; starting it afresh", "err", readErr)
 	}
-	return err
+	if err != nil {
+		h.unwritten = all[max(len(all)-decisionlog.Max, 0):]
+		return fmt.Errorf("%w (%d decisions kept for the next invocation)", err, len(h.unwritten))
+	}
+	return nil
 }
 
 // stepTrigger names the first step of an invocation for the controller's log

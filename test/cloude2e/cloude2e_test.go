@@ -328,6 +328,12 @@ func runScaler(ctx context.Context, t *testing.T, fn *lambdaFront, failures *ato
 			case <-time.After(wait):
 			}
 		}
+		// Invocations that acted, failed a step or lost their decision-log
+		// write are shown when the test fails.
+		var r scalerfn.Result
+		if json.Unmarshal(res.Body, &r) == nil && (r.Started+r.Stopped+r.Failed > 0 || r.DecisionsErr != "") {
+			t.Logf("scaler invoke: %s", res.Body)
+		}
 		if err != nil || res.ErrorType != "" || res.Status != http.StatusOK {
 			failures.Add(1)
 			t.Logf("scaler invoke: status %d, %s: %s, %v", res.Status, res.ErrorType, res.ErrorMessage, err)

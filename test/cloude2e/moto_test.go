@@ -164,7 +164,9 @@ func TestCloudE2EMoto(t *testing.T) {
 	// The scaler, under the RIE, as the scaler user.
 	sc := creds["scaler"]
 	fn := lambdatest.Start(t, lambdatest.Options{
-		Timeout: 3 * time.Second,
+		// Margin 1 s: the last step of a loop keeps 1 s for its AWS calls,
+		// which a loaded machine's moto needs (300 ms was cut short in CI).
+		Timeout: 4 * time.Second,
 		Env: map[string]string{
 			"AWS_REGION": awstest.Region, "AWS_ACCESS_KEY_ID": sc.AccessKeyID, "AWS_SECRET_ACCESS_KEY": sc.SecretAccessKey,
 			"AWS_ENDPOINT_URL":            m.Endpoint,
@@ -174,7 +176,7 @@ func TestCloudE2EMoto(t *testing.T) {
 			scalerfn.EnvTagValue:          st.Name,
 			scalerfn.EnvMaxInstances:      "3",
 			scalerfn.EnvInterval:          "500ms",
-			scalerfn.EnvMargin:            "300ms",
+			scalerfn.EnvMargin:            "1s",
 			"FACEFLEET_METRICS_NAMESPACE": "Facefleet",
 			scalerfn.EnvOutputBucket:      st.BucketName("OutputBucket"),
 			"FACEFLEET_S3_PATH_STYLE":     "1",
@@ -262,7 +264,12 @@ func TestCloudE2EMoto(t *testing.T) {
 	}
 	if all, err := decisionlog.Read(ctx, outputs); err != nil {
 		t.Fatalf("decision log: %v", err)
-	} else if started := slices.ContainsFunc(all, func(d scaling.Decision) bool { return d.Start > 0 }); !started {
+	} else if started := slices.ContainsFunc(all, func(d scaling.Decision) bool {
+		// A launch whose answer came after the step's deadline (moto on a
+		// loaded machine) booted an instance the decision cannot count; it
+		// says so.
+		return d.Start > 0 || strings.Contains(d.Error, "so they may still start")
+	}); !started {
 		t.Errorf("the decision log (%d decisions) has no start although %d instances booted", len(all), procs.boots.Load())
 	}
 	if err := m.ProveEnforced(ctx); err != nil {
