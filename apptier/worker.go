@@ -266,7 +266,7 @@ func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Reque
 		err = w.store(ctx, req, &resp)
 	case errors.As(err, &perm) && perm.Code == protocol.CodeBadImage:
 		// Best effort: the answer carries the error either way.
-		_ = w.record(ctx, resp.Stem, req, protocol.Response{ID: req.ID, Key: req.Key, Stem: resp.Stem, Error: perm})
+		_ = w.record(ctx, req, protocol.Response{ID: req.ID, Key: req.Key, Stem: resp.Stem, Error: perm})
 	}
 	switch {
 	case err == nil:
@@ -393,18 +393,14 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 // transient.
 func (w *Worker) store(ctx context.Context, req protocol.Request, resp *protocol.Response) error {
 	t2 := time.Now()
-	// The two writes are independent; on a store that fsyncs, doing them at
-	// once halves the time the answer waits.
-	var recErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { recErr = w.record(ctx, resp.Stem, req, *resp) })
-	_, err := w.o.Outputs.Put(ctx, resp.Stem, []byte(resp.Name), "text/plain; charset=utf-8")
-	wg.Wait()
+	rec, err := w.recordObject(req, *resp)
 	if err != nil {
-		return keyError(fmt.Errorf("store result %q: %w", resp.Stem, err), req.Key)
+		return err
 	}
-	if recErr != nil {
-		return keyError(recErr, req.Key)
+	// One batch: on fileblob's log both are durable after one sync; elsewhere
+	// the two writes run at once, so the answer waits for the slower only.
+	if err := blob.PutAll(ctx, w.o.Outputs, rec, blob.Object{Key: resp.Stem, Data: []byte(resp.Name), ContentType: "text/plain; charset=utf-8"}); err != nil {
+		return keyError(fmt.Errorf("store result %q and record %q: %w", resp.Stem, rec.Key, err), req.Key)
 	}
 	resp.Timings.StoreMS = ms(time.Since(t2))
 	return nil
@@ -423,14 +419,22 @@ type Record struct {
 // contract: the name) is shared: the latest answer wins.
 func ResultKey(stem, id string) string { return "results/" + stem + "/" + id + ".json" }
 
-func (w *Worker) record(ctx context.Context, stem string, req protocol.Request, resp protocol.Response) error {
+// recordObject is the JSON record of req's answer, as stored at ResultKey.
+func (w *Worker) recordObject(req protocol.Request, resp protocol.Response) (blob.Object, error) {
 	b, err := json.Marshal(Record{Request: req, Response: resp, Done: time.Now().UTC()})
 	if err != nil {
-		return fmt.Errorf("encode record: %w", err)
+		return blob.Object{}, fmt.Errorf("encode record: %w", err)
 	}
-	key := ResultKey(stem, req.ID)
-	if _, err := w.o.Outputs.Put(ctx, key, b, "application/json"); err != nil {
-		return fmt.Errorf("store record %q: %w", key, err)
+	return blob.Object{Key: ResultKey(resp.Stem, req.ID), Data: b, ContentType: "application/json"}, nil
+}
+
+func (w *Worker) record(ctx context.Context, req protocol.Request, resp protocol.Response) error {
+	o, err := w.recordObject(req, resp)
+	if err != nil {
+		return err
+	}
+	if _, err := w.o.Outputs.Put(ctx, o.Key, o.Data, o.ContentType); err != nil {
+		return fmt.Errorf("store record %q: %w", o.Key, err)
 	}
 	return nil
 }

@@ -170,7 +170,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	engineRun() // warm-up: the first runs of each model are slower
 	eBefore := engineRun()
 	fmt.Fprintf(stdout, "%d app-tier instances and %d engine goroutines on %d cores (%s/%s, GOMAXPROCS %d), results %s\n",
-		instances, instances, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), map[bool]string{true: "not fsynced", false: "fsynced"}[noSync])
+		instances, instances, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), durability(noSync, v.Bool(settings.OutputLog)))
 
 	// The data folder lives where `facefleet up`'s ./data would (beside the
 	// repository), not in /tmp: on the development VM creating a file in /tmp
@@ -189,7 +189,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Our policy sized with the measured service time and a short drain target,
 	// so a burst gets the whole fleet (its default optimises billed minutes).
 	pol := scaling.NewBacklogDrain(scaling.BacklogDrainOptions{ServiceTime: time.Duration(float64(instances) * float64(eBefore.wall) / float64(n)), DrainTarget: time.Second})
-	svc, err := service.New(service.Config{DataDir: dir, NoSyncOutputs: noSync, Analyzer: eng, MaxInstances: instances, IdleTimeout: time.Minute, Policy: pol,
+	svc, err := service.New(service.Config{DataDir: dir, NoSyncOutputs: noSync, NoOutputLog: !v.Bool(settings.OutputLog), Analyzer: eng, MaxInstances: instances, IdleTimeout: time.Minute, Policy: pol,
 		WorkerWait: time.Second, Limits: webtier.Limits{MaxPending: 5000, RequestTimeout: 5 * time.Minute}, Logger: log})
 	if err != nil {
 		return err
@@ -240,7 +240,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	// One at a time: the overhead of the path itself, without CPU contention.
-	var seq []float64
+	var seq, seqIn, seqFetch, seqStore []float64
 	for i := range *seqN {
 		k := i % len(imgs)
 		body, err := call(ctx, client, http.MethodPost, url+"/v1/recognize", fmt.Sprintf("seq_%d_%s", i, filepath.Base(imgs[k].Path)), data[k])
@@ -252,8 +252,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		seq = append(seq, r.Timings.OverheadMS)
+		seqIn, seqFetch, seqStore = append(seqIn, r.Timings.InputMS), append(seqFetch, r.Timings.FetchMS), append(seqStore, r.Timings.StoreMS)
 	}
-	slices.Sort(seq)
+	for _, v := range [][]float64{seq, seqIn, seqFetch, seqStore} {
+		slices.Sort(v)
+	}
 
 	stopProfiles, err := startProfiles(*cpuProfile, *blockProfile)
 	if err != nil {
@@ -262,7 +265,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer stopProfiles()
 	fmt.Fprintf(stdout, "engine alone: %d images, %.1f images/s, %.2f ms CPU per image\n", n, float64(n)/eBefore.wall.Seconds(), ms(eBefore.self)/float64(n))
 	fmt.Fprintf(stdout, "first answer from zero instances: %.0f ms (queued %.0f ms, inference %.0f ms)\n", ms(first), fr.Timings.QueuedMS, fr.Timings.InferenceMS)
-	fmt.Fprintf(stdout, "sequential %d: overhead p50 %.2f ms p95 %.2f ms (no contention)\n\n", *seqN, loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95))
+	fmt.Fprintf(stdout, "sequential %d: overhead p50 %.2f ms p95 %.2f ms (no contention); of which input, fetch, store p50 %.2f, %.2f, %.2f ms\n\n", *seqN,
+		loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95), loadgen.Percentile(seqIn, 50), loadgen.Percentile(seqFetch, 50), loadgen.Percentile(seqStore, 50))
 	fmt.Fprintln(stdout, "| burst | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")
 	var ratio, overheadP50 float64
@@ -306,6 +310,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\nthroughput_vs_engine=%.3f overhead_p50_ms=%.3f\n", ratio, overheadP50)
 	return nil
+}
+
+// durability says how results reach the disk in this run.
+func durability(noSync, log bool) string {
+	switch {
+	case noSync:
+		return "not fsynced"
+	case log:
+		return "durable through the output log (one fdatasync per group of writes)"
+	}
+	return "fsynced file by file"
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -80,7 +80,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	data, t := v.String(settings.Data), service.TiersFromSettings(v)
 	svc, err := service.New(service.Config{
-		DataDir: data, NoSyncOutputs: v.Bool(settings.NoSync), Analyzer: eng, Threshold: v.Float(settings.Threshold),
+		DataDir: data, NoSyncOutputs: v.Bool(settings.NoSync), NoOutputLog: !v.Bool(settings.OutputLog), Analyzer: eng, Threshold: v.Float(settings.Threshold),
 		MaxInstances: maxInst, BootDelay: v.Duration(settings.BootDelay), IdleTimeout: idle, MinLifetime: v.Duration(settings.MinLifetime),
 		VisibilityTimeout: v.Duration(settings.VisibilityTimeout), MaxReceives: v.Int(settings.MaxReceives),
 		ScaleEvery: v.Duration(settings.ScaleEvery), Policy: pol, Limits: t.Limits, StatusTTL: t.StatusTTL, MaxTails: t.MaxTails,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -43,6 +44,42 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]Attributes, error)
 	// Delete removes key; deleting a missing key is not an error (as in S3).
 	Delete(ctx context.Context, key string) error
+}
+
+// Object is one write of a batch.
+type Object struct {
+	Key         string
+	Data        []byte
+	ContentType string
+}
+
+// Batcher is implemented by stores that make several writes durable together
+// more cheaply than one by one (fileblob with its write-ahead log: one sync for
+// the batch). Each object is written as by Put; a batch is not atomic: after an
+// error, objects before it may be stored. PutAll uses it when it is there.
+type Batcher interface {
+	PutBatch(ctx context.Context, objs []Object) error
+}
+
+// PutAll writes objs: with one PutBatch when s is a Batcher, else with one Put
+// each, all at once (on a store that syncs, the waits overlap). It returns the
+// first error.
+func PutAll(ctx context.Context, s Store, objs ...Object) error {
+	if b, ok := s.(Batcher); ok {
+		return b.PutBatch(ctx, objs)
+	}
+	errs := make([]error, len(objs))
+	var wg sync.WaitGroup
+	for i, o := range objs {
+		wg.Go(func() { _, errs[i] = s.Put(ctx, o.Key, o.Data, o.ContentType) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ErrNotFound is returned (wrapped) for a missing key.

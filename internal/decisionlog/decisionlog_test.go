@@ -80,7 +80,9 @@ func TestAppendKeepsOneNoOpAfterTheLastAction(t *testing.T) {
 	ctx := context.Background()
 	s := memblob.New()
 	now := time.Now()
-	at := func(i int) scaling.Observation { return scaling.Observation{Now: now.Add(time.Duration(i) * time.Minute)} }
+	at := func(i int) scaling.Observation {
+		return scaling.Observation{Now: now.Add(time.Duration(i) * time.Minute)}
+	}
 	if _, err := Append(ctx, s, scaling.Decision{Observation: at(0), Start: 2, Reason: "burst"}); err != nil {
 		t.Fatal(err)
 	}

@@ -46,8 +46,12 @@ type Config struct {
 	// Outputs are given. Inputs are written without fsync: they only matter
 	// while their request is queued, and the in-memory queues do not survive a
 	// crash either. Outputs are fsynced unless NoSyncOutputs.
-	DataDir         string
-	NoSyncOutputs   bool
+	DataDir       string
+	NoSyncOutputs bool
+	// NoOutputLog syncs each output file and folder instead of acknowledging
+	// writes through the output store's write-ahead log (fileblob Options.Log,
+	// which holds the folder: one service per data folder).
+	NoOutputLog     bool
 	Inputs, Outputs blob.Store
 	// Analyzer is the engine shared by every local instance.
 	Analyzer apptier.Analyzer
@@ -100,6 +104,7 @@ type Service struct {
 	nudge   chan struct{}
 	backend Backend
 	tiers   Tiers
+	opened  []*fileblob.Store // closed when Serve returns
 }
 
 // New builds the service; nothing runs until Serve.
@@ -130,6 +135,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, Inputs: cfg.Inputs, Outputs: cfg.Outputs, nudge: make(chan struct{}, 1)}
 	var err error
+	ok := false
+	defer func() {
+		if !ok {
+			_ = s.closeStores()
+		}
+	}()
 	for _, st := range []struct {
 		dst *blob.Store
 		sub string
@@ -145,9 +156,12 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("service: create %s: %w", dir, err)
 		}
 		noSync := st.sub == "inputs" || cfg.NoSyncOutputs
-		if *st.dst, err = fileblob.New(dir, fileblob.Options{NoSync: noSync}); err != nil {
+		fb, err := fileblob.New(dir, fileblob.Options{NoSync: noSync, Log: !noSync && !cfg.NoOutputLog})
+		if err != nil {
 			return nil, fmt.Errorf("service: %s store: %w", st.sub, err)
 		}
+		*st.dst = fb
+		s.opened = append(s.opened, fb)
 	}
 	if s.DeadLetter, err = memqueue.New(memqueue.Options{Name: "requests-dlq", MaxMessageSize: protocol.MaxRequestBytes}); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
@@ -190,6 +204,7 @@ func New(cfg Config) (*Service, error) {
 	if s.Web, err = NewWebTier(s.backend, s.tiers); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
+	ok = true
 	return s, nil
 }
 
@@ -239,7 +254,23 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	if derr := s.drain(context.WithoutCancel(ctx)); derr != nil && err == nil {
 		err = derr
 	}
+	if cerr := s.closeStores(); cerr != nil && err == nil {
+		err = cerr
+	}
 	return err
+}
+
+// closeStores closes the stores New opened (the output log's last checkpoint
+// and its lock); once Serve has returned, or when New fails.
+func (s *Service) closeStores() error {
+	var errs []error
+	for _, st := range s.opened {
+		if err := st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("service: closing %s: %w", st.Dir(), err))
+		}
+	}
+	s.opened = nil
+	return errors.Join(errs...)
 }
 
 func (s *Service) scaleLoop(ctx context.Context) {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,4 +148,43 @@ func TestAuthFromSettings(t *testing.T) {
 	if _, err := settings.FromEnv(settings.Up, env(map[string]string{"FACEFLEET_KEY_RATE": "-1"})); err == nil {
 		t.Error("a negative key rate was accepted")
 	}
+}
+
+// The output store's write-ahead log holds the data folder: a second service
+// on it is refused with a clear error while the first runs, and the folder is
+// free again (nothing left to replay) once the first has served and stopped.
+func TestOneServicePerDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := service.New(service.Config{DataDir: dir, Analyzer: enginetest.New(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := service.New(service.Config{DataDir: dir, Analyzer: enginetest.New(), Logger: quiet}); err == nil || !strings.Contains(err.Error(), "held by another store") {
+		t.Fatalf("second service on one data folder: %v", err)
+	}
+	// Without the log (-output-log=false) the folder may be shared.
+	other, err := service.New(service.Config{DataDir: dir, NoOutputLog: true, Analyzer: enginetest.New(), Logger: quiet})
+	if err != nil {
+		t.Fatalf("a service without the output log: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Serve(ctx, ln) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "outputs", ".wal", "seg-*")); len(segs) != 0 {
+		t.Errorf("log segments left after a clean stop: %v", segs)
+	}
+	if _, err := service.New(service.Config{DataDir: dir, Analyzer: enginetest.New(), Logger: quiet}); err != nil {
+		t.Fatalf("a service after the first stopped: %v", err)
+	}
+	_ = other
 }

@@ -15,6 +15,7 @@ const (
 	Port               = "port"
 	Data               = "data"
 	NoSync             = "no-sync"
+	OutputLog          = "output-log"
 	Gallery            = "gallery"
 	Models             = "models"
 	ORTLib             = "ort-lib"
@@ -119,6 +120,8 @@ func All() []Setting {
 			Help: "data folder: inputs/, outputs/ (results, gallery/, failed/)"},
 		{Name: NoSync, Env: "FACEFLEET_NO_SYNC", Kind: Bool, Default: "false", For: []Command{Up, Bench},
 			Help: "write results without fsync (faster; a machine crash may lose the latest results)"},
+		{Name: OutputLog, Env: "FACEFLEET_OUTPUT_LOG", Kind: Bool, Default: "true", For: []Command{Up, Bench},
+			Help: "acknowledge each result by one append to a write-ahead log in outputs/.wal instead of syncing its files (same durability, less waiting; one service per data folder)"},
 		{Name: Gallery, Env: "FACEFLEET_GALLERY", Kind: String, For: []Command{Up},
 			Help: "merge a gallery file written by `facefleet enroll` into the stored gallery"},
 

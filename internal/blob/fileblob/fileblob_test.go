@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/facefleet/facefleet/internal/blob"
 	"github.com/facefleet/facefleet/internal/blob/blobtest"
@@ -29,6 +30,16 @@ func newStore(t *testing.T, dir string) *fileblob.Store {
 func TestConformance(t *testing.T) {
 	blobtest.Run(t, blobtest.Harness{New: func(t *testing.T) blob.Store {
 		return newStore(t, t.TempDir())
+	}})
+}
+
+func TestConformanceLog(t *testing.T) {
+	blobtest.Run(t, blobtest.Harness{New: func(t *testing.T) blob.Store {
+		s, err := fileblob.New(t.TempDir(), fileblob.Options{Log: true, CheckpointEvery: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
 	}})
 }
 
@@ -237,7 +248,8 @@ func BenchmarkPut(b *testing.B) {
 		name     string
 		opts     fileblob.Options
 		ifAbsent bool
-	}{{"sync", fileblob.Options{}, false}, {"nosync", fileblob.Options{NoSync: true}, false}, {"sync-ifabsent", fileblob.Options{}, true}} {
+	}{{"sync", fileblob.Options{}, false}, {"log", fileblob.Options{Log: true}, false}, {"log-nockpt", fileblob.Options{Log: true, CheckpointEvery: time.Hour}, false}, {"nosync", fileblob.Options{NoSync: true}, false},
+		{"sync-ifabsent", fileblob.Options{}, true}, {"log-ifabsent", fileblob.Options{Log: true}, true}} {
 		for _, writers := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/writers=%d", mode.name, writers), func(b *testing.B) {
 				dir, err := os.MkdirTemp(parent, "benchput-")
@@ -267,5 +279,41 @@ func BenchmarkPut(b *testing.B) {
 				})
 			})
 		}
+	}
+}
+
+// BenchmarkResultPair is one request's durable results as the app tier writes
+// them (blob.PutAll), one request at a time: the course's <stem> object and
+// the JSON record results/<stem>/<id>.json (a fresh folder).
+func BenchmarkResultPair(b *testing.B) {
+	parent := filepath.Join("..", "..", "..", "build")
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []struct {
+		name string
+		opts fileblob.Options
+	}{{"sync", fileblob.Options{}}, {"log", fileblob.Options{Log: true}}, {"nosync", fileblob.Options{NoSync: true}}} {
+		b.Run(mode.name, func(b *testing.B) {
+			dir, err := os.MkdirTemp(parent, "benchpair-")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer os.RemoveAll(dir)
+			s, err := fileblob.New(dir, mode.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			rec := []byte(strings.Repeat("x", 900))
+			ctx := context.Background()
+			for i := 0; b.Loop(); i++ {
+				stem := fmt.Sprintf("photo%d", i)
+				if err := blob.PutAll(ctx, s, blob.Object{Key: fmt.Sprintf("results/%s/%d.json", stem, i), Data: rec, ContentType: "application/json"},
+					blob.Object{Key: stem, Data: []byte("amy"), ContentType: "text/plain"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

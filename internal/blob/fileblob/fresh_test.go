@@ -15,7 +15,7 @@ func TestPutSyncsParentOfAnotherPutsFreshFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	pa, _ := s.path("results/a/1.json")
-	a, err := s.writeTemp(pa, []byte("{}\n"), nil)
+	a, err := s.writeTemp(pa, []byte("{}\n"), nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestPutSyncsParentOfAnotherPutsFreshFolder(t *testing.T) {
 		t.Fatalf("first write: created %v, syncs %v", a.created, a.dirs)
 	}
 	pb, _ := s.path("results/a/2.json")
-	b, err := s.writeTemp(pb, []byte("{}\n"), nil)
+	b, err := s.writeTemp(pb, []byte("{}\n"), nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestPutSyncsParentOfAnotherPutsFreshFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	pc, _ := s.path("results/a/3.json")
-	c, err := s.writeTemp(pc, []byte("{}\n"), nil)
+	c, err := s.writeTemp(pc, []byte("{}\n"), nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
