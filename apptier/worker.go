@@ -258,12 +258,18 @@ func (w *Worker) start(ctx context.Context, m queue.Message) (finish func()) {
 }
 
 // finish stores a successful result, answers and deletes the request; a transient
-// error leaves the request for redelivery instead.
+// error leaves the request for redelivery instead. The answer may go out as
+// soon as the result is stored (readable); the request is deleted only once
+// the result is durable (blob.Batcher: on fileblob's log, one sync later).
 func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Request, resp protocol.Response, err error, attrs []any, stop func()) {
 	var perm *protocol.Error
+	durable := func() error { return nil }
 	switch {
 	case err == nil && req.Kind != protocol.Describe && req.Kind != protocol.Detect:
-		err = w.store(ctx, req, &resp)
+		var d func() error
+		if d, err = w.store(ctx, req, &resp); d != nil {
+			durable = d
+		}
 	case errors.As(err, &perm) && perm.Code == protocol.CodeBadImage:
 		// Best effort: the answer carries the error either way.
 		_ = w.record(ctx, req, protocol.Response{ID: req.ID, Key: req.Key, Stem: resp.Stem, Error: perm})
@@ -290,6 +296,13 @@ func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Reque
 	if _, err := w.replyQueue(req, attrs).Send(ctx, body); err != nil {
 		stop()
 		w.backoff(ctx, attrs, m, fmt.Errorf("send response: %w", err))
+		return
+	}
+	if err := durable(); err != nil {
+		// Answered, but the result might not survive a crash: leave the
+		// request to be done again (the web tier drops the second answer).
+		stop()
+		w.backoff(ctx, attrs, m, fmt.Errorf("result %q not durable: %w", resp.Stem, err))
 		return
 	}
 	stop()
@@ -391,19 +404,21 @@ func (w *Worker) process(ctx context.Context, req protocol.Request, received tim
 
 // store writes the result (<stem> holding the name) and its record; an error is
 // transient.
-func (w *Worker) store(ctx context.Context, req protocol.Request, resp *protocol.Response) error {
+func (w *Worker) store(ctx context.Context, req protocol.Request, resp *protocol.Response) (durable func() error, err error) {
 	t2 := time.Now()
 	rec, err := w.recordObject(req, *resp)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// One batch: on fileblob's log both are durable after one sync; elsewhere
-	// the two writes run at once, so the answer waits for the slower only.
-	if err := blob.PutAll(ctx, w.o.Outputs, rec, blob.Object{Key: resp.Stem, Data: []byte(resp.Name), ContentType: "text/plain; charset=utf-8"}); err != nil {
-		return keyError(fmt.Errorf("store result %q and record %q: %w", resp.Stem, rec.Key, err), req.Key)
+	// One batch: on fileblob's log both are stored at once and durable after
+	// one sync, which durable waits for; elsewhere the two writes run at once
+	// and are durable on return.
+	durable, err = blob.PutAll(ctx, w.o.Outputs, rec, blob.Object{Key: resp.Stem, Data: []byte(resp.Name), ContentType: "text/plain; charset=utf-8"})
+	if err != nil {
+		return nil, keyError(fmt.Errorf("store result %q and record %q: %w", resp.Stem, rec.Key, err), req.Key)
 	}
 	resp.Timings.StoreMS = ms(time.Since(t2))
-	return nil
+	return durable, nil
 }
 
 // Record is the JSON written to ResultKey(stem, id) in the output store.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -583,5 +584,74 @@ func TestWorkerDrainFinishesTheReceiveInProgress(t *testing.T) {
 	}
 	if n := counts(t, r.req); n.Visible != 1 || n.InFlight != 0 {
 		t.Fatalf("request queue %+v; want only the later request, visible", n)
+	}
+}
+
+// batchingBlob is a store like fileblob with its log: PutBatch makes objects
+// readable at once and durable when durable returns, which waits for open
+// and then reports fail.
+type batchingBlob struct {
+	*memblob.Store
+	open    chan struct{}
+	fail    error
+	batches atomic.Int64
+}
+
+func (b *batchingBlob) PutBatch(ctx context.Context, objs []blob.Object) (func() error, error) {
+	b.batches.Add(1)
+	for _, o := range objs {
+		if _, err := b.Put(ctx, o.Key, o.Data, o.ContentType); err != nil {
+			return nil, err
+		}
+	}
+	return func() error { <-b.open; return b.fail }, nil
+}
+
+// On a store whose writes become durable after they are readable, the answer
+// goes out once the result is stored, and the request is deleted only once it
+// is durable; when it cannot be made durable the request is left to be done
+// again (and answered again: the web tier drops the second answer).
+func TestWorkerAnswersWhenStoredDeletesWhenDurable(t *testing.T) {
+	t.Parallel() // every test has its own rig (in-memory queues and stores)
+	store := &batchingBlob{Store: memblob.New(), open: make(chan struct{})}
+	r := newRig(t, func(o *apptier.Options) { o.Outputs = store })
+	r.send(t, "a", "a.jpg", "face", protocol.Recognize)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.w.Run(ctx) }()
+	for deadline := time.Now().Add(5 * time.Second); counts(t, r.resp).Visible == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no answer while the result is stored but not yet durable")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := counts(t, r.req); n.Visible+n.InFlight != 1 {
+		t.Fatalf("request deleted before its result was durable: %+v", n)
+	}
+	if store.batches.Load() != 1 {
+		t.Fatalf("%d batches, want the result and its record in one", store.batches.Load())
+	}
+	close(store.open)
+	if err := <-done; err != nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v (ctx %v), want an idle stop", err, ctx.Err())
+	}
+	if n := counts(t, r.req); n.Visible+n.InFlight != 0 {
+		t.Fatalf("request not deleted once durable: %+v", n)
+	}
+
+	failing := &batchingBlob{Store: memblob.New(), open: make(chan struct{}), fail: errors.New("log sync failed")}
+	close(failing.open)
+	r2 := newRig(t, func(o *apptier.Options) { o.Outputs = failing })
+	r2.send(t, "b", "b.jpg", "face", protocol.Recognize)
+	runUntilIdle(t, r2.w)
+	// Answered on every receive, never deleted: after MaxReceiveCount (2) the
+	// queue moves it to the dead-letter queue.
+	if n := counts(t, r2.dlq); n.Visible != 1 {
+		t.Fatalf("dead-letter queue %+v; want the request whose result never became durable", n)
+	}
+	if got := failing.batches.Load(); got != 2 {
+		t.Fatalf("%d stores, want one per receive (2)", got)
 	}
 }

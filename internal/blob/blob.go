@@ -55,16 +55,20 @@ type Object struct {
 
 // Batcher is implemented by stores that make several writes durable together
 // more cheaply than one by one (fileblob with its write-ahead log: one sync for
-// the batch). Each object is written as by Put; a batch is not atomic: after an
+// the batch). PutBatch writes each object as Put does, readable at once, and
+// returns durable, which returns once all of them would survive a machine
+// crash, so a caller can answer first and wait after (the app tier deletes a
+// request only once durable has returned). A batch is not atomic: after an
 // error, objects before it may be stored. PutAll uses it when it is there.
 type Batcher interface {
-	PutBatch(ctx context.Context, objs []Object) error
+	PutBatch(ctx context.Context, objs []Object) (durable func() error, err error)
 }
 
-// PutAll writes objs: with one PutBatch when s is a Batcher, else with one Put
-// each, all at once (on a store that syncs, the waits overlap). It returns the
-// first error.
-func PutAll(ctx context.Context, s Store, objs ...Object) error {
+// PutAll writes objs and returns durable as Batcher does: with one PutBatch
+// when s is a Batcher, else with one Put each, all at once (on a store that
+// syncs, the waits overlap), and durable has nothing left to wait for. It
+// returns the first error.
+func PutAll(ctx context.Context, s Store, objs ...Object) (durable func() error, err error) {
 	if b, ok := s.(Batcher); ok {
 		return b.PutBatch(ctx, objs)
 	}
@@ -76,10 +80,10 @@ func PutAll(ctx context.Context, s Store, objs ...Object) error {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return func() error { return nil }, nil
 }
 
 // ErrNotFound is returned (wrapped) for a missing key.

@@ -16,7 +16,8 @@ func TestPutAllWithoutBatcher(t *testing.T) {
 	if _, ok := blob.Store(s).(blob.Batcher); ok {
 		t.Skip("memblob batches now; this test needs a store that does not")
 	}
-	if err := blob.PutAll(ctx, s, blob.Object{Key: "a", Data: []byte("1")}, blob.Object{Key: "b/c", Data: []byte("2"), ContentType: "text/plain"}); err != nil {
+	durable, err := blob.PutAll(ctx, s, blob.Object{Key: "a", Data: []byte("1")}, blob.Object{Key: "b/c", Data: []byte("2"), ContentType: "text/plain"})
+	if err != nil || durable() != nil {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{"a": "1", "b/c": "2"} {
@@ -24,7 +25,7 @@ func TestPutAllWithoutBatcher(t *testing.T) {
 			t.Errorf("%s = %q, %v", k, got, err)
 		}
 	}
-	if err := blob.PutAll(ctx, s, blob.Object{Key: "ok", Data: []byte("1")}, blob.Object{Key: "", Data: []byte("2")}); !errors.Is(err, blob.ErrInvalidKey) {
+	if _, err := blob.PutAll(ctx, s, blob.Object{Key: "ok", Data: []byte("1")}, blob.Object{Key: "", Data: []byte("2")}); !errors.Is(err, blob.ErrInvalidKey) {
 		t.Errorf("PutAll with an empty key: %v", err)
 	}
 }

@@ -193,23 +193,28 @@ func (s *Store) PutIfAbsent(ctx context.Context, key string, data []byte, conten
 	return s.put(ctx, key, data, contentType, true, nil)
 }
 
-// PutBatch writes each object as Put does (blob.Batcher). With the log, every
-// object is placed and appended first and one sync then covers them all: a
-// request's result and record cost one fdatasync, not one each. Not atomic:
-// after an error, objects before it may be stored.
-func (s *Store) PutBatch(ctx context.Context, objs []blob.Object) error {
+// PutBatch writes each object as Put does (blob.Batcher) and returns once all
+// are readable; durable returns once they are durable. With the log, every
+// object is placed and appended and one sync then covers them all: a
+// request's result and record cost one fdatasync, and the app tier answers
+// before waiting for it. Without the log each Put is durable on return. Not
+// atomic: after an error, objects before it may be stored.
+func (s *Store) PutBatch(ctx context.Context, objs []blob.Object) (durable func() error, err error) {
 	var upTo int64
 	for _, o := range objs {
 		if _, err := s.put(ctx, o.Key, o.Data, o.ContentType, false, &upTo); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if s.log != nil {
+	if s.log == nil {
+		return func() error { return nil }, nil
+	}
+	return func() error {
 		if err := s.log.waitDurable(upTo); err != nil {
 			return fmt.Errorf("fileblob: syncing the log for a batch of %d: %w", len(objs), err)
 		}
-	}
-	return nil
+		return nil
+	}, nil
 }
 
 // put writes one object. With upTo set, a logged write is not waited for:

@@ -58,6 +58,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -96,7 +97,9 @@ type wal struct {
 	pos       int64 // bytes appended since open, over all segments
 	old       []string
 	scheduled bool
-	err       error // sticky: the log cannot be trusted after a failed write or sync
+	// errp is sticky: the log cannot be trusted after a failed write or sync
+	// (read under either lock, so atomic; see failed and fail).
+	errp atomic.Pointer[error]
 
 	smu     sync.Mutex
 	cond    *sync.Cond
@@ -232,8 +235,8 @@ func encode(op byte, key string, line, data []byte, at time.Time) []byte {
 func (l *wal) appendPlaced(place func() bool, rec []byte) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
-		return 0, l.err
+	if err := l.failed(); err != nil {
+		return 0, err
 	}
 	if !place() {
 		return l.pos, nil
@@ -242,14 +245,28 @@ func (l *wal) appendPlaced(place func() bool, rec []byte) (int64, error) {
 	l.pos += int64(n)
 	l.segBytes += int64(n)
 	if err != nil {
-		l.err = fmt.Errorf("fileblob: appending to the write-ahead log: %w (restart to replay it)", err)
-		return 0, l.err
+		return 0, l.fail(fmt.Errorf("fileblob: appending to the write-ahead log: %w (restart to replay it)", err))
 	}
 	if !l.scheduled {
 		l.scheduled = true
 		time.AfterFunc(l.every, l.checkpoint)
 	}
 	return l.pos, nil
+}
+
+// failed is the log's sticky error, if any.
+func (l *wal) failed() error {
+	if p := l.errp.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail records err as the sticky error unless one is recorded, and returns
+// the recorded one.
+func (l *wal) fail(err error) error {
+	l.errp.CompareAndSwap(nil, &err)
+	return l.failed()
 }
 
 // position is the log's end: waiting for it makes every record so far durable.
@@ -265,8 +282,8 @@ func (l *wal) waitDurable(pos int64) error {
 	l.smu.Lock()
 	defer l.smu.Unlock()
 	for l.durable < pos {
-		if l.err != nil {
-			return l.err
+		if err := l.failed(); err != nil {
+			return err
 		}
 		if l.syncing {
 			l.cond.Wait()
@@ -275,19 +292,15 @@ func (l *wal) waitDurable(pos int64) error {
 		l.syncing = true
 		l.smu.Unlock()
 		l.mu.Lock()
-		f, target, lerr := l.seg, l.pos, l.err
+		f, target := l.seg, l.pos
 		l.mu.Unlock()
+		lerr := l.failed()
 		err := lerr
 		if err == nil {
 			err = syncData(f)
 		}
-		if err != nil {
-			l.mu.Lock()
-			if l.err == nil {
-				l.err = fmt.Errorf("fileblob: syncing the write-ahead log: %w (restart to replay it)", err)
-			}
-			err = l.err
-			l.mu.Unlock()
+		if err != nil && lerr == nil {
+			err = l.fail(fmt.Errorf("fileblob: syncing the write-ahead log: %w (restart to replay it)", err))
 		}
 		l.smu.Lock()
 		l.syncing = false
@@ -307,14 +320,14 @@ func (l *wal) waitDurable(pos int64) error {
 // segments it made redundant; it reschedules itself while records arrive.
 func (l *wal) checkpoint() {
 	l.mu.Lock()
-	if l.err != nil || l.segBytes == 0 && len(l.old) == 0 {
+	if l.failed() != nil || l.segBytes == 0 && len(l.old) == 0 {
 		l.scheduled = false
 		l.mu.Unlock()
 		return
 	}
 	if l.segBytes > 0 {
 		if err := l.rotateLocked(); err != nil {
-			l.err = fmt.Errorf("%w (restart to replay the log)", err)
+			l.fail(fmt.Errorf("%w (restart to replay the log)", err))
 			l.scheduled = false
 			l.mu.Unlock()
 			l.markDurable(0) // wake waiters to see the error
@@ -509,12 +522,12 @@ var errClosed = errors.New("fileblob: the store is closed")
 // removes the segments and releases the lock. Writes after it fail.
 func (l *wal) close() error {
 	l.mu.Lock()
-	if l.err == errClosed {
+	if l.failed() == errClosed {
 		l.mu.Unlock()
 		return nil
 	}
-	prevErr := l.err
-	l.err = errClosed
+	prevErr := l.failed()
+	l.errp.Store(&errClosed)
 	seg, old, pos := l.seg, l.old, l.pos
 	l.mu.Unlock()
 	l.markDurable(0) // waiters see the store closed

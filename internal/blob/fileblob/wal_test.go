@@ -18,7 +18,7 @@ import (
 // nothing is checkpointed, nothing more is synced.
 func crash(s *Store) {
 	s.log.mu.Lock()
-	s.log.err = errors.New("crashed") // stop its checkpoints
+	s.log.fail(errors.New("crashed")) // stop its checkpoints
 	s.log.mu.Unlock()
 	_ = s.log.lock.Close()
 }
@@ -299,10 +299,23 @@ func TestLogBatchSharesOneSync(t *testing.T) {
 	s := newLogged(t, t.TempDir(), time.Hour)
 	const pairs = 40
 	for i := range pairs {
-		err := blob.PutAll(ctx, s, blob.Object{Key: fmt.Sprintf("results/p%d/%d.json", i, i), Data: bytes.Repeat([]byte{'r'}, 900)},
+		durable, err := blob.PutAll(ctx, s, blob.Object{Key: fmt.Sprintf("results/p%d/%d.json", i, i), Data: bytes.Repeat([]byte{'r'}, 900)},
 			blob.Object{Key: fmt.Sprintf("p%d", i), Data: []byte("amy"), ContentType: "text/plain"})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Readable before durable: answered first, the request deleted after.
+		if got, _, err := s.Get(ctx, fmt.Sprintf("p%d", i)); err != nil || string(got) != "amy" {
+			t.Fatalf("p%d before durable: %q, %v", i, got, err)
+		}
+		if err := durable(); err != nil {
+			t.Fatal(err)
+		}
+		s.log.smu.Lock()
+		d, pos := s.log.durable, s.log.position()
+		s.log.smu.Unlock()
+		if d < pos {
+			t.Fatalf("durable returned at log position %d of %d", d, pos)
 		}
 	}
 	s.log.smu.Lock()
@@ -317,8 +330,7 @@ func TestLogBatchSharesOneSync(t *testing.T) {
 		}
 	}
 	// A batch is refused like a Put for a bad key, after the objects before it.
-	err := s.PutBatch(ctx, []blob.Object{{Key: "ok", Data: []byte("1")}, {Key: "", Data: []byte("2")}})
-	if !errors.Is(err, blob.ErrInvalidKey) {
+	if _, err := s.PutBatch(ctx, []blob.Object{{Key: "ok", Data: []byte("1")}, {Key: "", Data: []byte("2")}}); !errors.Is(err, blob.ErrInvalidKey) {
 		t.Fatalf("batch with an empty key: %v", err)
 	}
 }
