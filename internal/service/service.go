@@ -50,7 +50,10 @@ type Config struct {
 	NoSyncOutputs bool
 	// NoOutputLog syncs each output file and folder instead of acknowledging
 	// writes through the output store's write-ahead log (fileblob Options.Log,
-	// which holds the folder: one service per data folder).
+	// which holds the folder: one service per data folder). With the log (and
+	// for the unsynced inputs) the stores write behind (fileblob
+	// Options.WriteBehind): a Put returns before its file exists, and other
+	// processes see the file milliseconds later.
 	NoOutputLog     bool
 	Inputs, Outputs blob.Store
 	// Analyzer is the engine shared by every local instance.
@@ -156,7 +159,10 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("service: create %s: %w", dir, err)
 		}
 		noSync := st.sub == "inputs" || cfg.NoSyncOutputs
-		fb, err := fileblob.New(dir, fileblob.Options{NoSync: noSync, Log: !noSync && !cfg.NoOutputLog})
+		logged := !noSync && !cfg.NoOutputLog
+		// Write-behind where nothing is lost by it: uploads are not durable
+		// anyway, and logged results are durable through their records.
+		fb, err := fileblob.New(dir, fileblob.Options{NoSync: noSync, Log: logged, WriteBehind: noSync || logged})
 		if err != nil {
 			return nil, fmt.Errorf("service: %s store: %w", st.sub, err)
 		}

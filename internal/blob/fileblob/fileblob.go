@@ -22,6 +22,7 @@ package fileblob
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,6 +83,15 @@ type Options struct {
 	// CheckpointEvery is how often the log's records are made redundant by one
 	// sync of the file system (default DefaultCheckpointEvery).
 	CheckpointEvery time.Duration
+	// WriteBehind returns from a Put before the object's file exists: the
+	// object is held in memory, served by this store's Get, Head and List,
+	// and written by background writers (see behind.go); with Log the Put
+	// still returns only once its record is durable. Needs Log or NoSync.
+	// Other processes on the folder see an object once its file is written.
+	WriteBehind bool
+	// WriteBehindBytes bounds the bytes held; past it Puts write their files
+	// themselves (default DefaultWriteBehindBytes).
+	WriteBehindBytes int64
 }
 
 // Store keeps objects under one folder. It is safe for concurrent use, also by
@@ -92,7 +102,8 @@ type Store struct {
 	// files syncs and renames temp files; dirs then syncs their folders.
 	files, dirs *committer
 	fresh       *freshDirs
-	log         *wal // nil without Options.Log
+	log         *wal    // nil without Options.Log
+	wb          *behind // nil without Options.WriteBehind
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -118,6 +129,16 @@ func New(dir string, opts ...Options) (*Store, error) {
 		return nil, fmt.Errorf("fileblob: creating data folder %q: %w", abs, err)
 	}
 	s := &Store{root: abs, sync: !o.NoSync, files: &committer{run: syncFiles}, dirs: &committer{run: syncDirs}, fresh: &freshDirs{n: map[string]int{}}}
+	if o.WriteBehind {
+		if !o.Log && !o.NoSync {
+			return nil, errors.New("fileblob: Options.WriteBehind needs Log (durable through the log) or NoSync")
+		}
+		limit := o.WriteBehindBytes
+		if limit <= 0 {
+			limit = DefaultWriteBehindBytes
+		}
+		s.wb = newBehind(s, limit)
+	}
 	if o.Log {
 		if o.NoSync {
 			return nil, errors.New("fileblob: Options.Log and NoSync exclude each other (the log exists to sync)")
@@ -129,6 +150,9 @@ func New(dir string, opts ...Options) (*Store, error) {
 		if s.log, err = openWAL(s, every); err != nil {
 			return nil, err
 		}
+		if s.wb != nil {
+			s.log.held = s.wb
+		}
 	}
 	return s, nil
 }
@@ -138,10 +162,16 @@ func New(dir string, opts ...Options) (*Store, error) {
 // nothing to replay; Puts and Deletes fail afterwards. Without Log it does
 // nothing. A store that is never closed loses nothing: the next open replays.
 func (s *Store) Close() error {
-	if s.log == nil {
-		return nil
+	var werr error
+	if s.wb != nil {
+		werr = s.wb.close()
 	}
-	return s.log.close()
+	if s.log == nil {
+		return werr
+	}
+	// Held objects that could not be written stay in the log for the next
+	// open to replay.
+	return errors.Join(werr, s.log.close(werr != nil))
 }
 
 // Replayed is how many log records New redid after a crash (0 without Log).
@@ -233,6 +263,11 @@ func (s *Store) put(ctx context.Context, key string, data []byte, contentType st
 		if _, err := os.Lstat(p); err == nil {
 			return "", s.exists(key, p)
 		}
+		if s.wb != nil {
+			if _, ok := s.wb.get(key); ok {
+				return "", s.exists(key, p)
+			}
+		}
 	}
 	if contentType == "" {
 		contentType = blob.DefaultContentType
@@ -244,6 +279,13 @@ func (s *Store) put(ctx context.Context, key string, data []byte, contentType st
 	}
 	line = append(line, '\n')
 	logged := s.log != nil && len(data) <= maxLogged
+	if s.wb != nil && !ifAbsent {
+		if (logged || s.log == nil) && s.wb.accepts(len(data)) {
+			return s.putBehind(key, h, line, data, upTo)
+		}
+		// The direct path: no writer may put a held older version back over it.
+		s.wb.forget(key)
+	}
 	// A concurrent Delete may prune the folder between mkdirAll and CreateTemp;
 	// try again a few times before giving up.
 	var w *pending
@@ -289,6 +331,28 @@ func (s *Store) put(ctx context.Context, key string, data []byte, contentType st
 	}
 	if w.taken {
 		return "", fmt.Errorf("fileblob: %q: %w", key, blob.ErrExists)
+	}
+	return h.ETag, nil
+}
+
+// putBehind holds the object for the background writers (with the log, after
+// appending its record, and, unless upTo is given, once that is durable).
+func (s *Store) putBehind(key string, h header, line, data []byte, upTo *int64) (string, error) {
+	data = bytes.Clone(data) // the caller may reuse its buffer once Put returns
+	if s.log == nil {
+		s.wb.hold(key, h, line, data)
+		return h.ETag, nil
+	}
+	pos, err := s.log.appendPlaced(func() bool { s.wb.hold(key, h, line, data); return true }, encode(opPut, key, line, data, time.Time{}))
+	if err == nil {
+		if upTo != nil {
+			*upTo = max(*upTo, pos)
+		} else {
+			err = s.log.waitDurable(pos)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("fileblob: writing %q: %w", key, err)
 	}
 	return h.ETag, nil
 }
@@ -713,6 +777,11 @@ func isNotDir(err error) bool {
 
 // Get returns the object's bytes and attributes.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, blob.Attributes, error) {
+	if s.wb != nil {
+		if h, ok := s.wb.get(key); ok {
+			return bytes.Clone(h.data), h.h.attrs(key), ctx.Err()
+		}
+	}
 	f, r, h, err := s.open(ctx, key)
 	if err != nil {
 		return nil, blob.Attributes{}, err
@@ -734,6 +803,11 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, blob.Attributes, e
 
 // Head returns the attributes without reading the bytes.
 func (s *Store) Head(ctx context.Context, key string) (blob.Attributes, error) {
+	if s.wb != nil {
+		if h, ok := s.wb.get(key); ok {
+			return h.h.attrs(key), ctx.Err()
+		}
+	}
 	f, _, h, err := s.open(ctx, key)
 	if err != nil {
 		return blob.Attributes{}, err
@@ -754,6 +828,12 @@ func (s *Store) List(ctx context.Context, prefix string) ([]blob.Attributes, err
 			start = filepath.Join(start, seg+dirSuffix)
 		}
 		keyBase = prefix[:i+1]
+	}
+	// Held objects are taken before the walk: one written meanwhile is then
+	// found by one or the other.
+	var held map[string]blob.Attributes
+	if s.wb != nil {
+		held = s.wb.list(prefix)
 	}
 	out := []blob.Attributes{}
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
@@ -798,6 +878,14 @@ func (s *Store) List(ctx context.Context, prefix string) ([]blob.Attributes, err
 	if err != nil {
 		return nil, fmt.Errorf("fileblob: listing prefix %q: %w", prefix, err)
 	}
+	if len(held) > 0 {
+		for _, a := range out {
+			delete(held, a.Key) // found by the walk (Head answers for a held one)
+		}
+		for _, a := range held {
+			out = append(out, a)
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
 }
@@ -826,15 +914,28 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	var rmErr error
+	remove := func() bool {
+		if s.wb == nil {
+			rmErr = os.Remove(p)
+			return rmErr == nil
+		}
+		// Under the writers' lock, so none puts a held version back.
+		s.wb.mu.Lock()
+		defer s.wb.mu.Unlock()
+		had := s.wb.forgetLocked(key)
+		if rmErr = os.Remove(p); had && errors.Is(rmErr, fs.ErrNotExist) {
+			rmErr = nil
+		}
+		return rmErr == nil
+	}
 	if s.log != nil {
 		// Logged (not waited for) so a replay does not bring the object back
 		// from an earlier record; without the log a Delete is not synced either.
-		if _, err := s.log.appendPlaced(func() bool { rmErr = os.Remove(p); return rmErr == nil },
-			encode(opDelete, key, nil, nil, time.Now())); err != nil && rmErr == nil {
+		if _, err := s.log.appendPlaced(remove, encode(opDelete, key, nil, nil, time.Now())); err != nil && rmErr == nil {
 			return fmt.Errorf("fileblob: deleting %q: %w", key, err)
 		}
 	} else {
-		rmErr = os.Remove(p)
+		remove()
 	}
 	if err := rmErr; err != nil {
 		if errors.Is(err, fs.ErrNotExist) || isNotDir(err) {

@@ -39,8 +39,28 @@ func TestConformanceLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = s.Close() })
 		return s
 	}})
+}
+
+func TestConformanceWriteBehind(t *testing.T) {
+	for name, o := range map[string]fileblob.Options{
+		"log":    {Log: true, WriteBehind: true, CheckpointEvery: 5 * time.Millisecond},
+		"nosync": {NoSync: true, WriteBehind: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			blobtest.Run(t, blobtest.Harness{New: func(t *testing.T) blob.Store {
+				s, err := fileblob.New(t.TempDir(), o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Before the folder's removal: the writers stop once all is written.
+				t.Cleanup(func() { _ = s.Close() })
+				return s
+			}})
+		})
+	}
 }
 
 func TestConformanceNoSync(t *testing.T) {

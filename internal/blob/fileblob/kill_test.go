@@ -49,7 +49,8 @@ func TestKillChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("the child process of TestKillAtRandomPoints")
 	}
-	s, err := fileblob.New(dir, fileblob.Options{Log: os.Getenv(killLogEnv) == "1"})
+	mode := os.Getenv(killLogEnv)
+	s, err := fileblob.New(dir, fileblob.Options{Log: mode != "0", WriteBehind: mode == "behind"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -115,16 +116,19 @@ func TestKillAtRandomPoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	t.Run("files", func(t *testing.T) { killAtRandomPoints(t, false) })
-	t.Run("log", func(t *testing.T) { killAtRandomPoints(t, true) })
+	t.Run("files", func(t *testing.T) { killAtRandomPoints(t, "0") })
+	t.Run("log", func(t *testing.T) { killAtRandomPoints(t, "1") })
+	t.Run("log+write-behind", func(t *testing.T) { killAtRandomPoints(t, "behind") })
 }
 
-func killAtRandomPoints(t *testing.T, withLog bool) {
+// killAtRandomPoints runs the rounds with the child's store in mode: "0" files
+// synced one by one, "1" the log, "behind" the log and write-behind (a killed
+// child's held objects exist only in its log, so the parent reads back
+// through a store that replays it).
+func killAtRandomPoints(t *testing.T, mode string) {
 	dir := t.TempDir()
-	logEnv := killLogEnv + "=0"
-	if withLog {
-		logEnv = killLogEnv + "=1"
-	}
+	logEnv := killLogEnv + "=" + mode
+	withLog := mode != "0"
 	ctx := context.Background()
 	for round := range 6 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.count=1")
@@ -165,6 +169,18 @@ func killAtRandomPoints(t *testing.T, withLog bool) {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Fatalf("round %d: child ended with %v before the kill; stderr:\n%s", round, err, stderr.String())
+		}
+		if withLog {
+			// What the next store on the folder does first: replay the log
+			// (write-behind: the only copy of objects not written yet).
+			s, err := fileblob.New(dir, fileblob.Options{Log: true})
+			if err != nil {
+				t.Fatalf("round %d: reopening after the kill: %v", round, err)
+			}
+			t.Logf("round %d: %d log records replayed", round, s.Replayed())
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		last, appended := map[string]int{}, map[string]string{}
 		for _, l := range got {

@@ -108,6 +108,9 @@ type wal struct {
 	syncs   int // fdatasyncs led so far (tests count them)
 
 	replayed int
+	// held, with write-behind: a checkpoint waits for the objects held before
+	// its rotation to be written before it syncs and deletes their records.
+	held *behind
 }
 
 // openWAL locks the log, replays what a crash left and starts a segment.
@@ -335,9 +338,19 @@ func (l *wal) checkpoint() {
 		}
 	}
 	old := l.old
+	var upTo uint64
+	if l.held != nil {
+		upTo = l.held.sequence() // every hold with a record in old is at or before it
+	}
 	l.mu.Unlock()
 
-	err := syncFS(l.root)
+	var err error
+	if l.held != nil && upTo > 0 {
+		err = l.held.flush(upTo)
+	}
+	if err == nil {
+		err = syncFS(l.root)
+	}
 	if err == nil {
 		for _, p := range old {
 			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
@@ -519,8 +532,10 @@ func (s *Store) fileHeader(p, key string) (header, error) {
 var errClosed = errors.New("fileblob: the store is closed")
 
 // close makes every record redundant (one last sync of the file system),
-// removes the segments and releases the lock. Writes after it fail.
-func (l *wal) close() error {
+// removes the segments and releases the lock; with keep it only syncs and
+// releases (held objects could not be written: the next open replays them).
+// Writes after it fail.
+func (l *wal) close(keep bool) error {
 	l.mu.Lock()
 	if l.failed() == errClosed {
 		l.mu.Unlock()
@@ -540,7 +555,7 @@ func (l *wal) close() error {
 		l.markDurable(pos)
 		err = syncFS(l.root)
 	}
-	if err == nil {
+	if err == nil && !keep {
 		for _, p := range append(old, seg.Name()) {
 			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 				err = rerr

@@ -1,0 +1,258 @@
+package fileblob
+
+// Write-behind (Options.WriteBehind).
+//
+// Creating a file costs 0.2-1 ms on the development VM's disk even without a
+// sync, and the embedded service creates three per request (the upload, the
+// result, the record) while its caller waits. With write-behind a Put keeps
+// the object in memory (and, with the log, appends its record and waits for
+// its sync as before) and returns; background writers make the file later.
+// This store's Get, Head and List see a held object at once; other processes
+// on the folder see it once its file is written (milliseconds). A held object
+// is durable exactly as without write-behind: with the log its record is; with
+// NoSync nothing is.
+//
+//	held     Put: the object is in objs (the newest version per key) and its key
+//	         in a writer's queue (the key's hash picks the writer, so one key's
+//	         versions are written in order, and a queue holds a key once per Put).
+//	written  a writer takes the key's newest version, writes its temp file,
+//	         and under mu renames it into place and drops it from objs, unless
+//	         a newer Put or a Delete replaced it meanwhile (then the temp file is
+//	         removed). Writers run only while their queue has keys.
+//	full     over Options.WriteBehindBytes held, or after a writer failed, a Put
+//	         writes its file itself (the direct path), first taking any held
+//	         version of its key out of objs so no writer puts it back over.
+//
+// The log's checkpoint waits until every object held when it rotated the log
+// is written, before the file-system sync that lets it delete the old segment;
+// Close writes everything held. A writer that fails keeps its object held (a
+// Get still finds it) and retries after behindRetry; until one succeeds, Puts
+// take the direct path so the error reaches a caller.
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/facefleet/facefleet/internal/blob"
+)
+
+const (
+	behindWriters = 2
+	// DefaultWriteBehindBytes is Options.WriteBehindBytes' default: what the
+	// embedded web tier may hold in uploads at once (its default
+	// max-inflight-bytes) is the same order.
+	DefaultWriteBehindBytes = 256 << 20
+	behindRetry             = time.Second
+)
+
+type held struct {
+	h    header
+	line []byte
+	data []byte
+	seq  uint64
+}
+
+type behind struct {
+	s     *Store
+	limit int64
+	seed  maphash.Seed
+
+	mu      sync.Mutex
+	cond    *sync.Cond // broadcast when an object is written or a writer fails
+	objs    map[string]*held
+	bytes   int64
+	seq     uint64
+	queue   [behindWriters][]string
+	running [behindWriters]bool
+	err     error // the last writer failure, until a write succeeds
+	closed  bool
+}
+
+func newBehind(s *Store, limit int64) *behind {
+	b := &behind{s: s, limit: limit, seed: maphash.MakeSeed(), objs: map[string]*held{}}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// accepts reports whether a Put of n bytes may be held.
+func (b *behind) accepts(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.closed && b.err == nil && b.bytes+int64(n) <= b.limit
+}
+
+// hold keeps the object and queues its key. Called with the log's mu held
+// when the log is on (records and holds in one order).
+func (b *behind) hold(key string, h header, line, data []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	if old := b.objs[key]; old != nil {
+		b.bytes -= int64(len(old.data))
+	}
+	b.objs[key] = &held{h: h, line: line, data: data, seq: b.seq}
+	b.bytes += int64(len(data))
+	i := int(maphash.String(b.seed, key) % behindWriters)
+	b.queue[i] = append(b.queue[i], key)
+	if !b.running[i] {
+		b.running[i] = true
+		go b.write(i)
+	}
+}
+
+// forget drops key's held version (a Delete, or a Put taking the direct
+// path); a writer holding it removes its temp file instead of placing it.
+// It reports whether there was one. Called with mu held.
+func (b *behind) forgetLocked(key string) bool {
+	old := b.objs[key]
+	if old == nil {
+		return false
+	}
+	delete(b.objs, key)
+	b.bytes -= int64(len(old.data))
+	b.cond.Broadcast()
+	return true
+}
+
+func (b *behind) forget(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.forgetLocked(key)
+}
+
+// get returns key's held version.
+func (b *behind) get(key string) (*held, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h, ok := b.objs[key]
+	return h, ok
+}
+
+// list returns the attributes of the held objects under prefix.
+func (b *behind) list(prefix string) map[string]blob.Attributes {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]blob.Attributes{}
+	for k, h := range b.objs {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = h.h.attrs(k)
+		}
+	}
+	return out
+}
+
+// write is writer i: it writes the newest version of each queued key until
+// its queue is empty.
+func (b *behind) write(i int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.queue[i]) > 0 {
+		key := b.queue[i][0]
+		b.queue[i] = b.queue[i][1:]
+		h := b.objs[key]
+		if h == nil {
+			continue // written by an earlier turn, or deleted
+		}
+		b.mu.Unlock()
+		err := b.writeOne(key, h)
+		b.mu.Lock()
+		if err != nil {
+			b.err = fmt.Errorf("fileblob: writing held object %q: %w", key, err)
+			b.cond.Broadcast()
+			if b.objs[key] == h {
+				// Kept (a Get still finds it); tried again later.
+				time.AfterFunc(behindRetry, func() { b.requeue(i, key) })
+			}
+			continue
+		}
+		b.err = nil
+	}
+	b.running[i] = false
+}
+
+func (b *behind) requeue(i int, key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.queue[i] = append(b.queue[i], key)
+	if !b.running[i] {
+		b.running[i] = true
+		go b.write(i)
+	}
+}
+
+// writeOne writes h's temp file and, if h is still key's held version,
+// renames it into place and drops it from objs.
+func (b *behind) writeOne(key string, h *held) error {
+	p, err := b.s.path(key)
+	if err != nil {
+		return err
+	}
+	var w *pending
+	for attempt := 0; ; attempt++ {
+		w, err = b.s.writeTemp(p, h.line, h.data, false)
+		if err == nil || !errors.Is(err, os.ErrNotExist) || attempt == 3 {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.objs[key] != h {
+		_ = os.Remove(w.tmp) // replaced or deleted meanwhile
+		return nil
+	}
+	w.place()
+	if w.err != nil {
+		return w.err
+	}
+	b.forgetLocked(key)
+	return nil
+}
+
+// flush waits until no object held at sequence upTo or before is left
+// unwritten (0: everything held now). It returns early with a writer's
+// error.
+func (b *behind) flush(upTo uint64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if upTo == 0 {
+		upTo = b.seq
+	}
+	for {
+		oldest := uint64(0)
+		for _, h := range b.objs {
+			if oldest == 0 || h.seq < oldest {
+				oldest = h.seq
+			}
+		}
+		if oldest == 0 || oldest > upTo {
+			return nil
+		}
+		if b.err != nil {
+			return b.err
+		}
+		b.cond.Wait()
+	}
+}
+
+// sequence is the newest hold's number.
+func (b *behind) sequence() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seq
+}
+
+// close refuses new holds and writes everything held.
+func (b *behind) close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	return b.flush(0)
+}

@@ -1,0 +1,194 @@
+package fileblob
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/facefleet/facefleet/internal/blob"
+)
+
+// pauseWriters keeps the background writers from starting, so objects stay
+// held until resumeWriters.
+func pauseWriters(b *behind) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.running {
+		b.running[i] = true
+	}
+}
+
+func resumeWriters(b *behind) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.running {
+		b.running[i] = true
+		go b.write(i)
+	}
+}
+
+func newBehindStore(t *testing.T, dir string, o Options) *Store {
+	t.Helper()
+	o.WriteBehind = true
+	s, err := New(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.log != nil {
+		t.Cleanup(func() { _ = s.log.lock.Close() })
+	}
+	return s
+}
+
+// While held, an object is this store's to Get, Head, List and Delete, and
+// no file exists; once the writers run, the files hold exactly what is left.
+func TestWriteBehindHeldObjects(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newBehindStore(t, dir, Options{NoSync: true})
+	pauseWriters(s.wb)
+	buf := []byte("v1")
+	if _, err := s.Put(ctx, "a/b", buf, "text/plain"); err != nil {
+		t.Fatal(err)
+	}
+	buf[0] = 'X' // the caller's buffer is its own again
+	if _, err := s.Put(ctx, "a/c", []byte("c"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "gone", []byte("g"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.path("a/b")
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("file of a held object: %v", err)
+	}
+	if got, a, err := s.Get(ctx, "a/b"); err != nil || string(got) != "v1" || a.ContentType != "text/plain" || a.ETag != blob.ETagOf([]byte("v1")) {
+		t.Fatalf("held Get = %q %+v %v", got, a, err)
+	}
+	if _, _, err := s.Get(ctx, "gone"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("deleted held object: %v", err)
+	}
+	if _, err := s.PutIfAbsent(ctx, "a/c", []byte("other"), ""); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("PutIfAbsent over a held object: %v", err)
+	}
+	ls, err := s.List(ctx, "a/")
+	if err != nil || len(ls) != 2 || ls[0].Key != "a/b" || ls[1].Key != "a/c" {
+		t.Fatalf("List of held objects = %+v, %v", ls, err)
+	}
+	resumeWriters(s.wb)
+	if err := s.wb.flush(0); err != nil {
+		t.Fatal(err)
+	}
+	other, err := New(dir, Options{NoSync: true}) // sees files only
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"a/b": "v1", "a/c": "c"} {
+		if got, _, err := other.Get(ctx, k); err != nil || string(got) != want {
+			t.Errorf("written %q = %q, %v", k, got, err)
+		}
+	}
+	if _, _, err := other.Get(ctx, "gone"); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("a deleted held object was written: %v", err)
+	}
+	if n := len(s.wb.objs); n != 0 || s.wb.bytes != 0 {
+		t.Errorf("%d objects, %d bytes still held after the flush", n, s.wb.bytes)
+	}
+}
+
+// With the log, a held object is durable through its record: a crash before
+// any writer ran loses nothing acknowledged, and the next open writes it.
+func TestWriteBehindWithLogSurvivesACrash(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newBehindStore(t, dir, Options{Log: true, CheckpointEvery: time.Hour})
+	pauseWriters(s.wb)
+	for k, v := range map[string]string{"x": "1", "results/x/1.json": "{}", "y": "2"} {
+		if _, err := s.Put(ctx, k, []byte(v), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(ctx, "y"); err != nil {
+		t.Fatal(err)
+	}
+	crash(s)
+	s2 := newLogged(t, dir, time.Hour)
+	if s2.Replayed() == 0 {
+		t.Fatal("nothing replayed")
+	}
+	for k, v := range map[string]string{"x": "1", "results/x/1.json": "{}"} {
+		if got, _, err := s2.Get(ctx, k); err != nil || string(got) != v {
+			t.Errorf("%q after the crash = %q, %v", k, got, err)
+		}
+	}
+	if _, _, err := s2.Get(ctx, "y"); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("deleted y: %v", err)
+	}
+}
+
+// A checkpoint waits for the held objects whose records it is about to
+// delete; Close writes everything held and leaves no segment.
+func TestWriteBehindCheckpointAndClose(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newBehindStore(t, dir, Options{Log: true, CheckpointEvery: 5 * time.Millisecond})
+	pauseWriters(s.wb)
+	if _, err := s.Put(ctx, "k", []byte("v"), ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // checkpoints tried; the record must stay
+	segs := segFiles(t, dir)
+	var size int64
+	for _, p := range segs {
+		if st, err := os.Stat(p); err == nil {
+			size += st.Size()
+		}
+	}
+	if size == 0 {
+		t.Fatalf("the record of an unwritten held object was checkpointed away: %v", segs)
+	}
+	resumeWriters(s.wb)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if segs := segFiles(t, dir); len(segs) != 0 {
+		t.Errorf("segments after Close: %v", segs)
+	}
+	other, _ := New(dir)
+	if got, _, err := other.Get(ctx, "k"); err != nil || string(got) != "v" {
+		t.Errorf("after Close: %q, %v", got, err)
+	}
+}
+
+// Past the byte limit a Put writes its file itself, and a held older version
+// of its key is never written over it.
+func TestWriteBehindLimitTakesTheDirectPath(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newBehindStore(t, dir, Options{NoSync: true, WriteBehindBytes: 10})
+	pauseWriters(s.wb)
+	if _, err := s.Put(ctx, "k", []byte("old"), ""); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("n"), 20)
+	if _, err := s.Put(ctx, "k", big, ""); err != nil {
+		t.Fatal(err)
+	}
+	resumeWriters(s.wb)
+	if err := s.wb.flush(0); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := New(dir, Options{NoSync: true})
+	if got, _, err := other.Get(ctx, "k"); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("k = %q, %v; want the newer, direct write", got, err)
+	}
+	if _, err := New(t.TempDir(), Options{WriteBehind: true}); err == nil {
+		t.Error("WriteBehind with syncing and no log accepted")
+	}
+}
