@@ -255,32 +255,41 @@ func benchPutGet(b *testing.B, o fileblob.Options) {
 	}
 }
 
+// benchStore opens a store in a fresh folder under build/ (the system temp
+// folder may be tmpfs, where fsync is free), removed and closed at the end.
+func benchStore(b *testing.B, o fileblob.Options) *fileblob.Store {
+	b.Helper()
+	parent := filepath.Join("..", "..", "..", "build")
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(parent, "bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
+	s, err := fileblob.New(dir, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // BenchmarkPut writes small results (the worker's name object and JSON record)
 // into fresh folders, one writer at a time and 16 at once, on the real disk
 // under build/ (the system temp folder may be tmpfs, where fsync is free). The
 // ifabsent modes write the same keys with PutIfAbsent (link instead of rename).
 func BenchmarkPut(b *testing.B) {
-	parent := filepath.Join("..", "..", "..", "build")
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		b.Fatal(err)
-	}
 	for _, mode := range []struct {
 		name     string
 		opts     fileblob.Options
 		ifAbsent bool
-	}{{"sync", fileblob.Options{}, false}, {"log", fileblob.Options{Log: true}, false}, {"log-nockpt", fileblob.Options{Log: true, CheckpointEvery: time.Hour}, false}, {"nosync", fileblob.Options{NoSync: true}, false},
+	}{{"sync", fileblob.Options{}, false}, {"log", fileblob.Options{Log: true}, false}, {"nosync", fileblob.Options{NoSync: true}, false},
 		{"sync-ifabsent", fileblob.Options{}, true}, {"log-ifabsent", fileblob.Options{Log: true}, true}} {
 		for _, writers := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/writers=%d", mode.name, writers), func(b *testing.B) {
-				dir, err := os.MkdirTemp(parent, "benchput-")
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer os.RemoveAll(dir)
-				s, err := fileblob.New(dir, mode.opts)
-				if err != nil {
-					b.Fatal(err)
-				}
+				s := benchStore(b, mode.opts)
 				data := []byte(strings.Repeat("x", 600))
 				var n atomic.Int64
 				b.SetParallelism(writers)
@@ -306,25 +315,13 @@ func BenchmarkPut(b *testing.B) {
 // them (blob.PutAll), one request at a time: the course's <stem> object and
 // the JSON record results/<stem>/<id>.json (a fresh folder).
 func BenchmarkResultPair(b *testing.B) {
-	parent := filepath.Join("..", "..", "..", "build")
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		b.Fatal(err)
-	}
 	for _, mode := range []struct {
 		name string
 		opts fileblob.Options
-	}{{"sync", fileblob.Options{}}, {"log", fileblob.Options{Log: true}}, {"nosync", fileblob.Options{NoSync: true}}} {
+	}{{"sync", fileblob.Options{}}, {"log", fileblob.Options{Log: true}}, {"log+write-behind", fileblob.Options{Log: true, WriteBehind: true}},
+		{"nosync", fileblob.Options{NoSync: true}}} {
 		b.Run(mode.name, func(b *testing.B) {
-			dir, err := os.MkdirTemp(parent, "benchpair-")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer os.RemoveAll(dir)
-			s, err := fileblob.New(dir, mode.opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s := benchStore(b, mode.opts)
 			rec := []byte(strings.Repeat("x", 900))
 			ctx := context.Background()
 			for i := 0; b.Loop(); i++ {
