@@ -121,7 +121,7 @@ func All() []Setting {
 		{Name: NoSync, Env: "FACEFLEET_NO_SYNC", Kind: Bool, Default: "false", For: []Command{Up, Bench},
 			Help: "write results without fsync (faster; a machine crash may lose the latest results)"},
 		{Name: OutputLog, Env: "FACEFLEET_OUTPUT_LOG", Kind: Bool, Default: "true", For: []Command{Up, Bench},
-			Help: "acknowledge each result by one append to a write-ahead log in outputs/.wal instead of syncing its files (same durability, less waiting; one service per data folder)"},
+			Help: "acknowledge each result by one append to a write-ahead log in outputs/.wal instead of syncing its files, and make result files in the background (same durability, less waiting; one service per data folder; false: synced file by file)"},
 		{Name: Gallery, Env: "FACEFLEET_GALLERY", Kind: String, For: []Command{Up},
 			Help: "merge a gallery file written by `facefleet enroll` into the stored gallery"},
 
