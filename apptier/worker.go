@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -298,6 +299,12 @@ func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Reque
 		w.backoff(ctx, attrs, m, fmt.Errorf("send response: %w", err))
 		return
 	}
+	// Let the goroutine the answer woke (the web tier's dispatcher, queued on
+	// this P to run next) go first: durable() may block this thread in
+	// fdatasync, and the runtime takes a P back from a blocking syscall only
+	// after a while, so the answer would wait for the sync it does not need
+	// (measured: 0.65-0.8 ms of the 1.3 ms overhead one request at a time).
+	runtime.Gosched()
 	if err := durable(); err != nil {
 		// Answered, but the result might not survive a crash: leave the
 		// request to be done again (the web tier drops the second answer).
