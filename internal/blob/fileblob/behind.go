@@ -178,6 +178,9 @@ func (b *behind) write(i int) {
 func (b *behind) requeue(i int, key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return // Close reported the failure; the log keeps the object
+	}
 	b.queue[i] = append(b.queue[i], key)
 	if !b.running[i] {
 		b.running[i] = true

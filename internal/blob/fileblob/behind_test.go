@@ -192,3 +192,46 @@ func TestWriteBehindLimitTakesTheDirectPath(t *testing.T) {
 		t.Error("WriteBehind with syncing and no log accepted")
 	}
 }
+
+// A writer that cannot write a held object keeps it (Get still serves it),
+// sends the next Puts down the direct path so the error reaches a caller,
+// and leaves its record in the log on Close for the next open to replay.
+func TestWriteBehindWriterFailure(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newBehindStore(t, dir, Options{Log: true, CheckpointEvery: time.Hour})
+	// A file where the key's folder must go: every write under a/ fails
+	// (permissions would not stop root).
+	if err := os.WriteFile(dir+"/a.d", []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "a/b", []byte("held"), ""); err != nil {
+		t.Fatalf("held Put: %v", err)
+	}
+	if err := s.wb.flush(0); err == nil {
+		t.Fatal("flush after a failed write reported no error")
+	}
+	if got, _, err := s.Get(ctx, "a/b"); err != nil || string(got) != "held" {
+		t.Fatalf("the held object after its write failed: %q, %v", got, err)
+	}
+	if _, err := s.Put(ctx, "a/c", []byte("x"), ""); err == nil {
+		t.Fatal("a Put after a writer failure did not report the failure")
+	}
+	if _, err := s.Put(ctx, "elsewhere", []byte("ok"), ""); err != nil {
+		t.Fatalf("a Put that can be written: %v", err)
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close with an unwritable held object reported no error")
+	}
+	if len(segFiles(t, dir)) == 0 {
+		t.Fatal("Close removed the log although a held object was never written")
+	}
+	// Once the obstacle is gone, the next open replays it.
+	if err := os.Remove(dir + "/a.d"); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newLogged(t, dir, time.Hour)
+	if got, _, err := s2.Get(ctx, "a/b"); err != nil || string(got) != "held" {
+		t.Fatalf("after replay: %q, %v", got, err)
+	}
+}
