@@ -19,7 +19,7 @@ package fileblob
 //	         and under mu renames it into place and drops it from objs, unless
 //	         a newer Put or a Delete replaced it meanwhile (then the temp file is
 //	         removed). Writers run only while their queue has keys.
-//	full     over Options.WriteBehindBytes held, or after a writer failed, a Put
+//	full     over Options.WriteBehindBytes held (64 MiB), or after a writer failed, a Put
 //	         writes its file itself (the direct path), first taking any held
 //	         version of its key out of objs so no writer puts it back over.
 //
@@ -43,10 +43,12 @@ import (
 
 const (
 	behindWriters = 2
-	// DefaultWriteBehindBytes is Options.WriteBehindBytes' default: what the
-	// embedded web tier may hold in uploads at once (its default
-	// max-inflight-bytes) is the same order.
-	DefaultWriteBehindBytes = 256 << 20
+	// DefaultWriteBehindBytes is Options.WriteBehindBytes' default: results
+	// are bytes and uploads rarely over a few MiB, and the writers empty the
+	// map within milliseconds, so this is only reached when the disk stalls;
+	// it bounds what the service holds on top of the web tier's own upload
+	// budget (-max-inflight-bytes).
+	DefaultWriteBehindBytes = 64 << 20
 	behindRetry             = time.Second
 )
 
