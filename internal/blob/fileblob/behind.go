@@ -20,8 +20,9 @@ package fileblob
 //	         a newer Put or a Delete replaced it meanwhile (then the temp file is
 //	         removed). Writers run only while their queue has keys.
 //	full     over Options.WriteBehindBytes held (64 MiB), or after a writer failed, a Put
-//	         writes its file itself (the direct path), first taking any held
-//	         version of its key out of objs so no writer puts it back over.
+//	         writes its file itself (the direct path); first any held version of
+//	         its key is written (with the log: its record may be checkpointed
+//	         away) or taken out of objs (without), so no writer puts it back over.
 //
 // The log's checkpoint waits until every object held when it rotated the log
 // is written, before the file-system sync that lets it delete the old segment;
@@ -125,6 +126,23 @@ func (b *behind) forget(key string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.forgetLocked(key)
+}
+
+// settle waits until key has no held version (its writer wrote it), or a
+// writer failed. A direct write waits for it with the log on: forgetting a
+// held version instead could let a checkpoint delete its record while its
+// file was never written, losing an acknowledged object if the direct write
+// then did not finish before a crash.
+func (b *behind) settle(key string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.objs[key] != nil {
+		if b.err != nil {
+			return b.err
+		}
+		b.cond.Wait()
+	}
+	return nil
 }
 
 // get returns key's held version.

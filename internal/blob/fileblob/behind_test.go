@@ -235,3 +235,33 @@ func TestWriteBehindWriterFailure(t *testing.T) {
 		t.Fatalf("after replay: %q, %v", got, err)
 	}
 }
+
+// With the log, a direct write (an object over 1 MiB) of a key whose older
+// version is still held waits until that version's file is written: its record
+// may be checkpointed away meanwhile, and then the file is its only copy.
+func TestWriteBehindDirectWriteWaitsForTheHeldVersion(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newBehindStore(t, dir, Options{Log: true, CheckpointEvery: time.Hour})
+	pauseWriters(s.wb)
+	if _, err := s.Put(ctx, "snap", []byte("small"), ""); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("B"), maxLogged+1)
+	done := make(chan error, 1)
+	go func() { _, err := s.Put(ctx, "snap", big, ""); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("the direct write finished (%v) while the held version was unwritten", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	resumeWriters(s.wb)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	crash(s)
+	s2 := newLogged(t, dir, time.Hour)
+	if got, _, err := s2.Get(ctx, "snap"); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("after a crash: %d bytes, %v; want the direct write", len(got), err)
+	}
+}

@@ -284,7 +284,13 @@ func (s *Store) put(ctx context.Context, key string, data []byte, contentType st
 			return s.putBehind(key, h, line, data, upTo)
 		}
 		// The direct path: no writer may put a held older version back over it.
-		s.wb.forget(key)
+		if s.log != nil {
+			if err := s.wb.settle(key); err != nil {
+				return "", fmt.Errorf("fileblob: writing %q: %w", key, err)
+			}
+		} else {
+			s.wb.forget(key)
+		}
 	}
 	// A concurrent Delete may prune the folder between mkdirAll and CreateTemp;
 	// try again a few times before giving up.
@@ -778,8 +784,11 @@ func isNotDir(err error) bool {
 // Get returns the object's bytes and attributes.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, blob.Attributes, error) {
 	if s.wb != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, blob.Attributes{}, err
+		}
 		if h, ok := s.wb.get(key); ok {
-			return bytes.Clone(h.data), h.h.attrs(key), ctx.Err()
+			return bytes.Clone(h.data), h.h.attrs(key), nil
 		}
 	}
 	f, r, h, err := s.open(ctx, key)
@@ -804,8 +813,11 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, blob.Attributes, e
 // Head returns the attributes without reading the bytes.
 func (s *Store) Head(ctx context.Context, key string) (blob.Attributes, error) {
 	if s.wb != nil {
+		if err := ctx.Err(); err != nil {
+			return blob.Attributes{}, err
+		}
 		if h, ok := s.wb.get(key); ok {
-			return h.h.attrs(key), ctx.Err()
+			return h.h.attrs(key), nil
 		}
 	}
 	f, _, h, err := s.open(ctx, key)
