@@ -68,6 +68,10 @@ type behind struct {
 	mu      sync.Mutex
 	cond    *sync.Cond // broadcast when an object is written or a writer fails
 	objs    map[string]*held
+	placing map[string]bool // keys a writer is renaming into place (outside mu)
+	// beforePlace, set only by tests, runs just before a writer's rename: it
+	// widens the window in which a Delete or direct write meets the rename.
+	beforePlace func()
 	bytes   int64
 	seq     uint64
 	queue   [behindWriters][]string
@@ -77,7 +81,7 @@ type behind struct {
 }
 
 func newBehind(s *Store, limit int64) *behind {
-	b := &behind{s: s, limit: limit, seed: maphash.MakeSeed(), objs: map[string]*held{}}
+	b := &behind{s: s, limit: limit, seed: maphash.MakeSeed(), objs: map[string]*held{}, placing: map[string]bool{}}
 	b.cond = sync.NewCond(&b.mu)
 	return b
 }
@@ -125,7 +129,17 @@ func (b *behind) forgetLocked(key string) bool {
 func (b *behind) forget(key string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.waitPlacedLocked(key)
 	return b.forgetLocked(key)
+}
+
+// waitPlacedLocked waits while a writer renames key's file into place, so a
+// Delete or a direct write that follows cannot be overtaken by that rename.
+// Called with mu held.
+func (b *behind) waitPlacedLocked(key string) {
+	for b.placing[key] {
+		b.cond.Wait()
+	}
 }
 
 // settle waits until key has no held version (its writer wrote it), or a
@@ -209,7 +223,8 @@ func (b *behind) requeue(i int, key string) {
 }
 
 // writeOne writes h's temp file and, if h is still key's held version,
-// renames it into place and drops it from objs.
+// renames it into place and drops it from objs (unless a newer Put replaced
+// it during the rename).
 func (b *behind) writeOne(key string, h *held) error {
 	p, err := b.s.path(key)
 	if err != nil {
@@ -226,16 +241,32 @@ func (b *behind) writeOne(key string, h *held) error {
 		return err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.objs[key] != h {
+		b.mu.Unlock()
 		_ = os.Remove(w.tmp) // replaced or deleted meanwhile
 		return nil
 	}
+	// The rename runs outside mu: while the file system commits its journal
+	// (the log's checkpoint syncs it) a rename can take milliseconds, and
+	// every Put would wait for it. A Delete or direct write of this key waits
+	// for it instead (waitPlacedLocked); a newer Put just replaces h in objs.
+	b.placing[key] = true
+	pause := b.beforePlace
+	b.mu.Unlock()
+	if pause != nil {
+		pause()
+	}
 	w.place()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.placing, key)
+	b.cond.Broadcast()
 	if w.err != nil {
 		return w.err
 	}
-	b.forgetLocked(key)
+	if b.objs[key] == h {
+		b.forgetLocked(key)
+	}
 	return nil
 }
 

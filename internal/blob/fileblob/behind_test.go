@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,5 +267,77 @@ func TestWriteBehindDirectWriteWaitsForTheHeldVersion(t *testing.T) {
 	s2 := newLogged(t, dir, time.Hour)
 	if got, _, err := s2.Get(ctx, "snap"); err != nil || !bytes.Equal(got, big) {
 		t.Fatalf("after a crash: %d bytes, %v; want the direct write", len(got), err)
+	}
+}
+
+// Puts and Deletes of the same keys while the writers run: once everything is
+// written, each key's file is what its last operation left (no deleted object
+// written back, no older version over a newer one), in both write-behind modes.
+func TestWriteBehindRacesEndInTheLastWrite(t *testing.T) {
+	for name, o := range map[string]Options{"log": {Log: true, CheckpointEvery: 3 * time.Millisecond}, "nosync": {NoSync: true}} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			o.WriteBehindBytes = 4096 // some Puts take the direct path
+			s := newBehindStore(t, dir, o)
+			s.wb.beforePlace = func() { time.Sleep(200 * time.Microsecond) } // renames meet Deletes
+			const writers, keys, ops = 6, 4, 150
+			last := make([][keys]string, writers) // "" deleted
+			var wg sync.WaitGroup
+			for g := range writers {
+				wg.Go(func() {
+					r := rand.New(rand.NewPCG(uint64(g), 7))
+					for i := range ops {
+						k := r.IntN(keys)
+						key := fmt.Sprintf("g%d/k%d", g, k)
+						if r.IntN(4) == 0 {
+							if err := s.Delete(ctx, key); err != nil {
+								t.Error(err)
+							}
+							last[g][k] = ""
+							continue
+						}
+						v := fmt.Sprintf("%d-%d-%s", g, i, strings.Repeat("x", r.IntN(3000)))
+						if _, err := s.Put(ctx, key, []byte(v), ""); err != nil {
+							t.Error(err)
+						}
+						last[g][k] = v
+					}
+					// Last, each key written and deleted at once: the Delete
+					// meets its writer's rename.
+					for k := range keys {
+						key := fmt.Sprintf("g%d/k%d", g, k)
+						if _, err := s.Put(ctx, key, []byte("short-lived"), ""); err != nil {
+							t.Error(err)
+						}
+						time.Sleep(time.Duration(r.IntN(300)) * time.Microsecond)
+						if err := s.Delete(ctx, key); err != nil {
+							t.Error(err)
+						}
+						last[g][k] = ""
+					}
+				})
+			}
+			wg.Wait()
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			files, err := New(dir, Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for g := range writers {
+				for k := range keys {
+					key := fmt.Sprintf("g%d/k%d", g, k)
+					got, _, err := files.Get(ctx, key)
+					switch want := last[g][k]; {
+					case want == "" && !errors.Is(err, blob.ErrNotFound):
+						t.Errorf("%s was deleted last but holds %.12q (%v)", key, got, err)
+					case want != "" && (err != nil || string(got) != want):
+						t.Errorf("%s = %.12q, %v; want its last write %.12q", key, got, err, want)
+					}
+				}
+			}
+		})
 	}
 }

@@ -931,9 +931,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 			rmErr = os.Remove(p)
 			return rmErr == nil
 		}
-		// Under the writers' lock, so none puts a held version back.
+		// Under the writers' lock, after any rename of this key in progress,
+		// so none puts a held version back.
 		s.wb.mu.Lock()
 		defer s.wb.mu.Unlock()
+		s.wb.waitPlacedLocked(key)
 		had := s.wb.forgetLocked(key)
 		if rmErr = os.Remove(p); had && errors.Is(rmErr, fs.ErrNotExist) {
 			rmErr = nil
