@@ -72,12 +72,12 @@ type behind struct {
 	// beforePlace, set only by tests, runs just before a writer's rename: it
 	// widens the window in which a Delete or direct write meets the rename.
 	beforePlace func()
-	bytes   int64
-	seq     uint64
-	queue   [behindWriters][]string
-	running [behindWriters]bool
-	err     error // the last writer failure, until a write succeeds
-	closed  bool
+	bytes       int64
+	seq         uint64
+	queue       [behindWriters][]string
+	running     [behindWriters]bool
+	err         error // the last writer failure, until a write succeeds
+	closed      bool
 }
 
 func newBehind(s *Store, limit int64) *behind {
