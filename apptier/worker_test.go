@@ -589,7 +589,9 @@ func TestWorkerDrainFinishesTheReceiveInProgress(t *testing.T) {
 
 // batchingBlob is a store like fileblob with its log: PutBatch makes objects
 // readable at once and durable when durable returns, which waits for open
-// and then reports fail.
+// and then reports fail. What it does not model, and the worker does not
+// depend on: the log's group commit (one sync shared by several batches),
+// checkpoints, replay, and write-behind's files appearing later.
 type batchingBlob struct {
 	*memblob.Store
 	open    chan struct{}
