@@ -6,9 +6,9 @@ package fileblob
 // every folder it created (~1.5 ms on the development VM's disk, most of it
 // journal commits for the folder entries), and a request writes two such
 // objects. With it a Put of a small object writes its file and renames it
-// without syncing, then appends one record (the key, the file's header line
-// and the bytes) to the log; it returns once the log is synced up to its
-// record. One fdatasync covers every record appended meanwhile (group commit),
+// without syncing (with write-behind, only holds it for a background writer),
+// then appends one record (the key, the file's header line and the bytes) to
+// the log; it returns once the log is synced up to its record. One fdatasync covers every record appended meanwhile (group commit),
 // and appending to an open file needs no folder sync at all.
 //
 // States of the log, all under <root>/.wal (which List never shows: its name
@@ -17,13 +17,14 @@ package fileblob
 //	seg-<n>    the current segment: records appended in the order their
 //	           objects were placed, so a replay ends with the same winner as
 //	           the folder had for each key.
-//	checkpoint every Options.CheckpointEvery (1 s) while there are records, or
-//	           once the segment passes maxSegment: the segment is synced and a
-//	           fresh one started (its folder entry synced before any record in
-//	           it is acknowledged); then, off the write path, the whole file
-//	           system is synced (syncfs(2); sync(2) elsewhere), which makes every
-//	           object placed before the rotation durable in its own file, and
-//	           only then the old segment is deleted and the deletion synced.
+//	checkpoint every Options.CheckpointEvery (1 s) while there are records:
+//	           the segment is synced and a fresh one started (its folder entry
+//	           synced before any record in it is acknowledged); then, off the
+//	           write path, with write-behind (behind.go) the objects held before
+//	           the rotation are written, the whole file system is synced
+//	           (syncfs(2); sync(2) elsewhere), which makes every object placed
+//	           before the rotation durable in its own file, and only then the
+//	           old segment is deleted and the deletion synced.
 //	replay     New with Log replays every segment left (a crash between a
 //	           record's sync and its checkpoint): a put is written again unless
 //	           the key's file already holds it or something newer (its header's
