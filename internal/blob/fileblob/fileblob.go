@@ -18,6 +18,11 @@
 // ErrExists answer too is given only once the existing object's folder entries
 // (its folder and every folder above it) are synced, so a caller that moves on
 // because a key is taken never sees that key vanish after a crash.
+//
+// Options.Log acknowledges small Puts through a write-ahead log instead (one
+// fdatasync per group of writes; wal.go), and Options.WriteBehind lets a Put
+// return before its file exists (behind.go); with the log, one store holds a
+// folder at a time.
 package fileblob
 
 import (
@@ -157,10 +162,11 @@ func New(dir string, opts ...Options) (*Store, error) {
 	return s, nil
 }
 
-// Close ends a store opened with Log: the log's records are made redundant by
-// one sync, its segments removed and its lock released, so the next open has
-// nothing to replay; Puts and Deletes fail afterwards. Without Log it does
-// nothing. A store that is never closed loses nothing: the next open replays.
+// Close writes every object still held (WriteBehind) and ends a store opened
+// with Log: the log's records are made redundant by one sync, its segments
+// removed and its lock released, so the next open has nothing to replay;
+// logged Puts and Deletes fail afterwards. Without either it does nothing. A
+// logged store that is never closed loses nothing: the next open replays.
 func (s *Store) Close() error {
 	var werr error
 	if s.wb != nil {
