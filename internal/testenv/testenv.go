@@ -129,3 +129,23 @@ func NoGoroutineLeak(t testing.TB, before int) {
 		t.Fatalf("%d goroutines after Close, %d before", n, before)
 	}
 }
+
+// Facefleet is the facefleet command for tests that start it as a process:
+// FACEFLEET_BIN when set (`make e2e` passes the one it built), else built
+// from ./cmd/facefleet into the test's temp folder.
+func Facefleet(t testing.TB) string {
+	t.Helper()
+	if b := os.Getenv("FACEFLEET_BIN"); b != "" {
+		if _, err := os.Stat(b); err != nil {
+			t.Fatalf("FACEFLEET_BIN %s: %v", b, err)
+		}
+		return b
+	}
+	out := filepath.Join(t.TempDir(), "facefleet")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/facefleet")
+	cmd.Dir = Root()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/facefleet: %v\n%s", err, b)
+	}
+	return out
+}

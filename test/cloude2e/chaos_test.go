@@ -37,7 +37,7 @@ func TestChaos(t *testing.T) {
 	testenv.Models(t) // skip (or fail) before building when the engine's files are absent
 	testenv.ORTLib(t)
 	people := e2ekit.LoadFaces(t, 1)
-	bin := binary(t)
+	bin := testenv.Facefleet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(30+n/2)*time.Second+5*time.Minute)
 	defer cancel()
 

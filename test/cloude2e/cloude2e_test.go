@@ -68,7 +68,7 @@ func TestCloudE2E(t *testing.T) {
 	testenv.Models(t) // skip (or fail) before building when the engine's files are absent
 	testenv.ORTLib(t)
 	people := e2ekit.LoadFaces(t, enrollEach+1)
-	bin := binary(t)
+	bin := testenv.Facefleet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

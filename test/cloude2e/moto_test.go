@@ -52,7 +52,7 @@ func TestCloudE2EMoto(t *testing.T) {
 	models, ortLib := testenv.Models(t), testenv.ORTLib(t)
 	faces := testenv.Shared(t, "faces")
 	testenv.Tool(t, "aws", "install the AWS CLI v2 (deploy/smoke.sh needs it)")
-	bin := binary(t)
+	bin := testenv.Facefleet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 

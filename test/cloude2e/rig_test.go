@@ -25,23 +25,6 @@ import (
 	"github.com/facefleet/facefleet/test/e2ekit"
 )
 
-// binary builds cmd/facefleet (or uses FACEFLEET_BIN, as `make e2e` passes).
-func binary(t *testing.T) string {
-	if b := os.Getenv("FACEFLEET_BIN"); b != "" {
-		if _, err := os.Stat(b); err != nil {
-			t.Fatalf("FACEFLEET_BIN %s: %v", b, err)
-		}
-		return b
-	}
-	out := filepath.Join(t.TempDir(), "facefleet")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/facefleet")
-	cmd.Dir = testenv.Root()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/facefleet: %v\n%s", err, b)
-	}
-	return out
-}
-
 // proc is a child process with its output in a file (dumped when the test fails).
 type proc struct {
 	name string

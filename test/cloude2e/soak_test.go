@@ -46,7 +46,7 @@ func TestSoak(t *testing.T) {
 	testenv.Models(t) // skip (or fail) before building when the engine's files are absent
 	testenv.ORTLib(t)
 	people := e2ekit.LoadFaces(t, enrollEach+1)
-	bin := binary(t)
+	bin := testenv.Facefleet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n/2)*time.Second+5*time.Minute)
 	defer cancel()
 

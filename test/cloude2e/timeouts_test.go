@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/facefleet/facefleet/internal/awstest"
+	"github.com/facefleet/facefleet/internal/testenv"
 )
 
 // The tiers take the request queue's visibility timeout and redrive count from
@@ -41,7 +42,7 @@ func TestTiersTakeTheirTimeoutsFromTheQueue(t *testing.T) {
 		"FACEFLEET_INPUT_BUCKET="+bucket, "FACEFLEET_OUTPUT_BUCKET="+bucket,
 		// No engine is needed: every case fails before it loads.
 		"FACEFLEET_MODELS=/nonexistent", "FACEFLEET_ORT_LIB=/nonexistent")
-	bin := binary(t)
+	bin := testenv.Facefleet(t)
 	for _, tc := range []struct {
 		name string
 		args []string

@@ -21,21 +21,6 @@ import (
 	"github.com/facefleet/facefleet/internal/testenv"
 )
 
-// facefleetBinary is FACEFLEET_BIN or a fresh build of ./cmd/facefleet.
-func facefleetBinary(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("FACEFLEET_BIN"); b != "" {
-		return b
-	}
-	out := filepath.Join(t.TempDir(), "facefleet")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/facefleet")
-	cmd.Dir = testenv.Root()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/facefleet: %v\n%s", err, b)
-	}
-	return out
-}
-
 // TestOverflowHandsOverToEC2: from a cold fleet, uploads arrive steadily for
 // longer than the policy's Sustain (20 s), so the scaler starts an EC2
 // instance while the overflow answers; a "hypervisor" starts a real `facefleet
@@ -65,7 +50,7 @@ func TestOverflowHandsOverToEC2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := facefleetBinary(t)
+	bin := testenv.Facefleet(t)
 	appEnv := append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, r.m.EnvFor(appCreds)...)
 	appEnv = append(appEnv, "FACEFLEET_S3_PATH_STYLE=1", "FACEFLEET_MODELS="+testenv.Models(t), "FACEFLEET_ORT_LIB="+testenv.ORTLib(t),
 		"FACEFLEET_REQUEST_QUEUE_URL="+r.reqQ.URL, "FACEFLEET_RESPONSE_QUEUE_URL="+r.respQ.URL,
