@@ -104,7 +104,12 @@ func (b *behind) hold(key string, h header, line, data []byte) {
 	}
 	b.objs[key] = &held{h: h, line: line, data: data, seq: b.seq}
 	b.bytes += int64(len(data))
-	i := int(maphash.String(b.seed, key) % behindWriters)
+	b.enqueueLocked(int(maphash.String(b.seed, key)%behindWriters), key)
+}
+
+// enqueueLocked queues key for writer i, starting the writer if it is not
+// running. Called with mu held.
+func (b *behind) enqueueLocked(i int, key string) {
 	b.queue[i] = append(b.queue[i], key)
 	if !b.running[i] {
 		b.running[i] = true
@@ -215,11 +220,7 @@ func (b *behind) requeue(i int, key string) {
 	if b.closed {
 		return // Close reported the failure; the log keeps the object
 	}
-	b.queue[i] = append(b.queue[i], key)
-	if !b.running[i] {
-		b.running[i] = true
-		go b.write(i)
-	}
+	b.enqueueLocked(i, key)
 }
 
 // writeOne writes h's temp file and, if h is still key's held version,

@@ -313,11 +313,7 @@ func (s *Store) put(ctx context.Context, key string, data []byte, contentType st
 		case logged:
 			var pos int64
 			if pos, err = s.putLogged(w, key, p, line, data); err == nil {
-				if upTo != nil {
-					*upTo = max(*upTo, pos)
-				} else {
-					err = s.log.waitDurable(pos)
-				}
+				err = s.awaitLog(pos, upTo)
 			}
 			if err == nil && w.taken {
 				err = s.dirs.commit(&pending{dirs: s.folders(p)})
@@ -350,23 +346,31 @@ func (s *Store) put(ctx context.Context, key string, data []byte, contentType st
 // putBehind holds the object for the background writers (with the log, after
 // appending its record, and, unless upTo is given, once that is durable).
 func (s *Store) putBehind(key string, h header, line, data []byte, upTo *int64) (string, error) {
-	data = bytes.Clone(data) // the caller may reuse its buffer once Put returns
 	if s.log == nil {
-		s.wb.hold(key, h, line, data)
+		s.wb.hold(key, h, line, bytes.Clone(data)) // the caller may reuse its buffer once Put returns
 		return h.ETag, nil
 	}
-	pos, err := s.log.appendPlaced(func() bool { s.wb.hold(key, h, line, data); return true }, encode(opPut, key, line, data, time.Time{}))
+	// The record ends with a copy of the bytes: the held object shares it.
+	rec := encode(opPut, key, line, data, time.Time{})
+	held := rec[len(rec)-len(data):]
+	pos, err := s.log.appendPlaced(func() bool { s.wb.hold(key, h, line, held); return true }, rec)
 	if err == nil {
-		if upTo != nil {
-			*upTo = max(*upTo, pos)
-		} else {
-			err = s.log.waitDurable(pos)
-		}
+		err = s.awaitLog(pos, upTo)
 	}
 	if err != nil {
 		return "", fmt.Errorf("fileblob: writing %q: %w", key, err)
 	}
 	return h.ETag, nil
+}
+
+// awaitLog waits until the log is durable up to pos or, in a batch (upTo
+// given), raises upTo to pos for the batch's one wait.
+func (s *Store) awaitLog(pos int64, upTo *int64) error {
+	if upTo != nil {
+		*upTo = max(*upTo, pos)
+		return nil
+	}
+	return s.log.waitDurable(pos)
 }
 
 // putLogged places a written temp file and appends its record to the log,

@@ -47,6 +47,7 @@ package fileblob
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -482,7 +483,10 @@ func (s *Store) redo(r record) error {
 	if err != nil {
 		return err
 	}
-	cur, curErr := s.fileHeader(p, r.key)
+	f, _, cur, curErr := s.open(context.Background(), r.key)
+	if curErr == nil {
+		_ = f.Close()
+	}
 	switch r.op {
 	case opDirect:
 		return nil // durable in its own file
@@ -510,23 +514,6 @@ func (s *Store) redo(r record) error {
 		w.place()
 		return w.err
 	}
-}
-
-// fileHeader reads the header of the object file p.
-func (s *Store) fileHeader(p, key string) (header, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return header{}, err
-	}
-	defer f.Close()
-	buf := make([]byte, maxHeader)
-	n, _ := f.Read(buf)
-	line, _, ok := bytes.Cut(buf[:n], []byte("\n"))
-	var h header
-	if !ok || json.Unmarshal(line, &h) != nil {
-		return h, fmt.Errorf("fileblob: %q: %w", key, ErrCorrupt)
-	}
-	return h, nil
 }
 
 // errClosed is the log's sticky error once the store is closed.
