@@ -61,21 +61,28 @@ func TestOverflowHandChecked(t *testing.T) {
 // tuning seeds and the held-out ones.
 func TestOverflowIssue15Burst100(t *testing.T) {
 	for _, seed := range append(slices.Clone(tuningSeeds), heldOutSeeds...) {
-		cfg := issueConfig(seed)
-		wl := mustWorkload(t, "burst-100", seed)
-		with, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		without, err := Run(context.Background(), ec2Only(cfg), wl, scaling.NameBacklogDrain)
-		if err != nil {
-			t.Fatal(err)
-		}
+		with, without := withAndWithout(t, "burst-100", seed)
 		if with.Answered != with.Requests || with.FirstAnswerS > 3 || with.DrainS > 10 || with.CostUSD > 1.2*without.CostUSD {
 			t.Errorf("seed %d: answered %d/%d, first %.1f s (<= 3), drain %.1f s (<= 10), cost $%.5f (<= 1.2 x $%.5f)",
 				seed, with.Answered, with.Requests, with.FirstAnswerS, with.DrainS, with.CostUSD, without.CostUSD)
 		}
 	}
+}
+
+// withAndWithout runs the workload on the seed with backlog-drain, with the
+// overflow function and EC2 only.
+func withAndWithout(t *testing.T, workload string, seed uint64) (with, without Result) {
+	t.Helper()
+	cfg := issueConfig(seed)
+	wl := mustWorkload(t, workload, seed)
+	var err error
+	if with, err = Run(context.Background(), cfg, wl, scaling.NameBacklogDrain); err != nil {
+		t.Fatal(err)
+	}
+	if without, err = Run(context.Background(), ec2Only(cfg), wl, scaling.NameBacklogDrain); err != nil {
+		t.Fatal(err)
+	}
+	return with, without
 }
 
 // Seeds the overflow's knobs (Alone, Sustain, Quiet, DrainTarget, IdleWait)
@@ -106,16 +113,7 @@ func TestOverflowOtherWorkloads(t *testing.T) {
 			continue
 		}
 		for _, seed := range heldOutSeeds {
-			cfg := issueConfig(seed)
-			wl := mustWorkload(t, name, seed)
-			with, err := Run(context.Background(), cfg, wl, scaling.NameBacklogDrain)
-			if err != nil {
-				t.Fatal(err)
-			}
-			without, err := Run(context.Background(), ec2Only(cfg), wl, scaling.NameBacklogDrain)
-			if err != nil {
-				t.Fatal(err)
-			}
+			with, without := withAndWithout(t, name, seed)
 			if with.Answered != with.Requests || with.BusyStops != 0 || with.Flaps != 0 ||
 				with.P95S > without.P95S+maxP95Rise || with.CostUSD > (1+maxCostRise)*without.CostUSD {
 				t.Errorf("%s seed %d: answered %d/%d, busy stops %d, flaps %d, p95 %.3f s (EC2 only %.3f), cost $%.5f (EC2 only $%.5f)",
