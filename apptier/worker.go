@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -264,13 +263,10 @@ func (w *Worker) start(ctx context.Context, m queue.Message) (finish func()) {
 // the result is durable (blob.Batcher: on fileblob's log, one sync later).
 func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Request, resp protocol.Response, err error, attrs []any, stop func()) {
 	var perm *protocol.Error
-	durable := func() error { return nil }
+	var durable func() error // nil: nothing stored, or stored durably already
 	switch {
 	case err == nil && req.Kind != protocol.Describe && req.Kind != protocol.Detect:
-		var d func() error
-		if d, err = w.store(ctx, req, &resp); d != nil {
-			durable = d
-		}
+		durable, err = w.store(ctx, req, &resp)
 	case errors.As(err, &perm) && perm.Code == protocol.CodeBadImage:
 		// Best effort: the answer carries the error either way.
 		_ = w.record(ctx, req, protocol.Response{ID: req.ID, Key: req.Key, Stem: resp.Stem, Error: perm})
@@ -299,18 +295,14 @@ func (w *Worker) finish(ctx context.Context, m queue.Message, req protocol.Reque
 		w.backoff(ctx, attrs, m, fmt.Errorf("send response: %w", err))
 		return
 	}
-	// Let the goroutine the answer woke (the web tier's dispatcher, queued on
-	// this P to run next) go first: durable() may block this thread in
-	// fdatasync, and the runtime takes a P back from a blocking syscall only
-	// after a while, so the answer would wait for the sync it does not need
-	// (measured: 0.65-0.8 ms of the 1.3 ms overhead one request at a time).
-	runtime.Gosched()
-	if err := durable(); err != nil {
-		// Answered, but the result might not survive a crash: leave the
-		// request to be done again (the web tier drops the second answer).
-		stop()
-		w.backoff(ctx, attrs, m, fmt.Errorf("result %q not durable: %w", resp.Stem, err))
-		return
+	if durable != nil {
+		if err := durable(); err != nil {
+			// Answered, but the result might not survive a crash: leave the
+			// request to be done again (the web tier drops the second answer).
+			stop()
+			w.backoff(ctx, attrs, m, fmt.Errorf("result %q not durable: %w", resp.Stem, err))
+			return
+		}
 	}
 	stop()
 	w.delete(ctx, m, attrs)

@@ -56,6 +56,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -302,6 +303,13 @@ func (l *wal) waitDurable(pos int64) error {
 		lerr := l.failed()
 		err := lerr
 		if err == nil {
+			// Let the goroutines this one readied run first (the app tier's
+			// answer wakes the web tier's dispatcher, queued to run next on
+			// this P): fdatasync blocks the thread, and the runtime takes a
+			// P back from a blocking system call only after a while, so they
+			// would wait for a sync they do not need (measured: 0.65-0.8 ms
+			// of the 1.3 ms overhead one request at a time).
+			runtime.Gosched()
 			err = syncData(f)
 		}
 		if err != nil && lerr == nil {
