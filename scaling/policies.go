@@ -1,6 +1,7 @@
 package scaling
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -42,6 +43,13 @@ type Cadence struct {
 type Env struct {
 	ServiceTime time.Duration // per message, per instance
 	MetricDelay time.Duration // CloudWatch publication lag
+	// Local: instances are goroutines on this machine (`facefleet up`). A start
+	// bills nothing and takes milliseconds, and an idle instance costs no money,
+	// so backlog-drain sizes the fleet to drain as soon as possible (one instance
+	// per queued message, up to Max) instead of within its DrainTarget, which
+	// trades speed for billed EC2 minutes. The other policies model other
+	// systems and ignore it.
+	Local bool
 }
 
 // PolicySpec is one registered policy.
@@ -76,7 +84,12 @@ func Policies() []PolicySpec {
 			// woken by the alarm and by the web tier's nudge.
 			Cadence: Cadence{Schedule: time.Minute, Loop: true, Nudge: true, Alarm: true},
 			New: func(e Env) Policy {
-				return NewBacklogDrain(BacklogDrainOptions{ServiceTime: e.ServiceTime})
+				o := BacklogDrainOptions{ServiceTime: e.ServiceTime}
+				if e.Local {
+					// ceil(backlog*ServiceTime/DrainTarget) = backlog.
+					o.DrainTarget = cmp.Or(e.ServiceTime, DefaultServiceTime)
+				}
+				return NewBacklogDrain(o)
 			}},
 	}
 }
@@ -92,12 +105,15 @@ func LookupPolicy(name string) (PolicySpec, error) {
 }
 
 // NewPolicy returns a fresh policy (with its default knobs) by name or former name.
-func NewPolicy(name string) (Policy, error) {
+func NewPolicy(name string) (Policy, error) { return NewPolicyIn(name, Env{}) }
+
+// NewPolicyIn is NewPolicy told where the policy runs.
+func NewPolicyIn(name string, e Env) (Policy, error) {
 	p, err := LookupPolicy(name)
 	if err != nil {
 		return nil, err
 	}
-	return p.New(Env{}), nil
+	return p.New(e), nil
 }
 
 // PolicyNames lists the registered policies' names.

@@ -163,3 +163,30 @@ func TestPolicyRegistry(t *testing.T) {
 		t.Errorf("unknown name: %v", err)
 	}
 }
+
+// Local instances cost nothing: backlog-drain told so starts one per queued
+// request up to the cap, where the cloud's knobs give a backlog one instance
+// drains within the target a single instance.
+func TestBacklogDrainLocalStartsOnePerQueuedRequest(t *testing.T) {
+	for _, tc := range []struct {
+		env                  Env
+		visible, inFlight    int
+		running, max, starts int
+	}{
+		{Env{Local: true}, 100, 0, 0, 8, 8},
+		{Env{Local: true}, 3, 0, 0, 8, 3},
+		{Env{Local: true}, 2, 2, 2, 8, 2},
+		{Env{Local: true, ServiceTime: 5 * time.Millisecond}, 5, 0, 1, 8, 4},
+		{Env{}, 100, 0, 0, 8, 1},
+		{Env{ServiceTime: 5 * time.Millisecond}, 100, 0, 0, 8, 1},
+	} {
+		p, err := NewPolicyIn(NameBacklogDrain, tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := p.Decide(Observation{Now: t0, Visible: tc.visible, InFlight: tc.inFlight, Running: tc.running, Max: tc.max, Nudge: true})
+		if d.Start != tc.starts {
+			t.Errorf("%+v, %d visible + %d in flight, %d running: start %d, want %d (%s)", tc.env, tc.visible, tc.inFlight, tc.running, d.Start, tc.starts, d.Reason)
+		}
+	}
+}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/internal/apikeys"
+	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/service"
 	"github.com/facefleet/facefleet/internal/settings"
 	"github.com/facefleet/facefleet/loadgen"
@@ -186,9 +187,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	// Our policy sized with the measured service time and a short drain target,
-	// so a burst gets the whole fleet (its default optimises billed minutes).
-	pol := scaling.NewBacklogDrain(scaling.BacklogDrainOptions{ServiceTime: time.Duration(float64(instances) * float64(eBefore.wall) / float64(n)), DrainTarget: time.Second})
+	// Our policy as `facefleet up` runs it (local instances: one per queued
+	// request, up to the cap), told the measured service time.
+	pol, err := scaling.NewPolicyIn(scaling.NameBacklogDrain, scaling.Env{Local: true,
+		ServiceTime: time.Duration(float64(instances) * float64(eBefore.wall) / float64(n))})
+	if err != nil {
+		return err
+	}
 	svc, err := service.New(service.Config{DataDir: dir, NoSyncOutputs: noSync, NoOutputLog: !v.Bool(settings.OutputLog), Analyzer: eng, MaxInstances: instances, IdleTimeout: time.Minute, Policy: pol,
 		WorkerWait: time.Second, Limits: webtier.Limits{MaxPending: 5000, RequestTimeout: 5 * time.Minute}, Logger: log})
 	if err != nil {
@@ -267,10 +272,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "first answer from zero instances: %.0f ms (queued %.0f ms, inference %.0f ms)\n", ms(first), fr.Timings.QueuedMS, fr.Timings.InferenceMS)
 	fmt.Fprintf(stdout, "sequential %d: overhead p50 %.2f ms p95 %.2f ms (no contention); of which input, fetch, store p50 %.2f, %.2f, %.2f ms\n\n", *seqN,
 		loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95), loadgen.Percentile(seqIn, 50), loadgen.Percentile(seqFetch, 50), loadgen.Percentile(seqStore, 50))
-	fmt.Fprintln(stdout, "| burst | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
+	fmt.Fprintln(stdout, "| burst (from 0 instances) | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")
 	var ratio, overheadP50 float64
 	for _, b := range bursts {
+		// Every burst starts from zero instances, as a burst after a quiet spell does.
+		if err := stopFleet(ctx, svc.Fleet); err != nil {
+			return err
+		}
 		var samples []sample
 		var berr error
 		br := measure(func() { samples, _, berr = burst(ctx, client, url, imgs, data, b, fmt.Sprintf("b%d", b)) })
@@ -310,6 +319,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\nthroughput_vs_engine=%.3f overhead_p50_ms=%.3f\n", ratio, overheadP50)
 	return nil
+}
+
+// stopFleet stops every instance (each finishes its image) and waits until
+// none is pending, running or stopping.
+func stopFleet(ctx context.Context, f fleet.Fleet) error {
+	for deadline := time.Now().Add(time.Minute); ; {
+		insts, err := f.List(ctx)
+		if err != nil {
+			return err
+		}
+		by := fleet.CountByState(insts)
+		if by[fleet.Pending]+by[fleet.Running]+by[fleet.Stopping] == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the fleet did not stop within a minute: %v", by)
+		}
+		var ids []string
+		for _, in := range insts {
+			if in.State == fleet.Running {
+				ids = append(ids, in.ID)
+			}
+		}
+		if len(ids) > 0 {
+			if err := f.Stop(ctx, ids...); err != nil {
+				return fmt.Errorf("stopping the fleet before a burst: %w", err)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // durability says how results reach the disk in this run.

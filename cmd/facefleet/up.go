@@ -64,7 +64,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		maxInst = max(1, runtime.NumCPU()/threads)
 	}
 	log := newLogger(v, stderr, false)
-	pol, err := scaling.NewPolicy(v.String(settings.Policy))
+	pol, err := scaling.NewPolicyIn(v.String(settings.Policy), scaling.Env{Local: true})
 	if err != nil {
 		return err
 	}

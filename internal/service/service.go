@@ -81,6 +81,8 @@ type Config struct {
 	WorkerWait        time.Duration // worker long-poll wait (default 5 s)
 	MaxTails          int           // results a worker stores in the background (default 4)
 	ScaleEvery        time.Duration // scaling controller period (default 1 s)
+	// Policy sizes the local fleet (default: backlog-drain for local instances,
+	// scaling.Env.Local: one instance per queued request, up to MaxInstances).
 	Policy            scaling.Policy
 	GalleryCheckEvery time.Duration // workers' gallery ETag check period (default 2 s)
 	Limits            webtier.Limits
@@ -132,6 +134,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.ScaleEvery <= 0 {
 		cfg.ScaleEvery = time.Second
+	}
+	if cfg.Policy == nil {
+		var err error
+		if cfg.Policy, err = scaling.NewPolicyIn(scaling.NameBacklogDrain, scaling.Env{Local: true}); err != nil {
+			return nil, fmt.Errorf("service: %w", err)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -224,8 +232,11 @@ func (s *Service) runInstance(ctx context.Context, inst fleet.Instance) error {
 }
 
 // Nudge asks the scaler to look now (non-blocking; the web tier calls it after
-// every enqueue). The scaler acts on it only when no instance is pending or
-// running, so a burst costs one extra evaluation, not one per request.
+// every enqueue). The scaler acts on it only while the fleet is below
+// MaxInstances (pending + running), so a burst grows the fleet as fast as
+// requests arrive rather than at the next tick, and once the fleet is full a
+// nudge costs one List of the in-process fleet. (An evaluation here reads
+// in-memory counts; the AWS web tier's nudge, which invokes a Lambda, is rarer.)
 func (s *Service) Nudge() {
 	select {
 	case s.nudge <- struct{}{}:
@@ -295,7 +306,7 @@ func (s *Service) scaleLoop(ctx context.Context) {
 			if err != nil {
 				continue
 			}
-			if by := fleet.CountByState(insts); by[fleet.Pending]+by[fleet.Running] > 0 {
+			if by := fleet.CountByState(insts); by[fleet.Pending]+by[fleet.Running] >= s.cfg.MaxInstances {
 				continue
 			}
 			if _, err := s.Controller.Nudge(ctx, time.Now()); err != nil && ctx.Err() == nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,7 +22,6 @@ import (
 	"github.com/facefleet/facefleet/internal/queue"
 	"github.com/facefleet/facefleet/internal/service"
 	"github.com/facefleet/facefleet/internal/testenv"
-	"github.com/facefleet/facefleet/scaling"
 	"github.com/facefleet/facefleet/test/e2ekit"
 )
 
@@ -41,9 +41,8 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 		DataDir: t.TempDir(), Analyzer: an, MaxInstances: maxInstances,
 		BootDelay: 50 * time.Millisecond, IdleTimeout: 700 * time.Millisecond, ScaleEvery: 100 * time.Millisecond,
 		VisibilityTimeout: 30 * time.Second, WorkerWait: 200 * time.Millisecond, GalleryCheckEvery: 100 * time.Millisecond,
-		// A short drain target makes the policy grow the fleet for a burst this small.
-		Policy: scaling.NewBacklogDrain(scaling.BacklogDrainOptions{DrainTarget: 300 * time.Millisecond}),
-		Logger: log,
+		Logger: log, // and the default policy: local instances, one per queued request
+
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -121,8 +120,8 @@ func runService(t *testing.T, an apptier.Analyzer, people []person, maxInstances
 	if wrong > 0 {
 		t.Fatalf("%d of 100 answers wrong", wrong)
 	}
-	if peak.Load() == 0 {
-		t.Fatal("no instance ever ran during the burst")
+	if peak.Load() != int64(maxInstances) {
+		t.Fatalf("peak live instances during a burst of 100: %d, want all %d (local instances cost nothing)", peak.Load(), maxInstances)
 	}
 	t.Logf("peak live instances during the burst: %d (max %d)", peak.Load(), maxInstances)
 
@@ -194,4 +193,52 @@ func TestEndToEndRealEngine(t *testing.T) {
 	}
 	t.Cleanup(func() { eng.Close() })
 	runService(t, eng, people, 3)
+}
+
+// A burst from zero gets the whole local fleet from the web tier's nudges, well
+// before the scaler's next tick (an hour away here): local instances cost
+// nothing, so the default policy starts one per queued request up to the cap.
+func TestBurstFromZeroFillsTheLocalFleetAtOnce(t *testing.T) {
+	const maxInstances = 3
+	eng := enginetest.New()
+	svc, err := service.New(service.Config{DataDir: t.TempDir(), Analyzer: eng, MaxInstances: maxInstances,
+		ScaleEvery: time.Hour, WorkerWait: 100 * time.Millisecond, IdleTimeout: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, stop := e2ekit.Serve(t, svc)
+	defer stop()
+	release := make(chan struct{})
+	var holding atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 2 * maxInstances {
+		img := randomPNG(t, uint64(100+i))
+		eng.On(img, func(ctx context.Context) (*engine.Result, error) {
+			holding.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return &engine.Result{Width: 32, Height: 32}, nil
+		})
+		wg.Go(func() {
+			if code, body := post(t, "POST", url+"/", "inputFile", fmt.Sprintf("b%d.png", i), img); code != 200 || !strings.HasPrefix(body, fmt.Sprintf("b%d:", i)) {
+				t.Errorf("b%d: %d %q", i, code, body)
+			}
+		})
+	}
+	running := func() int {
+		insts, err := svc.Fleet.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fleet.CountByState(insts)[fleet.Running]
+	}
+	took := e2ekit.WaitFor(t, "every local instance to run", 10*time.Second, func() bool { return running() == maxInstances })
+	e2ekit.WaitFor(t, "every instance to hold an image", 10*time.Second, func() bool { return holding.Load() == maxInstances })
+	t.Logf("fleet full %v after the burst began", took)
+	close(release)
+	wg.Wait()
 }
