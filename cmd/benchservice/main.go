@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/facefleet/facefleet/engine"
 	"github.com/facefleet/facefleet/internal/apikeys"
 	"github.com/facefleet/facefleet/internal/fleet"
@@ -140,19 +142,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := engine.New(engine.Options{ModelDir: v.String(settings.Models), LibraryPath: v.String(settings.ORTLib),
+	e, err := engine.New(engine.Options{ModelDir: v.String(settings.Models), LibraryPath: v.String(settings.ORTLib),
 		IntraOpThreads: v.Int(settings.ORTThreads), Logger: log})
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer e.Close()
+	eng := &timedEngine{Engine: e} // the baseline and the service alike
 
 	// Engine alone: as many goroutines as the service has instances (one ORT
 	// thread each), over the same images, in this process. The machine may be
 	// shared, so it is measured again after every burst and the ratio uses the
 	// mean of the runs before and after it.
 	n := max(*baseline, len(imgs))
+	var inferAlone float64 // inference CPU per image, ms, in the latest engine-alone run
 	engineRun := func() span {
+		defer func() { inferAlone = eng.take() }()
 		return measure(func() {
 			var next atomic.Int64
 			var wg sync.WaitGroup
@@ -272,8 +277,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "first answer from zero instances: %.0f ms (queued %.0f ms, inference %.0f ms)\n", ms(first), fr.Timings.QueuedMS, fr.Timings.InferenceMS)
 	fmt.Fprintf(stdout, "sequential %d: overhead p50 %.2f ms p95 %.2f ms (no contention); of which input, fetch, store p50 %.2f, %.2f, %.2f ms\n\n", *seqN,
 		loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95), loadgen.Percentile(seqIn, 50), loadgen.Percentile(seqFetch, 50), loadgen.Percentile(seqStore, 50))
-	fmt.Fprintln(stdout, "| burst (from 0 instances) | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(stdout, "| burst (from 0 instances) | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | inference CPU ms/img (alone) | other CPU ms/request | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var ratio, overheadP50 float64
 	for _, b := range bursts {
 		// Every burst starts from zero instances, as a burst after a quiet spell does.
@@ -282,11 +287,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		var samples []sample
 		var berr error
+		alone := inferAlone
+		eng.take()
 		br := measure(func() { samples, _, berr = burst(ctx, client, url, imgs, data, b, fmt.Sprintf("b%d", b)) })
 		if berr != nil {
 			return berr
 		}
+		inferBurst := eng.take()
 		eAfter := engineRun()
+		alone = (alone + inferAlone) / 2
 		engineRate := (float64(n)/eBefore.wall.Seconds() + float64(n)/eAfter.wall.Seconds()) / 2
 		engineCPU := (ms(eBefore.self) + ms(eAfter.self)) / float64(2*n)
 		eBefore = eAfter
@@ -311,9 +320,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// CPU vs engine: engine CPU per image over this process's CPU per
 		// request (service and load generator): the throughput ratio the
 		// burst would reach on otherwise idle cores with none left idle.
-		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %s | %.2f (%.1f), %.2f (%.1f), %.2f (%.1f) | %.2f cores |\n",
+		// Inference CPU is each Analyze's own thread's; other CPU is the
+		// process's CPU per request (service, load generator, kernel work
+		// done for them) minus that.
+		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %.2f (%.2f) | %.2f | %s | %.2f (%.1f), %.2f (%.1f), %.2f (%.1f) | %.2f cores |\n",
 			b, br.wall.Seconds(), rate, engineRate, ratio, engineCPU/(ms(br.self)/float64(b)), pct(tot, "%.0f"),
-			loadgen.Percentile(inf, 50), pct(ov, "%.2f"), loadgen.Percentile(input, 50), loadgen.Percentile(input, 95),
+			loadgen.Percentile(inf, 50), inferBurst, alone, ms(br.self)/float64(b)-inferBurst, pct(ov, "%.2f"), loadgen.Percentile(input, 50), loadgen.Percentile(input, 95),
 			loadgen.Percentile(fetch, 50), loadgen.Percentile(fetch, 95), loadgen.Percentile(store, 50), loadgen.Percentile(store, 95),
 			br.other.Seconds()/br.wall.Seconds())
 	}
@@ -360,6 +372,37 @@ func durability(noSync, log bool) string {
 		return "durable through the output log (one fdatasync per group of writes)"
 	}
 	return "fsynced file by file"
+}
+
+// timedEngine is the engine with each Analyze's CPU time counted on the OS
+// thread that runs it (locked for the call), so a burst can say whether
+// inference itself got dearer beside the service or the rest of the process
+// costs the difference.
+type timedEngine struct {
+	*engine.Engine
+	cpu   atomic.Int64 // ns
+	calls atomic.Int64
+}
+
+func (e *timedEngine) Analyze(ctx context.Context, img []byte) (*engine.Result, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var t0, t1 unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t0)
+	r, err := e.Engine.Analyze(ctx, img)
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t1)
+	e.cpu.Add(t1.Nano() - t0.Nano())
+	e.calls.Add(1)
+	return r, err
+}
+
+// take returns the mean CPU per call since the last take, and resets.
+func (e *timedEngine) take() float64 {
+	ns, n := e.cpu.Swap(0), e.calls.Swap(0)
+	if n == 0 {
+		return 0
+	}
+	return float64(ns) / float64(n) / 1e6
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
