@@ -48,8 +48,10 @@ import (
 // the state at a position is the same for everyone) and deletes the entries
 // and snapshots older than the previous snapshot, so a reader one snapshot
 // behind still catches up from the journal instead of reloading everything.
-// Only objects older than KeepFor go: a writer that listed the journal before
-// the deletion could otherwise re-create a deleted position.
+// Only objects older than KeepFor go, and a writer's journal write must land
+// within KeepFor/2 of the listing it was planned on (Apply cuts it off and
+// retries otherwise): a writer that listed the journal before the deletion
+// could otherwise re-create a deleted position.
 //
 // Gallery returns the current in-memory gallery for reading and matching; edit
 // only through Apply, never through the returned *Gallery.
@@ -66,10 +68,13 @@ type Store struct {
 	snapSeq atomic.Uint64 // newest snapshot known
 	checked atomic.Int64  // last check, Unix ns
 	listed  time.Time     // last full refresh
-	known   atomic.Uint64 // seq, readable without mu
-	compact sync.WaitGroup
-	busy    atomic.Bool // a background compaction is running
-	closed  bool
+	// listStart is when the listing of the last full refresh was asked for:
+	// Apply writes on it only until listStart + KeepFor/2.
+	listStart time.Time
+	known     atomic.Uint64 // seq, readable without mu
+	compact   sync.WaitGroup
+	busy      atomic.Bool // a background compaction is running
+	closed    bool
 }
 
 // StoreOptions tune a Store; the zero value is the default.
@@ -83,8 +88,12 @@ type StoreOptions struct {
 	// snapshot behind finds the snapshot by listing.
 	FullEvery time.Duration
 	// KeepFor is how old a redundant entry or snapshot must be before a
-	// compaction deletes it (default 15 minutes; far longer than any edit's
-	// list-to-write window).
+	// compaction deletes it (default 15 minutes). Apply enforces the window
+	// this needs: a journal write is cut off (and retried on a fresh listing)
+	// unless it lands within KeepFor/2 of the listing it was planned on, so a
+	// stalled writer can never re-create a compacted position. A KeepFor
+	// shorter than twice a listing plus a write suits only a store that
+	// compacts and does not write (tests that delete at once).
 	KeepFor time.Duration
 	// MaxFaces bounds the faces an edit may leave in the gallery (default and
 	// ceiling: the package's MaxFaces, what a snapshot may hold).
@@ -315,6 +324,7 @@ func (s *Store) refreshLocked(ctx context.Context) error {
 }
 
 func (s *Store) catchUp(ctx context.Context) error {
+	s.listStart = time.Now()
 	l, err := s.list(ctx)
 	if err != nil {
 		return err
@@ -567,21 +577,58 @@ func (s *Store) applyLocked(ctx context.Context, e Edit) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, fmt.Errorf("gallery: encoding the edit: %w", err)
 	}
+	stale := 0         // attempts whose listing was too old to write on
+	var cut uint64     // the position of a create cut off at its deadline
+	var cutOut Outcome // what the edit did, as checked before that create
 	for range MaxApplyAttempts {
 		if err := s.refreshLocked(ctx); err != nil {
 			return Outcome{}, err
+		}
+		if cut != 0 && s.seq >= cut {
+			// The cut-off create may have landed after all, and the catch-up
+			// just applied it: the edit is done, not to be made twice.
+			if mine, rerr := s.isMine(ctx, cut, e.Tx); rerr == nil && mine {
+				cutOut.Seq = cut
+				return cutOut, nil
+			}
+			cut = 0
 		}
 		out, err := s.check(e)
 		if err != nil {
 			return Outcome{}, err
 		}
 		next := s.seq + 1
-		_, err = s.blobs.PutIfAbsent(ctx, s.journalKey(next), data, "application/octet-stream")
-		if errors.Is(err, blob.ErrExists) {
+		// A compaction deletes only entries older than KeepFor, so a write that
+		// lands within KeepFor of the listing it was planned on cannot re-create
+		// a position that was filled and deleted meanwhile (its original is still
+		// there: the create fails and Apply catches up). The write must land
+		// by listStart + KeepFor/2; the other half is margin for the store's and
+		// the compacting process's clocks.
+		by := s.listStart.Add(s.opt.KeepFor / 2)
+		if !time.Now().Before(by) {
+			stale++
+			continue // the listing is already too old to write on
+		}
+		wctx, cancel := context.WithDeadline(ctx, by)
+		_, err = s.blobs.PutIfAbsent(wctx, s.journalKey(next), data, "application/octet-stream")
+		late := wctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		switch {
+		case errors.Is(err, blob.ErrExists):
 			if mine, rerr := s.isMine(ctx, next, e.Tx); rerr == nil && mine {
 				err = nil // our own write, its reply lost: it landed
 			} else {
 				continue // someone else took next: catch up and check again
+			}
+		case err != nil && late:
+			// Cut off at the bound: it may have landed before the cut.
+			if mine, rerr := s.isMine(ctx, next, e.Tx); rerr == nil && mine {
+				err = nil
+			} else if rerr == nil || errors.Is(rerr, blob.ErrNotFound) {
+				cut, cutOut = next, out
+				continue // not ours (or nothing yet): catch up and try again
+			} else {
+				return Outcome{}, fmt.Errorf("gallery: writing journal entry %d: %w (checking whether it landed: %w)", next, err, rerr)
 			}
 		}
 		if err != nil {
@@ -594,6 +641,9 @@ func (s *Store) applyLocked(ctx context.Context, e Edit) (Outcome, error) {
 		out.Seq = next
 		s.maybeCompact()
 		return out, nil
+	}
+	if stale > 0 {
+		return Outcome{}, fmt.Errorf("gallery: gave up after %d attempts: %d listings were older than KeepFor/2 (%v) before the write could start, the rest lost the race for a journal position; a KeepFor this short suits only a store that does not write", MaxApplyAttempts, stale, s.opt.KeepFor/2)
 	}
 	return Outcome{}, fmt.Errorf("gallery: gave up after %d attempts: other writers took every journal position meanwhile; try again", MaxApplyAttempts)
 }

@@ -48,9 +48,9 @@ func TestGalleryJournalOnMotoAsTheTiers(t *testing.T) {
 		return b
 	}
 	webBlobs, appBlobs := storeAs("web"), storeAs("app")
-	// Redundant entries stay a minute while the tiers write (the design's
-	// precondition: no writer takes longer than KeepFor from its LIST to its
-	// write); the deletes run after, as the web tier, with KeepFor 1 ns.
+	// Redundant entries stay a minute while the tiers write (a journal write
+	// must land within KeepFor/2 of its listing, which Apply enforces); the
+	// deletes run after, as the web tier, with KeepFor 1 ns.
 	opt := gallery.StoreOptions{CompactAfter: 8, KeepFor: time.Minute}
 	var tiers []*gallery.Store
 	for range 2 {
