@@ -190,7 +190,7 @@ func All() []Setting {
 		{Name: ScaleEvery, Env: "FACEFLEET_SCALE_EVERY", Kind: Duration, Default: "1s", Min: "100ms", Max: "1m", For: []Command{Up},
 			Help: "scaling controller period"},
 		{Name: Policy, Env: "FACEFLEET_POLICY", Kind: String, Default: scaling.NameBacklogDrain, OneOf: scaling.AcceptedPolicyNames(), For: []Command{Up},
-			Help: "scaling policy (docs/scaling.md; the former names facefleet and seed are accepted for one release)"},
+			Help: "scaling policy (docs/scaling.md; locally backlog-drain starts one instance per queued request, as local starts bill nothing; the former names facefleet and seed are accepted for one release)"},
 		{Name: StepInterval, Env: "FACEFLEET_STEP_INTERVAL", Kind: Duration, Default: "5s", Min: "100ms", Max: "1m", For: []Command{Scaler},
 			Help: "scaling steps within one invocation are this far apart"},
 		{Name: DeadlineMargin, Env: "FACEFLEET_DEADLINE_MARGIN", Kind: Duration, Default: "3s", Min: "100ms", Max: "30s", For: []Command{Scaler},
