@@ -277,7 +277,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "first answer from zero instances: %.0f ms (queued %.0f ms, inference %.0f ms)\n", ms(first), fr.Timings.QueuedMS, fr.Timings.InferenceMS)
 	fmt.Fprintf(stdout, "sequential %d: overhead p50 %.2f ms p95 %.2f ms (no contention); of which input, fetch, store p50 %.2f, %.2f, %.2f ms\n\n", *seqN,
 		loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95), loadgen.Percentile(seqIn, 50), loadgen.Percentile(seqFetch, 50), loadgen.Percentile(seqStore, 50))
-	fmt.Fprintln(stdout, "| burst (from 0 instances) | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | inference CPU ms/img (alone) | other CPU ms/request | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
+	fmt.Fprintln(stdout, "| burst (from 0 instances) | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | inference CPU ms/img (alone) | other CPU ms/request (alone) | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var ratio, overheadP50 float64
 	for _, b := range bursts {
@@ -287,7 +287,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		var samples []sample
 		var berr error
-		alone := inferAlone
+		alone, otherAlone := inferAlone, ms(eBefore.self)/float64(n)-inferAlone
 		eng.take()
 		br := measure(func() { samples, _, berr = burst(ctx, client, url, imgs, data, b, fmt.Sprintf("b%d", b)) })
 		if berr != nil {
@@ -296,6 +296,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		inferBurst := eng.take()
 		eAfter := engineRun()
 		alone = (alone + inferAlone) / 2
+		// The engine-alone runs' CPU beside Analyze (the Go runtime's own
+		// threads, sysmon first): what "other CPU" is when nothing else runs.
+		otherAlone = (otherAlone + ms(eAfter.self)/float64(n) - inferAlone) / 2
 		engineRate := (float64(n)/eBefore.wall.Seconds() + float64(n)/eAfter.wall.Seconds()) / 2
 		engineCPU := (ms(eBefore.self) + ms(eAfter.self)) / float64(2*n)
 		eBefore = eAfter
@@ -323,9 +326,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Inference CPU is each Analyze's own thread's; other CPU is the
 		// process's CPU per request (service, load generator, kernel work
 		// done for them) minus that.
-		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %.2f (%.2f) | %.2f | %s | %.2f (%.1f), %.2f (%.1f), %.2f (%.1f) | %.2f cores |\n",
+		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %.2f (%.2f) | %.2f (%.2f) | %s | %.2f (%.1f), %.2f (%.1f), %.2f (%.1f) | %.2f cores |\n",
 			b, br.wall.Seconds(), rate, engineRate, ratio, engineCPU/(ms(br.self)/float64(b)), pct(tot, "%.0f"),
-			loadgen.Percentile(inf, 50), inferBurst, alone, ms(br.self)/float64(b)-inferBurst, pct(ov, "%.2f"), loadgen.Percentile(input, 50), loadgen.Percentile(input, 95),
+			loadgen.Percentile(inf, 50), inferBurst, alone, ms(br.self)/float64(b)-inferBurst, otherAlone, pct(ov, "%.2f"), loadgen.Percentile(input, 50), loadgen.Percentile(input, 95),
 			loadgen.Percentile(fetch, 50), loadgen.Percentile(fetch, 95), loadgen.Percentile(store, 50), loadgen.Percentile(store, 95),
 			br.other.Seconds()/br.wall.Seconds())
 	}
