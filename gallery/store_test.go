@@ -354,7 +354,9 @@ func TestStoreRefusesToOverfill(t *testing.T) {
 
 // stallingBlobs holds the first journal create after arm until release or its
 // context ends, as a request stalled in flight: sent late, or held by the
-// network, a paused VM or a stopped process.
+// network, a paused VM or a stopped process. It does not model a create that
+// the store still carries out after its context ended (lateBlobs does), nor
+// clocks that disagree (memblob stamps objects with this process's clock).
 type stallingBlobs struct {
 	blob.Store
 	armed   atomic.Bool
