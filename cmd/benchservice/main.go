@@ -111,6 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	seqN := fs.Int("sequential", 50, "requests sent one at a time (overhead without contention)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bursts (service and load generator) to this file")
 	blockProfile := fs.String("blockprofile", "", "write block and mutex profiles of the bursts to this file (+ .mutex)")
+	inferenceCPU := fs.Bool("inference-cpu", false, "time each analysis's CPU on its own thread, in the bursts and alone, and show the rest of the CPU beside it (locks the thread for each call, which cost the service 0.03-0.06 of the throughput ratio here: for diagnosis, not for the ratios)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer e.Close()
-	eng := &timedEngine{Engine: e} // the baseline and the service alike
+	eng := &timedEngine{Engine: e, on: *inferenceCPU} // the baseline and the service alike
 
 	// Engine alone: as many goroutines as the service has instances (one ORT
 	// thread each), over the same images, in this process. The machine may be
@@ -277,7 +278,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "first answer from zero instances: %.0f ms (queued %.0f ms, inference %.0f ms)\n", ms(first), fr.Timings.QueuedMS, fr.Timings.InferenceMS)
 	fmt.Fprintf(stdout, "sequential %d: overhead p50 %.2f ms p95 %.2f ms (no contention); of which input, fetch, store p50 %.2f, %.2f, %.2f ms\n\n", *seqN,
 		loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95), loadgen.Percentile(seqIn, 50), loadgen.Percentile(seqFetch, 50), loadgen.Percentile(seqStore, 50))
-	fmt.Fprintln(stdout, "| burst (from 0 instances) | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | inference CPU ms/img (alone) | other CPU ms/request (alone) | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
+	fmt.Fprintln(stdout, "| burst (from 0 instances) | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | inference CPU ms/img (alone; -inference-cpu) | other CPU ms/request (alone) | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var ratio, overheadP50 float64
 	for _, b := range bursts {
@@ -326,9 +327,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Inference CPU is each Analyze's own thread's; other CPU is the
 		// process's CPU per request (service, load generator, kernel work
 		// done for them) minus that.
-		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %.2f (%.2f) | %.2f (%.2f) | %s | %.2f (%.1f), %.2f (%.1f), %.2f (%.1f) | %.2f cores |\n",
+		inferCell, otherCell := "-", "-"
+		if eng.on {
+			inferCell = fmt.Sprintf("%.2f (%.2f)", inferBurst, alone)
+			otherCell = fmt.Sprintf("%.2f (%.2f)", ms(br.self)/float64(b)-inferBurst, otherAlone)
+		}
+		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %s | %s | %s | %.2f (%.1f), %.2f (%.1f), %.2f (%.1f) | %.2f cores |\n",
 			b, br.wall.Seconds(), rate, engineRate, ratio, engineCPU/(ms(br.self)/float64(b)), pct(tot, "%.0f"),
-			loadgen.Percentile(inf, 50), inferBurst, alone, ms(br.self)/float64(b)-inferBurst, otherAlone, pct(ov, "%.2f"), loadgen.Percentile(input, 50), loadgen.Percentile(input, 95),
+			loadgen.Percentile(inf, 50), inferCell, otherCell, pct(ov, "%.2f"), loadgen.Percentile(input, 50), loadgen.Percentile(input, 95),
 			loadgen.Percentile(fetch, 50), loadgen.Percentile(fetch, 95), loadgen.Percentile(store, 50), loadgen.Percentile(store, 95),
 			br.other.Seconds()/br.wall.Seconds())
 	}
@@ -377,17 +383,21 @@ func durability(noSync, log bool) string {
 	return "fsynced file by file"
 }
 
-// timedEngine is the engine with each Analyze's CPU time counted on the OS
-// thread that runs it (locked for the call), so a burst can say whether
-// inference itself got dearer beside the service or the rest of the process
-// costs the difference.
+// timedEngine is the engine with, when on (-inference-cpu), each Analyze's
+// CPU time counted on the OS thread that runs it (locked for the call), so a
+// burst can say whether inference itself got dearer beside the service or the
+// rest of the process costs the difference.
 type timedEngine struct {
 	*engine.Engine
+	on    bool
 	cpu   atomic.Int64 // ns
 	calls atomic.Int64
 }
 
 func (e *timedEngine) Analyze(ctx context.Context, img []byte) (*engine.Result, error) {
+	if !e.on {
+		return e.Engine.Analyze(ctx, img)
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var t0, t1 unix.Timespec
