@@ -578,6 +578,7 @@ func (s *Store) applyLocked(ctx context.Context, e Edit) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("gallery: encoding the edit: %w", err)
 	}
 	stale := 0         // attempts whose listing was too old to write on
+	cuts := 0          // creates cut off at their deadline
 	var cut uint64     // the position of a create cut off at its deadline
 	var cutOut Outcome // what the edit did, as checked before that create
 	for range MaxApplyAttempts {
@@ -625,6 +626,9 @@ func (s *Store) applyLocked(ctx context.Context, e Edit) (Outcome, error) {
 			if mine, rerr := s.isMine(ctx, next, e.Tx); rerr == nil && mine {
 				err = nil
 			} else if rerr == nil || errors.Is(rerr, blob.ErrNotFound) {
+				if cuts++; cuts >= 2 {
+					return Outcome{}, fmt.Errorf("gallery: writing journal entry %d (%d bytes) did not finish within %v of its listing, twice: the store is too slow for an entry this large (KeepFor/2 bounds a write, so that a compaction cannot delete the position under it); make the edit smaller", next, len(data), s.opt.KeepFor/2)
+				}
 				cut, cutOut = next, out
 				continue // not ours (or nothing yet): catch up and try again
 			} else {

@@ -485,3 +485,29 @@ func TestStoreCutOffCreateThatLandsLateIsNotRepeated(t *testing.T) {
 	}
 	same(t, w.Gallery(), fresh.Gallery())
 }
+
+// slowBlobs takes longer than any deadline to create a journal entry: every
+// create is cut off, as an upload too large for the link.
+type slowBlobs struct{ blob.Store }
+
+func (s slowBlobs) PutIfAbsent(ctx context.Context, key string, data []byte, contentType string) (string, error) {
+	if strings.Contains(key, "/journal/") {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
+	return s.Store.PutIfAbsent(ctx, key, data, contentType)
+}
+
+// A store too slow to write an entry within KeepFor/2 gets an error that says
+// so after two tries, not fifty rounds of listings.
+func TestStoreTooSlowToWriteSaysSo(t *testing.T) {
+	w := open(t, slowBlobs{memblob.New()}, gallery.StoreOptions{KeepFor: 100 * time.Millisecond})
+	start := time.Now()
+	_, err := w.Apply(context.Background(), gallery.Edit{Op: gallery.OpAdd, Faces: one(t, "big", desc(rand.New(rand.NewPCG(11, 11))))})
+	if err == nil || !strings.Contains(err.Error(), "did not finish within") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("gave up after %v", d)
+	}
+}
