@@ -1,7 +1,6 @@
 package scaling
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -84,12 +83,12 @@ func Policies() []PolicySpec {
 			// woken by the alarm and by the web tier's nudge.
 			Cadence: Cadence{Schedule: time.Minute, Loop: true, Nudge: true, Alarm: true},
 			New: func(e Env) Policy {
-				o := BacklogDrainOptions{ServiceTime: e.ServiceTime}
+				p := NewBacklogDrain(BacklogDrainOptions{ServiceTime: e.ServiceTime})
 				if e.Local {
 					// ceil(backlog*ServiceTime/DrainTarget) = backlog.
-					o.DrainTarget = cmp.Or(e.ServiceTime, DefaultServiceTime)
+					p.opt.DrainTarget = p.opt.ServiceTime
 				}
-				return NewBacklogDrain(o)
+				return p
 			}},
 	}
 }

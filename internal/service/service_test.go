@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/facefleet/facefleet/internal/enginetest"
 	"github.com/facefleet/facefleet/internal/service"
 	"github.com/facefleet/facefleet/internal/settings"
+	"github.com/facefleet/facefleet/test/e2ekit"
 )
 
 func TestNewAndSeedGallery(t *testing.T) {
@@ -168,18 +168,9 @@ func TestOneServicePerDataFolder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a service without the output log: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Serve(ctx, ln) }()
+	_, stop := e2ekit.Serve(t, svc)
 	time.Sleep(50 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
+	stop()
 	if segs, _ := filepath.Glob(filepath.Join(dir, "outputs", ".wal", "seg-*")); len(segs) != 0 {
 		t.Errorf("log segments left after a clean stop: %v", segs)
 	}
