@@ -30,7 +30,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/facefleet/facefleet/apptier"
 	"github.com/facefleet/facefleet/engine"
+	"github.com/facefleet/facefleet/gallery"
 	"github.com/facefleet/facefleet/internal/apikeys"
 	"github.com/facefleet/facefleet/internal/fleet"
 	"github.com/facefleet/facefleet/internal/service"
@@ -112,6 +116,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bursts (service and load generator) to this file")
 	blockProfile := fs.String("blockprofile", "", "write block and mutex profiles of the bursts to this file (+ .mutex)")
 	inferenceCPU := fs.Bool("inference-cpu", false, "time each analysis's CPU on its own thread, in the bursts and alone, and show the rest of the CPU beside it (locks the thread for each call, which cost the service 0.03-0.06 of the throughput ratio here: for diagnosis, not for the ratios)")
+	keep := fs.Bool("keep", false, "leave the run's data folder in place: for runs back to back on a file system like this VM's (ext4 without a journal), where the thousands of files a run deletes make every file create dearer for the next minutes (remove the folders when the series is done)")
+	direct := fs.Bool("direct", false, "also run each burst against a bare handler on the same cores (Fiber's multipart upload, Analyze in the handler, as many at once as instances, the gallery match, a JSON answer; no queue, no store, no fleet): the ratio any design that takes the upload on these cores is bounded by")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -192,7 +198,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if *keep {
+		fmt.Fprintf(stderr, "keeping the data folder %s (-keep)\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	// Our policy as `facefleet up` runs it (local instances: one per queued
 	// request, up to the cap), told the measured service time.
 	pol, err := scaling.NewPolicyIn(scaling.NameBacklogDrain, scaling.Env{Local: true,
@@ -269,6 +279,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		slices.Sort(v)
 	}
 
+	// The bare handler (-direct): same cores, same engine, same uploads.
+	var directURL string
+	if *direct {
+		u, stop, err := serveDirect(eng, svc.Gallery.Gallery, instances)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		directURL = u
+	}
+
 	stopProfiles, err := startProfiles(*cpuProfile, *blockProfile)
 	if err != nil {
 		return err
@@ -278,8 +299,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "first answer from zero instances: %.0f ms (queued %.0f ms, inference %.0f ms)\n", ms(first), fr.Timings.QueuedMS, fr.Timings.InferenceMS)
 	fmt.Fprintf(stdout, "sequential %d: overhead p50 %.2f ms p95 %.2f ms (no contention); of which input, fetch, store p50 %.2f, %.2f, %.2f ms\n\n", *seqN,
 		loadgen.Percentile(seq, 50), loadgen.Percentile(seq, 95), loadgen.Percentile(seqIn, 50), loadgen.Percentile(seqFetch, 50), loadgen.Percentile(seqStore, 50))
-	fmt.Fprintln(stdout, "| burst (from 0 instances) | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | inference CPU ms/img (alone; -inference-cpu) | other CPU ms/request (alone) | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(stdout, "| burst (from 0 instances) | total s | req/s | engine img/s | throughput vs engine | CPU vs engine | latency p50/p95/p99 ms | inference p50 ms | inference CPU ms/img (alone; -inference-cpu) | other CPU ms/request (alone) | overhead p50/p95/p99 ms | of which input, fetch, store p50 (p95) ms | others' CPU | bare handler vs engine (-direct) |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var ratio, overheadP50 float64
 	for _, b := range bursts {
 		// Every burst starts from zero instances, as a burst after a quiet spell does.
@@ -295,6 +316,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return berr
 		}
 		inferBurst := eng.take()
+		var directWall time.Duration
+		if directURL != "" {
+			if _, directWall, err = burst(ctx, client, directURL, imgs, data, b, fmt.Sprintf("d%d", b)); err != nil {
+				return fmt.Errorf("bare handler: %w", err)
+			}
+		}
 		eAfter := engineRun()
 		alone = (alone + inferAlone) / 2
 		// The engine-alone runs' CPU beside Analyze (the Go runtime's own
@@ -327,19 +354,62 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Inference CPU is each Analyze's own thread's; other CPU is the
 		// process's CPU per request (service, load generator, kernel work
 		// done for them) minus that.
-		inferCell, otherCell := "-", "-"
+		inferCell, otherCell, directCell := "-", "-", "-"
+		if directWall > 0 {
+			directCell = fmt.Sprintf("%.2f", float64(b)/directWall.Seconds()/engineRate)
+		}
 		if eng.on {
 			inferCell = fmt.Sprintf("%.2f (%.2f)", inferBurst, alone)
 			otherCell = fmt.Sprintf("%.2f (%.2f)", ms(br.self)/float64(b)-inferBurst, otherAlone)
 		}
-		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %s | %s | %s | %.2f (%.1f), %.2f (%.1f), %.2f (%.1f) | %.2f cores |\n",
+		fmt.Fprintf(stdout, "| %d | %.2f | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %s | %s | %s | %.2f (%.1f), %.2f (%.1f), %.2f (%.1f) | %.2f cores | %s |\n",
 			b, br.wall.Seconds(), rate, engineRate, ratio, engineCPU/(ms(br.self)/float64(b)), pct(tot, "%.0f"),
 			loadgen.Percentile(inf, 50), inferCell, otherCell, pct(ov, "%.2f"), loadgen.Percentile(input, 50), loadgen.Percentile(input, 95),
 			loadgen.Percentile(fetch, 50), loadgen.Percentile(fetch, 95), loadgen.Percentile(store, 50), loadgen.Percentile(store, 95),
-			br.other.Seconds()/br.wall.Seconds())
+			br.other.Seconds()/br.wall.Seconds(), directCell)
 	}
 	fmt.Fprintf(stdout, "\nthroughput_vs_engine=%.3f overhead_p50_ms=%.3f\n", ratio, overheadP50)
 	return nil
+}
+
+// serveDirect serves POST /v1/recognize with nothing between the upload and
+// the engine: Fiber parses the multipart form, the handler analyses the
+// image (at most instances at once, as the fleet would), names the largest
+// face from the gallery and answers JSON. No queue, no stored input or
+// result, no fleet: what is left of the service's work when all of that
+// costs nothing.
+func serveDirect(eng apptier.Analyzer, current func() *gallery.Gallery, instances int) (url string, stop func(), err error) {
+	app := fiber.New(fiber.Config{BodyLimit: 16 << 20, DisableStartupMessage: true})
+	slots := make(chan struct{}, instances)
+	app.Post("/v1/recognize", func(c *fiber.Ctx) error {
+		fh, err := c.FormFile("image")
+		if err != nil {
+			return fiber.NewError(fiber.StatusBadRequest, err.Error())
+		}
+		f, err := fh.Open()
+		if err != nil {
+			return err
+		}
+		img, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		slots <- struct{}{}
+		res, err := eng.Analyze(c.UserContext(), img)
+		<-slots
+		if err != nil {
+			return fiber.NewError(fiber.StatusUnprocessableEntity, err.Error())
+		}
+		return c.JSON(webtier.RecognizeResult{Name: apptier.Label(current(), res, 0)})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Listener(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = app.ShutdownWithTimeout(time.Second); <-done }, nil
 }
 
 // stopFleet stops every instance (each finishes its image) and waits until
