@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	blockProfile := fs.String("blockprofile", "", "write block and mutex profiles of the bursts to this file (+ .mutex)")
 	inferenceCPU := fs.Bool("inference-cpu", false, "time each analysis's CPU on its own thread, in the bursts and alone, and show the rest of the CPU beside it (locks the thread for each call, which cost the service 0.03-0.06 of the throughput ratio here: for diagnosis, not for the ratios)")
 	keep := fs.Bool("keep", false, "leave the run's data folder in place: for runs back to back on a file system like this VM's (ext4 without a journal), where the thousands of files a run deletes make every file create dearer for the next minutes (remove the folders when the series is done)")
-	direct := fs.Bool("direct", false, "also run each burst against a bare handler on the same cores (Fiber's multipart upload, Analyze in the handler, as many at once as instances, the gallery match, a JSON answer; no queue, no store, no fleet): the ratio any design that takes the upload on these cores is bounded by")
+	direct := fs.Bool("direct", true, "also run each burst against a bare handler on the same cores (Fiber's multipart upload, Analyze in the handler, as many at once as instances, the gallery match, a JSON answer; no queue, no store, no fleet): the ratio any design that takes the upload on these cores is bounded by")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -341,3 +341,182 @@ func TestWriteBehindRacesEndInTheLastWrite(t *testing.T) {
 		})
 	}
 }
+
+// A written object stays readable from memory (recent) until a change of its
+// key or the byte bound drops it: a Get then reads no file. The file is
+// removed behind the store's back here only to tell the two apart.
+func TestWriteBehindServesRecentWritesFromMemory(t *testing.T) {
+	for name, o := range map[string]Options{"log": {Log: true}, "nosync": {NoSync: true}} {
+		t.Run(name, func(t *testing.T) {
+			o.WriteBehindBytes = 4 << 10 // recent: 1 KiB
+			testRecentWrites(t, newBehindStore(t, t.TempDir(), o))
+		})
+	}
+}
+
+func testRecentWrites(t *testing.T, s *Store) {
+	ctx := context.Background()
+	put := func(key, v string) {
+		t.Helper()
+		if _, err := s.Put(ctx, key, []byte(v), "text/plain"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.wb.flush(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unlink := func(key string) {
+		t.Helper()
+		p, err := s.path(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(p); err != nil {
+			t.Fatalf("%s was not written: %v", key, err)
+		}
+	}
+	put("in/a", "first")
+	unlink("in/a")
+	if got, attrs, err := s.Get(ctx, "in/a"); err != nil || string(got) != "first" || attrs.Size != 5 {
+		t.Fatalf("Get of a written object = %q, %+v, %v; want it from memory", got, attrs, err)
+	}
+	// A new version replaces the copy; a Delete drops it.
+	put("in/a", "second")
+	if got, _, err := s.Get(ctx, "in/a"); err != nil || string(got) != "second" {
+		t.Fatalf("Get after a second Put = %q, %v", got, err)
+	}
+	if err := s.Delete(ctx, "in/a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Get(ctx, "in/a"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("Get after Delete: %v, want not found", err)
+	}
+	// Past the bound, the oldest go first.
+	for i := range 6 {
+		put(fmt.Sprintf("in/%d", i), strings.Repeat("x", 300))
+	}
+	for i := range 6 {
+		unlink(fmt.Sprintf("in/%d", i))
+	}
+	for i := range 6 {
+		_, _, err := s.Get(ctx, fmt.Sprintf("in/%d", i))
+		if old := i < 3; old != errors.Is(err, blob.ErrNotFound) {
+			t.Errorf("object %d of 6 (300 B each, 1 KiB kept): Get error %v", i, err)
+		}
+	}
+	// A direct write (over the held-bytes bound) drops the copy too.
+	put("in/b", "small")
+	big := strings.Repeat("y", 5<<10)
+	if _, err := s.Put(ctx, "in/b", []byte(big), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := s.Get(ctx, "in/b"); err != nil || string(got) != big {
+		t.Fatalf("Get after a direct write = %.10q (%d B), %v", got, len(got), err)
+	}
+}
+
+// Writers racing direct writes and Deletes of the same keys: whatever wins,
+// this store's Get (held objects, recent copies) agrees with the files.
+func TestWriteBehindRecentAgreesWithTheFiles(t *testing.T) {
+	for name, o := range map[string]Options{"log": {Log: true, CheckpointEvery: 3 * time.Millisecond}, "nosync": {NoSync: true}} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			o.WriteBehindBytes = 8192 // some Puts take the direct path
+			s := newBehindStore(t, dir, o)
+			s.wb.beforePlace = func() { time.Sleep(100 * time.Microsecond) }
+			s.wb.afterPlace = func() { time.Sleep(300 * time.Microsecond) }
+			const writers, keys, ops = 6, 2, 200
+			var wg sync.WaitGroup
+			for g := range writers {
+				wg.Go(func() {
+					r := rand.New(rand.NewPCG(uint64(g), 11))
+					for i := range ops {
+						key := fmt.Sprintf("k%d", r.IntN(keys))
+						if r.IntN(8) == 0 {
+							if err := s.Delete(ctx, key); err != nil {
+								t.Error(err)
+							}
+							continue
+						}
+						v := fmt.Sprintf("%d-%d-%s", g, i, strings.Repeat("x", r.IntN(12000))) // a third over the bound
+						if _, err := s.Put(ctx, key, []byte(v), ""); err != nil {
+							t.Error(err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err := s.wb.flush(0); err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]string{}
+			for k := range keys {
+				key := fmt.Sprintf("k%d", k)
+				got, _, err := s.Get(ctx, key)
+				if err != nil && !errors.Is(err, blob.ErrNotFound) {
+					t.Fatal(err)
+				}
+				seen[key] = string(got)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			files, err := New(dir, Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for key, want := range seen {
+				got, _, err := files.Get(ctx, key)
+				if err != nil && !errors.Is(err, blob.ErrNotFound) {
+					t.Fatal(err)
+				}
+				if string(got) != want {
+					t.Errorf("%s: the store said %.12q, its file holds %.12q", key, want, got)
+				}
+			}
+		})
+	}
+}
+
+// The race the direct-write epoch closes: a Put held just after a direct
+// write of its key began is renamed into place before the direct write's
+// file, and its writer would remember it after the direct write ended.
+func TestWriteBehindWriterDoesNotRememberOverADirectWrite(t *testing.T) {
+	for name, o := range map[string]Options{"log": {Log: true}, "nosync": {NoSync: true}} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			o.WriteBehindBytes = 1 << 10
+			s := newBehindStore(t, t.TempDir(), o)
+			placed, directDone := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			s.wb.afterBeginDirect = func() {
+				once.Do(func() {
+					if _, err := s.Put(ctx, "k", []byte("held"), ""); err != nil { // small: behind
+						t.Error(err)
+					}
+					<-placed
+				})
+			}
+			s.wb.afterPlace = func() {
+				close(placed)
+				<-directDone
+			}
+			big := strings.Repeat("d", 2<<10) // over the bound: direct
+			if _, err := s.Put(ctx, "k", []byte(big), ""); err != nil {
+				t.Fatal(err)
+			}
+			close(directDone)
+			if err := s.wb.flush(0); err != nil {
+				t.Fatal(err)
+			}
+			s.wb.mu.Lock()
+			s.wb.afterPlace, s.wb.afterBeginDirect = nil, nil
+			s.wb.mu.Unlock()
+			got, _, err := s.Get(ctx, "k")
+			if err != nil || string(got) != big {
+				t.Fatalf("Get = %.10q (%d B), %v; want the direct write, which its file holds", got, len(got), err)
+			}
+		})
+	}
+}

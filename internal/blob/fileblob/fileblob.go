@@ -298,6 +298,11 @@ func (s *Store) put(ctx context.Context, key string, data []byte, contentType st
 			s.wb.forget(key)
 		}
 	}
+	if s.wb != nil {
+		// No writer's copy of key may stay in recent over this file.
+		s.wb.beginDirect(key)
+		defer s.wb.endDirect(key)
+	}
 	// A concurrent Delete may prune the folder between mkdirAll and CreateTemp;
 	// try again a few times before giving up.
 	var w *pending
