@@ -187,8 +187,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// The data folder lives where `facefleet up`'s ./data would (beside the
 	// repository), not in /tmp: on the development VM creating a file in /tmp
-	// costs 5-10 times the CPU (ext4 inode allocation in a crowded block group),
-	// and the service creates three files per request.
+	// costs 5-10 times the CPU, and the service creates three files per
+	// request. (Its ext4 has no journal, so every create scans past the inodes
+	// freed in the last minutes, and test runs delete thousands in /tmp; so
+	// does this benchmark's own cleanup for the next run: -keep.)
 	if *dataParent != "" {
 		if err := os.MkdirAll(*dataParent, 0o755); err != nil {
 			return fmt.Errorf("-data: %w", err)
