@@ -93,6 +93,10 @@ type Options struct {
 	// and written by background writers (see behind.go); with Log the Put
 	// still returns only once its record is durable. Needs Log or NoSync.
 	// Other processes on the folder see an object once its file is written.
+	// What the writers wrote last stays readable from memory (up to a quarter
+	// of WriteBehindBytes), so this store does not see another process's
+	// change to such a file until its copy ages out: the folder is this
+	// store's (with Log, New enforces it).
 	WriteBehind bool
 	// WriteBehindBytes bounds the bytes held; past it Puts write their files
 	// themselves (default DefaultWriteBehindBytes).
