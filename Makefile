@@ -118,7 +118,7 @@ clean:
 bench-gallery:
 	go run ./cmd/benchgallery
 
-## bench-service: bursts of 100 and 1000 uploads through the embedded service (real engine, HTTP on 127.0.0.1) vs the engine alone
+## bench-service: bursts of 100 and 1000 uploads through the embedded service (real engine, HTTP on 127.0.0.1) vs the engine alone, beside a bare handler (upload, engine, answer; the bound)
 bench-service: models
 	FACEFLEET_SHARED=$${FACEFLEET_SHARED:-$(ROOT)/../shared} go run ./cmd/benchservice
 
