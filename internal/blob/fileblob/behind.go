@@ -35,6 +35,7 @@ package fileblob
 // take the direct path so the error reaches a caller.
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -86,8 +87,8 @@ type behind struct {
 	// more CPU than copying its bytes (measured: 1.7 % of the service's CPU
 	// in a 1000 burst). Bounded by recentLimit bytes, oldest out first;
 	// every change of a key (Put, Delete, a direct write) drops its entry.
-	recent      map[string]*held
-	recentFIFO  []string
+	recent      map[string]*list.Element // of *recentCopy, in recentOrder
+	recentOrder list.List                // oldest first
 	recentBytes int64
 	recentLimit int64
 	directEpoch uint64 // advanced by beginDirect and endDirect
@@ -100,7 +101,7 @@ type behind struct {
 
 func newBehind(s *Store, limit int64) *behind {
 	b := &behind{s: s, limit: limit, seed: maphash.MakeSeed(), objs: map[string]*held{}, placing: map[string]bool{},
-		recent: map[string]*held{}, recentLimit: limit / 4}
+		recent: map[string]*list.Element{}, recentLimit: limit / 4}
 	b.cond = sync.NewCond(&b.mu)
 	return b
 }
@@ -152,35 +153,32 @@ func (b *behind) forgetLocked(key string) bool {
 	return true
 }
 
+// recentCopy is an entry of recent.
+type recentCopy struct {
+	key string
+	h   *held
+}
+
 // rememberLocked keeps h, just written as key's file, in recent, dropping
 // the oldest entries past recentLimit. Called with mu held.
 func (b *behind) rememberLocked(key string, h *held) {
 	if int64(len(h.data)) > b.recentLimit {
 		return
 	}
-	b.recent[key] = h
-	b.recentFIFO = append(b.recentFIFO, key)
+	b.dropRecentLocked(key)
+	b.recent[key] = b.recentOrder.PushBack(&recentCopy{key: key, h: h})
 	b.recentBytes += int64(len(h.data))
-	for b.recentBytes > b.recentLimit && len(b.recentFIFO) > 0 {
-		b.dropRecentLocked(b.recentFIFO[0])
-		b.recentFIFO = b.recentFIFO[1:]
-	}
-	if len(b.recentFIFO) > 2*len(b.recent)+64 { // entries dropped by a key's change
-		live := b.recentFIFO[:0]
-		for _, k := range b.recentFIFO {
-			if b.recent[k] != nil {
-				live = append(live, k)
-			}
-		}
-		b.recentFIFO = live
+	for b.recentBytes > b.recentLimit {
+		b.dropRecentLocked(b.recentOrder.Front().Value.(*recentCopy).key)
 	}
 }
 
 // dropRecentLocked forgets key's written copy. Called with mu held.
 func (b *behind) dropRecentLocked(key string) {
-	if h := b.recent[key]; h != nil {
+	if e := b.recent[key]; e != nil {
 		delete(b.recent, key)
-		b.recentBytes -= int64(len(h.data))
+		b.recentOrder.Remove(e)
+		b.recentBytes -= int64(len(e.Value.(*recentCopy).h.data))
 	}
 }
 
@@ -189,8 +187,8 @@ func (b *behind) dropRecentLocked(key string) {
 // the epoch they advance stops a writer whose rename raced with the direct
 // write from remembering its (possibly overwritten) version.
 func (b *behind) beginDirect(key string) {
-	b.endDirect(key)
 	b.mu.Lock()
+	b.directLocked(key)
 	hook := b.afterBeginDirect
 	b.mu.Unlock()
 	if hook != nil {
@@ -201,6 +199,10 @@ func (b *behind) beginDirect(key string) {
 func (b *behind) endDirect(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.directLocked(key)
+}
+
+func (b *behind) directLocked(key string) {
 	b.directEpoch++
 	b.dropRecentLocked(key)
 }
@@ -245,8 +247,10 @@ func (b *behind) get(key string) (*held, bool) {
 	if h, ok := b.objs[key]; ok {
 		return h, ok
 	}
-	h, ok := b.recent[key]
-	return h, ok
+	if e, ok := b.recent[key]; ok {
+		return e.Value.(*recentCopy).h, true
+	}
+	return nil, false
 }
 
 // list returns the attributes of the held objects under prefix.

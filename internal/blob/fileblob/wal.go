@@ -8,8 +8,9 @@ package fileblob
 // objects. With it a Put of a small object writes its file and renames it
 // without syncing (with write-behind, only holds it for a background writer),
 // then appends one record (the key, the file's header line and the bytes) to
-// the log; it returns once the log is synced up to its record. One fdatasync covers every record appended meanwhile (group commit),
-// and appending to an open file needs no folder sync at all.
+// the log; it returns once the log is synced up to its record. One fdatasync
+// covers every record appended meanwhile (group commit), and appending to an
+// open file needs no folder sync at all.
 //
 // States of the log, all under <root>/.wal (which List never shows: its name
 // has no ".d" suffix):
